@@ -1,0 +1,99 @@
+//! Extractors whose rejections are our own [`ApiError`]s:
+//! - [`Authorized<S>`] requires a token carrying scope `S` (401/403 before the body is read);
+//! - [`FeedBody`] requires `application/json`, a body within the limit, and a valid feed.
+
+use super::AppState;
+use crate::auth::{Principal, Scope};
+use crate::domain::{Feed, FeedError};
+use crate::error::{ApiError, NOT_JSON};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use std::marker::PhantomData;
+
+/// A scope, as a type, so a handler's signature says what it requires.
+pub trait RequiredScope: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+/// `shows.read`.
+pub struct Read;
+/// `shows.write`.
+pub struct Write;
+
+impl RequiredScope for Read {
+    const SCOPE: Scope = Scope::Read;
+}
+impl RequiredScope for Write {
+    const SCOPE: Scope = Scope::Write;
+}
+
+/// The caller, whose token verified and carries scope `S`.
+pub struct Authorized<S: RequiredScope>(pub Principal, PhantomData<S>);
+
+/// The caller's client id, put in the response's extensions for the request log line.
+#[derive(Debug, Clone)]
+pub struct ClientId(pub String);
+
+impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION);
+        let principal = state.auth.authorize(header, S::SCOPE).await?;
+        parts
+            .extensions
+            .insert(ClientId(principal.client_id.clone()));
+        Ok(Authorized(principal, PhantomData))
+    }
+}
+
+/// A valid feed from a JSON request body.
+pub struct FeedBody(pub Feed);
+
+/// True when the request says its body is JSON (`application/json`, any parameters).
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+                || (m.len() > 17
+                    && m[..12].eq_ignore_ascii_case("application/")
+                    && m.to_ascii_lowercase().ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+impl FromRequest<AppState> for FeedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !is_json(&req) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("could not read the request body")
+            }
+        })?;
+        // Parsing a large feed is CPU work: keep it off the async workers.
+        let feed = if body.len() > 64 * 1024 {
+            tokio::task::spawn_blocking(move || Feed::parse(&body))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
+        } else {
+            Feed::parse(&body)
+        };
+        match feed {
+            Ok(feed) => Ok(FeedBody(feed)),
+            Err(FeedError::NotJson) => Err(ApiError::bad_request(NOT_JSON)),
+            Err(FeedError::Invalid(problems)) => Err(ApiError::invalid(problems)),
+        }
+    }
+}

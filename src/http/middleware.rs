@@ -1,0 +1,248 @@
+//! The layers around every route, outermost first:
+//! 1. request id (from `x-request-id`, else API Gateway's `apigw-requestid`, else new),
+//!    echoed in the response;
+//! 2. the request log line (method, matched route, status, latency, request id, client id);
+//! 3. the error envelope: every 4xx/5xx answer becomes `{"error","requestId","details"?}`,
+//!    including those made by routing (404, 405) and limits (413);
+//! 4. load shedding (503 past `server.maxconcurrency` requests in flight; probes exempt)
+//!    and the request timeout (503);
+//! 5. panics become a 500 with a generic message (the panic goes to the log);
+//! 6. CORS, when origins are configured; the body size limit.
+
+use super::AppState;
+use super::extract::ClientId;
+use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+/// The request id, in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+/// State of the outer middleware: shared limits.
+#[derive(Clone)]
+struct Outer {
+    timeout: Duration,
+    permits: Arc<Semaphore>,
+}
+
+/// Wraps `app` in every layer, in the order the module doc gives.
+pub fn wrap(app: Router, state: AppState) -> Router {
+    let server = &state.settings.server;
+    let outer = Outer {
+        timeout: server.request_timeout,
+        permits: Arc::new(Semaphore::new(server.max_concurrency)),
+    };
+    let mut app = app
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(server.body_limit));
+    if let Some(cors) = cors_layer(&state.settings.cors.allowed_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(CatchPanicLayer::custom(|_panic| {
+        ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+    }))
+    .layer(from_fn_with_state(outer, envelope))
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([X_REQUEST_ID.clone(), header::ETAG])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// A request id we accept from a client: 1–128 visible, unremarkable characters.
+fn acceptable_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=".contains(c))
+}
+
+fn request_id(req: &Request) -> HeaderValue {
+    [&X_REQUEST_ID, &APIGW_REQUEST_ID]
+        .into_iter()
+        .filter_map(|name| req.headers().get(name))
+        .find(|v| acceptable_id(v))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
+fn is_probe(path: &str) -> bool {
+    path == super::LIVENESS_PATH || path == super::READINESS_PATH
+}
+
+async fn envelope(
+    axum::extract::State(outer): axum::extract::State<Outer>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let probe = is_probe(req.uri().path());
+
+    let permit = if probe {
+        None
+    } else {
+        match outer.permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                let res = shed();
+                return finish(res, &id, &method, route.as_deref(), started);
+            }
+        }
+    };
+    let res = match tokio::time::timeout(outer.timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = outer.timeout.as_millis() as u64,
+                "request timed out"
+            );
+            ApiError::Unavailable {
+                message: "the request timed out; retry later".into(),
+                retry_after: Duration::from_secs(1),
+                details: Vec::new(),
+            }
+            .into_response()
+        }
+    };
+    drop(permit);
+    finish(res, &id, &method, route.as_deref(), started)
+}
+
+fn shed() -> Response {
+    ApiError::Unavailable {
+        message: "the service is at capacity; retry later".into(),
+        retry_after: Duration::from_secs(1),
+        details: Vec::new(),
+    }
+    .into_response()
+}
+
+/// Renders the error envelope when needed, echoes the request id, logs the line.
+fn finish(
+    mut res: Response,
+    id: &HeaderValue,
+    method: &Method,
+    route: Option<&str>,
+    started: Instant,
+) -> Response {
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        res = render_error(res, id);
+    }
+    res.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    let client = res
+        .extensions()
+        .get::<ClientId>()
+        .map(|c| c.0.as_str())
+        .unwrap_or("-");
+    let latency_us = started.elapsed().as_micros() as u64;
+    let route = route.unwrap_or("unmatched");
+    let request_id = id.to_str().unwrap_or("-");
+    if status.is_server_error() {
+        tracing::warn!(target: "request", %method, route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
+    } else {
+        tracing::info!(target: "request", %method, route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
+    }
+    res
+}
+
+/// Gives an error response the JSON envelope, unless it already has a JSON body of its
+/// own (the OAuth endpoints answer in RFC 6749's format).
+fn render_error(res: Response, id: &HeaderValue) -> Response {
+    let payload = res.extensions().get::<ErrorPayload>().cloned();
+    let has_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if payload.is_none() && has_json {
+        return res;
+    }
+    let status = res.status();
+    let (error, details) = match payload {
+        Some(p) => (p.error, p.details),
+        None => (default_message(status).to_string(), Vec::new()),
+    };
+    let body = ErrorBody {
+        error,
+        request_id: id.to_str().unwrap_or("").to_string(),
+        details,
+    };
+    let bytes =
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::RETRY_AFTER)
+    {
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_request_ids_are_kept_only_when_harmless() {
+        for ok in ["abc", "1-2_3.4:5", "Root=1-5e1b4151-5ac6c58f5ab3b6d3"] {
+            assert!(acceptable_id(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in ["", "a b", "a\"b", "<script>", long.as_str()] {
+            assert!(
+                !acceptable_id(&HeaderValue::from_str(bad).unwrap()),
+                "{bad}"
+            );
+        }
+    }
+}

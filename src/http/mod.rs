@@ -1,0 +1,173 @@
+//! The HTTP layer: one shared [`AppState`], one module per resource, merged in [`router`];
+//! [`serve`] runs it with graceful shutdown.
+//!
+//! - `health`: liveness and readiness.
+//! - `shows`: the catalogue, feeds, one show.
+//! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
+//! - `extract`: request extractors (scope checks, the JSON feed body).
+//! - `cache`: the serialized catalogue kept in memory.
+//! - `middleware`: request ids, the request log line, the error envelope, limits.
+
+pub mod cache;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod shows;
+
+use crate::auth::{Auth, Scope};
+use crate::config::Settings;
+use crate::store::DynStore;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::net::TcpListener;
+
+/// The liveness route the ALB target group and the container health check call.
+pub const LIVENESS_PATH: &str = "/health";
+/// The readiness route.
+pub const READINESS_PATH: &str = "/health/ready";
+
+/// One API route: method, path (axum syntax) and the scope it requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub scope: Option<Scope>,
+}
+
+const fn r(method: &'static str, path: &'static str, scope: Option<Scope>) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        scope,
+    }
+}
+
+/// Every route of the API proper (the local issuer's routes are listed by `auth`).
+/// A router test checks this table against the real router; the infra tests check API
+/// Gateway's routes against it.
+pub const API_ROUTES: &[RouteSpec] = &[
+    r("GET", LIVENESS_PATH, None),
+    r("GET", "/v1/health", None),
+    r("GET", READINESS_PATH, None),
+    r("GET", "/openapi.json", None),
+    r("GET", "/v1/shows", Some(Scope::Read)),
+    r("POST", "/v1/shows", Some(Scope::Write)),
+    r("GET", "/v1/shows/{*slug}", Some(Scope::Read)),
+    r("DELETE", "/v1/shows/{*slug}", Some(Scope::Write)),
+    r("GET", "/shows", Some(Scope::Read)),
+    r("POST", "/shows", Some(Scope::Write)),
+    r("GET", "/shows/{*slug}", Some(Scope::Read)),
+    r("DELETE", "/shows/{*slug}", Some(Scope::Write)),
+];
+
+/// What every handler shares. Cloned per request (all fields are `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The configured store; lives as long as the server.
+    pub store: DynStore,
+    /// Token verification (and the local issuer).
+    pub auth: Arc<Auth>,
+    /// The serialized catalogue, shared by all requests.
+    pub cache: Arc<cache::ListCache>,
+    /// Readiness; turned off when shutdown starts so the load balancer stops sending.
+    pub ready: Arc<AtomicBool>,
+    /// The last store check, reused for a second by `/health/ready`.
+    pub readiness: Arc<health::ReadinessCache>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: DynStore, auth: Arc<Auth>) -> AppState {
+        AppState {
+            cache: Arc::new(cache::ListCache::new(settings.cache.ttl)),
+            store,
+            auth,
+            ready: Arc::new(AtomicBool::new(true)),
+            readiness: Arc::new(health::ReadinessCache::default()),
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+/// The whole application: API routes, the issuer's routes, fallbacks and middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(health::router())
+        .merge(shows::router())
+        .merge(openapi::router())
+        .with_state(state.clone());
+    middleware::wrap(api.merge(state.auth.routes()), state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:
+/// readiness turns off, after the drain delay the listener closes, in-flight requests
+/// finish (bounded by the shutdown timeout).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ready = state.ready.clone();
+    let drain = state.settings.server.drain;
+    let grace = state.settings.server.shutdown_timeout;
+    let app = router(state);
+
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        ready.store(false, Ordering::SeqCst);
+        tracing::info!(
+            drain_seconds = drain.as_secs(),
+            "shutdown requested: not ready, draining"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!("closing the listener; finishing in-flight requests");
+        let _ = closed_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let server = tokio::spawn(async move { server.await });
+    let mut server = server;
+    tokio::select! {
+        res = &mut server => return Ok(res??),
+        _ = closed_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(res) => Ok(res??),
+        Err(_) => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "in-flight requests did not finish in time"
+            );
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

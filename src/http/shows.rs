@@ -1,0 +1,312 @@
+//! `/v1/shows` (and the seed's `/shows` aliases): the catalogue, feed ingest, one show.
+
+use super::AppState;
+use super::cache::CachedList;
+use super::extract::{Authorized, FeedBody, Read, Write};
+use crate::domain::{Show, Slug};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::{ListItem, PageRequest};
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
+use utoipa::{IntoParams, ToSchema};
+
+/// The largest page a client may ask for.
+pub const MAX_PAGE: u32 = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/shows", get(list).post(create))
+        .route("/shows", get(list).post(create))
+        .route("/v1/shows/{*slug}", get(get_one).delete(delete_one))
+        .route("/shows/{*slug}", get(get_one).delete(delete_one))
+}
+
+/// `GET /v1/shows` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListResponse {
+    pub response: Vec<ListItem>,
+    /// Present when more items remain: pass it back as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `POST /v1/shows` answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WriteResponse {
+    #[schema(example = "shows stored")]
+    pub message: String,
+    /// How many shows were written.
+    pub written: usize,
+}
+
+/// Paging of the catalogue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// At most this many items (1 to 1000); without it, the whole catalogue.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// The `next` value of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The feed a partner posts. (Documentation only: the body is parsed by `domain::Feed`,
+/// which reports every problem with its path.)
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct FeedRequest {
+    /// 1 to 1000 shows with distinct slugs.
+    #[schema(min_items = 1, max_items = 1000)]
+    payload: Vec<Show>,
+    #[schema(minimum = 0)]
+    skip: Option<u64>,
+    #[schema(minimum = 0)]
+    take: Option<u64>,
+    #[schema(minimum = 0)]
+    total_records: Option<u64>,
+}
+
+/// The catalogue: every show with `drm == true` and `episodeCount > 0`.
+#[utoipa::path(
+    get, path = "/v1/shows", tag = "shows",
+    params(ListParams),
+    security(("bearer" = ["shows.read"])),
+    responses(
+        (status = 200, description = "The catalogue (all of it, or one page)", body = ListResponse,
+         headers(("etag" = String, description = "Strong validator of the whole catalogue"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.read", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|_| ApiError::bad_request("invalid query string"))?;
+    if params.limit.is_none() && params.cursor.is_none() {
+        let store = state.store.clone();
+        let entry = state
+            .cache
+            .get_or_fill(|| async move {
+                let page = store.list_eligible(PageRequest::default()).await?;
+                let body = ListResponse {
+                    response: page.items,
+                    next: None,
+                };
+                serde_json::to_vec(&body)
+                    .map(Bytes::from)
+                    .map_err(|e| ApiError::Internal(e.into()))
+            })
+            .await?;
+        return Ok(cached_response(&entry, &headers));
+    }
+
+    let limit = match params.limit.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .and_then(NonZeroU32::new)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "limit must be a whole number from 1 to {MAX_PAGE}"
+                    ))
+                })?,
+        ),
+    };
+    let cursor = params.cursor.filter(|c| !c.is_empty());
+    let page = state
+        .store
+        .list_eligible(PageRequest { limit, cursor })
+        .await?;
+    Ok(Json(ListResponse {
+        response: page.items,
+        next: page.next,
+    })
+    .into_response())
+}
+
+/// The cached catalogue, as gzip when the client accepts it, or 304 on a matching ETag.
+fn cached_response(entry: &CachedList, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == entry.etag
+        });
+    let mut builder = Response::builder()
+        .header(header::ETAG, etag)
+        .header(header::VARY, "accept-encoding")
+        .header(header::CACHE_CONTROL, "private, no-cache");
+    if not_modified {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder.header(header::CONTENT_TYPE, "application/json");
+    let body = match &entry.gzip {
+        Some(gz) if accepts_gzip(headers) => {
+            builder = builder.header(header::CONTENT_ENCODING, "gzip");
+            gz.clone()
+        }
+        _ => entry.json.clone(),
+    };
+    builder.body(Body::from(body)).unwrap_or_default()
+}
+
+/// True when `Accept-Encoding` lists gzip with a non-zero q-value.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+/// Upserts every show of a feed, all or nothing: any invalid item and nothing is written.
+#[utoipa::path(
+    post, path = "/v1/shows", tag = "shows",
+    request_body(content = FeedRequest, content_type = "application/json"),
+    security(("bearer" = ["shows.write"])),
+    responses(
+        (status = 201, description = "Every show was stored", body = WriteResponse),
+        (status = 400, description = "Not JSON, or a rule broken (every problem listed in details); nothing written", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.write", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or only part written (details name the slugs not written)", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    _auth: Authorized<Write>,
+    State(state): State<AppState>,
+    FeedBody(feed): FeedBody,
+) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
+    let count = feed.shows.len();
+    state.cache.invalidate();
+    let result = state.store.upsert(feed.shows).await;
+    state.cache.invalidate();
+    let written = result?;
+    tracing::info!(shows = count, written, "feed stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(WriteResponse {
+            message: format!("{written} shows stored"),
+            written,
+        }),
+    ))
+}
+
+fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
+    Slug::parse(raw.trim_start_matches('/'))
+        .map_err(|_| ApiError::NotFound(format!("no show {raw:?}")))
+}
+
+/// One stored show, whole.
+#[utoipa::path(
+    get, path = "/v1/shows/{slug}", tag = "shows",
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)")),
+    security(("bearer" = ["shows.read"])),
+    responses(
+        (status = 200, description = "The show", body = Show),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.read", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_one(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Show>, ApiError> {
+    let slug = slug_from_path(&raw)?;
+    match state.store.get(&slug).await? {
+        Some(show) => Ok(Json(show)),
+        None => Err(ApiError::NotFound(format!("no show {}", slug.as_str()))),
+    }
+}
+
+/// Removes one show.
+#[utoipa::path(
+    delete, path = "/v1/shows/{slug}", tag = "shows",
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste")),
+    security(("bearer" = ["shows.write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.write", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn delete_one(
+    _auth: Authorized<Write>,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let slug = slug_from_path(&raw)?;
+    state.cache.invalidate();
+    let deleted = state.store.delete(&slug).await;
+    state.cache.invalidate();
+    if deleted? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no show {}", slug.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let cases = [
+            ("gzip", true),
+            ("br, gzip;q=0.5", true),
+            ("GZIP", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("identity", false),
+            ("", false),
+        ];
+        for (value, want) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            assert_eq!(accepts_gzip(&h), want, "{value}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! show-service: a TV-show catalogue API.
+//!
+//! Partners push show feeds in (`POST /v1/shows`), apps read the DRM-ready catalogue out
+//! (`GET /v1/shows`). Every call carries an OAuth 2.0 client-credentials access token.
+//!
+//! # Layout
+//! - [`config`]: typed settings, loaded from defaults < optional TOML file < environment;
+//!   every variable the service reads is listed there.
+//! - [`telemetry`]: tracing setup (JSON lines in containers, readable text on a terminal).
+//! - [`error`]: the one API error type and its JSON envelope.
+//! - [`domain`]: `Show` and its parts, parsed from untrusted JSON into valid types.
+//! - [`store`]: the `ShowStore` trait and its implementations (`sqlite`, `dynamodb`).
+//! - [`auth`]: token verification (JWKS, claims, scopes) and the local client-credentials issuer.
+//! - [`http`]: the axum router, one module per resource, middleware, OpenAPI document.
+//! - [`cli`]: the subcommands (`serve`, `import`, `table create`, `token`, `healthcheck`).
+//!
+//! `main.rs` is thin: parse the command line, load settings, start telemetry, dispatch.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;

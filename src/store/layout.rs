@@ -1,0 +1,16 @@
+//! Names of the DynamoDB table layout shared with the Go service (DESIGN §3), used by the
+//! DynamoDB store, `table create`, the SQLite mirror of the index and the infra tests.
+
+/// The table's hash key (S).
+pub const TABLE_HASH_KEY: &str = "slug";
+/// The catalogue index.
+pub const GSI_NAME: &str = "gsi_drm_episode";
+/// The index's hash key (N): 1 for DRM shows; absent on the items we write otherwise.
+pub const GSI_HASH_KEY: &str = "drmKey";
+/// The index's range key (N).
+pub const GSI_RANGE_KEY: &str = "episodeCount";
+
+/// The table of an environment: `shows-{env}`.
+pub fn table_name(env: &str) -> String {
+    format!("shows-{env}")
+}

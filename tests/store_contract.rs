@@ -1,0 +1,298 @@
+//! The store contract: one suite, written once, run against every `ShowStore`.
+//!
+//! `contract_tests!(make)` expands to one test per rule; `make` is an async block giving
+//! a fresh, empty store and a guard that keeps its resources (a temp dir, an emulator
+//! table) alive for the test.
+
+use serde_json::{Value, json};
+use show_service::domain::{Feed, Show};
+use show_service::store::{DynStore, ListItem, PageRequest};
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+/// A test store and whatever must outlive it.
+pub struct Fixture {
+    pub store: DynStore,
+    pub _guard: Box<dyn std::any::Any + Send>,
+}
+
+pub fn show(v: Value) -> Show {
+    let mut problems = Vec::new();
+    Show::from_json(&v, "t", &mut problems).unwrap_or_else(|| panic!("{problems:?}"))
+}
+
+pub fn sample_feed() -> Vec<Show> {
+    Feed::parse(include_bytes!("fixtures/feed-12.json"))
+        .expect("sample feed")
+        .shows
+}
+
+pub fn sample_expected() -> BTreeSet<(String, String, String)> {
+    let v: Value =
+        serde_json::from_slice(include_bytes!("fixtures/feed-12.expected.json")).unwrap();
+    v["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["slug"].as_str().unwrap().to_string(),
+                i["title"].as_str().unwrap().to_string(),
+                i["image"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn as_set(items: &[ListItem]) -> BTreeSet<(String, String, String)> {
+    items
+        .iter()
+        .map(|i| (i.slug.clone(), i.title.clone(), i.image.clone()))
+        .collect()
+}
+
+/// `n` shows; show `i` is eligible when `i % 3 != 0`; descriptions of `desc` characters.
+pub fn many(prefix: &str, n: usize, desc: usize) -> Vec<Show> {
+    (0..n)
+        .map(|i| {
+            show(json!({
+                "slug": format!("show/{prefix}{i:05}"),
+                "title": format!("Show {i} ✓"),
+                "description": "d".repeat(desc),
+                "drm": i % 3 != 0,
+                "episodeCount": (i % 40) + 1,
+                "image": {"showImage": format!("http://img.example.com/{i}.jpg")},
+            }))
+        })
+        .collect()
+}
+
+pub async fn upsert_all(store: &DynStore, shows: Vec<Show>) {
+    let mut shows = shows;
+    while !shows.is_empty() {
+        let rest = shows.split_off(shows.len().min(1000));
+        store.upsert(shows).await.expect("upsert");
+        shows = rest;
+    }
+}
+
+/// Every page of the catalogue with `limit`, checking each page's size.
+pub async fn walk(store: &DynStore, limit: u32) -> Vec<ListItem> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..100_000 {
+        let page = store
+            .list_eligible(PageRequest {
+                limit: NonZeroU32::new(limit),
+                cursor: cursor.take(),
+            })
+            .await
+            .expect("page");
+        assert!(page.items.len() <= limit as usize);
+        out.extend(page.items);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return out,
+        }
+    }
+    panic!("paging never ended");
+}
+
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        use $crate::*;
+        use serde_json::json;
+        use show_service::domain::Slug;
+        use show_service::store::{PageRequest, StoreError};
+        use std::collections::BTreeSet;
+
+        async fn fixture() -> Fixture {
+            $make.await
+        }
+
+        #[tokio::test]
+        async fn an_empty_store_lists_nothing_and_answers_pings() {
+            let f = fixture().await;
+            f.store.ping().await.expect("ping");
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert!(page.items.is_empty() && page.next.is_none());
+        }
+
+        #[tokio::test]
+        async fn the_sample_feed_lists_exactly_the_drm_shows_with_episodes() {
+            let f = fixture().await;
+            assert_eq!(f.store.upsert(sample_feed()).await.unwrap(), 12);
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert_eq!(as_set(&page.items), sample_expected());
+            assert_eq!(page.items.len(), sample_expected().len(), "no duplicates");
+            assert!(page.next.is_none());
+        }
+
+        #[tokio::test]
+        async fn a_show_reads_back_whole() {
+            let f = fixture().await;
+            let shows = sample_feed();
+            f.store.upsert(shows.clone()).await.unwrap();
+            for s in &shows {
+                let got = f.store.get(&s.slug).await.unwrap().expect("stored");
+                assert_eq!(&got, s);
+            }
+            let absent = Slug::parse("show/absent").unwrap();
+            assert!(f.store.get(&absent).await.unwrap().is_none());
+        }
+
+        #[tokio::test]
+        async fn upsert_replaces_and_is_idempotent() {
+            let f = fixture().await;
+            let v1 = show(json!({"slug": "show/a", "title": "One", "drm": true, "episodeCount": 2}));
+            f.store.upsert(vec![v1.clone()]).await.unwrap();
+            f.store.upsert(vec![v1.clone()]).await.unwrap();
+            let v2 = show(json!({"slug": "show/a", "title": "Two", "drm": true, "episodeCount": 3,
+                                 "image": {"showImage": "https://i.example/a.png"}}));
+            f.store.upsert(vec![v2.clone()]).await.unwrap();
+            assert_eq!(f.store.get(&v2.slug).await.unwrap(), Some(v2));
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert_eq!(page.items.len(), 1);
+            assert_eq!(page.items[0].title, "Two");
+            assert_eq!(page.items[0].image, "https://i.example/a.png");
+        }
+
+        #[tokio::test]
+        async fn a_show_that_loses_drm_or_episodes_leaves_the_catalogue() {
+            let f = fixture().await;
+            let on = show(json!({"slug": "show/a", "title": "A", "drm": true, "episodeCount": 2}));
+            let on2 = show(json!({"slug": "show/b", "title": "B", "drm": true, "episodeCount": 2}));
+            f.store.upsert(vec![on, on2]).await.unwrap();
+            let off = show(json!({"slug": "show/a", "title": "A", "drm": false, "episodeCount": 2}));
+            let none = show(json!({"slug": "show/b", "title": "B", "drm": true, "episodeCount": 0}));
+            f.store.upsert(vec![off, none]).await.unwrap();
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert!(page.items.is_empty(), "{:?}", page.items);
+        }
+
+        #[tokio::test]
+        async fn titles_pass_through_byte_for_byte() {
+            let f = fixture().await;
+            let titles = ["Épisode spécial — «Ça»", "日本のテレビ", "emoji 📺 \u{200d} x", "tab\there \"quoted\" \\ back"];
+            let shows: Vec<_> = titles
+                .iter()
+                .enumerate()
+                .map(|(i, t)| show(json!({"slug": format!("show/t{i}"), "title": t, "drm": true, "episodeCount": 1})))
+                .collect();
+            f.store.upsert(shows).await.unwrap();
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            let got: BTreeSet<String> = page.items.iter().map(|i| i.title.clone()).collect();
+            let want: BTreeSet<String> = titles.iter().map(|t| t.to_string()).collect();
+            assert_eq!(got, want);
+        }
+
+        #[tokio::test]
+        async fn the_catalogue_is_complete_beyond_one_store_page() {
+            let f = fixture().await;
+            // ~1,600 eligible shows of ~700 bytes: more than DynamoDB's 1 MB query page.
+            let shows = many("big", 2400, 500);
+            let want: BTreeSet<String> = shows
+                .iter()
+                .filter(|s| s.is_eligible())
+                .map(|s| s.slug.to_string())
+                .collect();
+            upsert_all(&f.store, shows).await;
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            let got: BTreeSet<String> = page.items.iter().map(|i| i.slug.clone()).collect();
+            assert_eq!(page.items.len(), want.len(), "no duplicates, none missing");
+            assert_eq!(got, want);
+        }
+
+        #[tokio::test]
+        async fn paging_visits_every_show_once_in_index_order() {
+            let f = fixture().await;
+            let shows = many("pg", 100, 10);
+            let want: BTreeSet<String> = shows
+                .iter()
+                .filter(|s| s.is_eligible())
+                .map(|s| s.slug.to_string())
+                .collect();
+            f.store.upsert(shows.clone()).await.unwrap();
+            for limit in [1, 7, 66, 67, 1000] {
+                let items = walk(&f.store, limit).await;
+                let got: BTreeSet<String> = items.iter().map(|i| i.slug.clone()).collect();
+                assert_eq!(items.len(), want.len(), "limit {limit}: no duplicates");
+                assert_eq!(got, want, "limit {limit}");
+                let counts: Vec<u32> = items
+                    .iter()
+                    .map(|i| {
+                        shows
+                            .iter()
+                            .find(|s| s.slug.as_str() == i.slug)
+                            .and_then(|s| s.episode_count)
+                            .unwrap()
+                    })
+                    .collect();
+                assert!(counts.windows(2).all(|w| w[0] <= w[1]), "limit {limit}: ordered by episodeCount");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_forged_cursor_is_refused() {
+            let f = fixture().await;
+            f.store.upsert(many("fc", 10, 1)).await.unwrap();
+            for forged in ["", "x", "!!!!", "eyJzbHVnIjoxfQ", "djE6MTpzaG93L2E", &"A".repeat(5000)] {
+                let res = f
+                    .store
+                    .list_eligible(PageRequest {
+                        limit: std::num::NonZeroU32::new(2),
+                        cursor: Some(forged.to_string()),
+                    })
+                    .await;
+                // A cursor either decodes to a valid position or is refused; never a 500.
+                match res {
+                    Err(StoreError::BadCursor) | Ok(_) => {}
+                    Err(other) => panic!("{forged:?}: {other:?}"),
+                }
+            }
+            let res = f
+                .store
+                .list_eligible(PageRequest { limit: None, cursor: Some("not a cursor".into()) })
+                .await;
+            assert!(matches!(res, Err(StoreError::BadCursor)), "{res:?}");
+        }
+
+        #[tokio::test]
+        async fn delete_removes_and_reports_absence() {
+            let f = fixture().await;
+            f.store.upsert(sample_feed()).await.unwrap();
+            let slug = Slug::parse("show/sample-000002").unwrap();
+            assert!(f.store.delete(&slug).await.unwrap());
+            assert!(!f.store.delete(&slug).await.unwrap());
+            assert!(f.store.get(&slug).await.unwrap().is_none());
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert!(page.items.iter().all(|i| i.slug != "show/sample-000002"));
+            assert_eq!(page.items.len(), sample_expected().len() - 1);
+        }
+
+        #[tokio::test]
+        async fn a_thousand_shows_are_written_in_one_call() {
+            let f = fixture().await;
+            let before = f.store.stats();
+            assert_eq!(f.store.upsert(many("k", 1000, 50)).await.unwrap(), 1000);
+            let calls = f.store.stats().write_calls - before.write_calls;
+            assert!(calls <= 40, "{calls} write calls for 1000 shows");
+            assert!(calls >= 1);
+        }
+    };
+}
+
+mod sqlite {
+    use show_service::store::sqlite::SqliteStore;
+    use std::sync::Arc;
+
+    contract_tests!(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("shows.db")).expect("open");
+        Fixture {
+            store: Arc::new(store),
+            _guard: Box::new(dir),
+        }
+    });
+}

@@ -1,0 +1,148 @@
+//! Health, readiness, request ids, OpenAPI, routing errors.
+
+use crate::helpers::*;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_answers_ok_and_aliases_agree() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/v1/health"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v, serde_json::json!({"message": "ok"}));
+    }
+}
+
+#[tokio::test]
+async fn liveness_does_not_touch_the_store_but_readiness_does() {
+    let app = TestApp::spawn().await;
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let v: Value = ready.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["store"], "sqlite: ok");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .header("apigw-requestid", "Gw1234=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "Gw1234=");
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a fresh uuid replaces an unsafe id: {id}");
+}
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
+    let app = TestApp::spawn().await;
+    app.client
+        .get(app.url("/health"))
+        .header("x-request-id", "log-line-test")
+        .send()
+        .await
+        .unwrap();
+    let lines = app.log_lines();
+    let line = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["request_id"] == "log-line-test")
+        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["route"], "/health");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_us"].is_u64());
+    assert!(line["client_id"].is_string());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_in_the_envelope() {
+    let mut app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_envelope(res, 404).await;
+    let res = app.client.put(app.url("/v1/shows")).send().await.unwrap();
+    let v = assert_envelope(res, 405).await;
+    assert!(v["error"].as_str().unwrap().contains("method"));
+    let token = app.token().await;
+    let res = app
+        .client
+        .patch(app.url("/v1/shows/show/a"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_envelope(res, 405).await;
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_the_error_envelope() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health", "get"),
+        ("/health/ready", "get"),
+        ("/v1/shows", "get"),
+        ("/v1/shows", "post"),
+        ("/v1/shows/{slug}", "get"),
+        ("/v1/shows/{slug}", "delete"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    for schema in [
+        "ErrorBody",
+        "Show",
+        "ListResponse",
+        "FeedRequest",
+        "Problem",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema}"
+        );
+    }
+    let post = &paths["/v1/shows"]["post"]["responses"];
+    for status in ["201", "400", "401", "403", "413", "415", "503"] {
+        assert!(
+            post.get(status).is_some(),
+            "POST /v1/shows documents {status}"
+        );
+    }
+}

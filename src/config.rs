@@ -565,10 +565,10 @@ impl Reader {
             )?,
             level: self.string("log.level").unwrap_or_else(|| "info".into()),
         };
-        if let Some(r) = self.get("log.level") {
-            if tracing_subscriber::EnvFilter::try_new(r.value.trim()).is_err() {
-                return Err(self.bad(r, "a tracing filter such as info or show_service=debug"));
-            }
+        if let Some(r) = self.get("log.level")
+            && tracing_subscriber::EnvFilter::try_new(r.value.trim()).is_err()
+        {
+            return Err(self.bad(r, "a tracing filter such as info or show_service=debug"));
         }
 
         let cors = CorsSettings {

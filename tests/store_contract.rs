@@ -4,6 +4,8 @@
 //! a fresh, empty store and a guard that keeps its resources (a temp dir, an emulator
 //! table) alive for the test.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 use serde_json::{Value, json};
 use show_service::domain::{Feed, Show};
 use show_service::store::{DynStore, ListItem, PageRequest};

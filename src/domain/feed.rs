@@ -76,14 +76,14 @@ impl Feed {
                         if let Some(show) = Show::from_json(item, &path, &mut problems) {
                             shows.push(show);
                         }
-                        if let Some(slug) = item.get("slug").and_then(Value::as_str) {
-                            if let Some(first) = first_at.insert(slug, i) {
-                                first_at.insert(slug, first);
-                                problems.push(Problem::new(
-                                    format!("{path}.slug"),
-                                    format!("duplicates payload[{first}].slug ({slug:?})"),
-                                ));
-                            }
+                        if let Some(slug) = item.get("slug").and_then(Value::as_str)
+                            && let Some(first) = first_at.insert(slug, i)
+                        {
+                            first_at.insert(slug, first);
+                            problems.push(Problem::new(
+                                format!("{path}.slug"),
+                                format!("duplicates payload[{first}].slug ({slug:?})"),
+                            ));
                         }
                     }
                 }

@@ -78,8 +78,8 @@ fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 /// Maps SQLite failures: locks, a full or read-only disk, I/O errors are "unavailable"
 /// (503, retry); anything else is internal.
 fn map_err(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && matches!(
             f.code,
             ErrorCode::DatabaseBusy
                 | ErrorCode::DatabaseLocked
@@ -88,9 +88,9 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 | ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen
                 | ErrorCode::PermissionDenied
-        ) {
-            return StoreError::unavailable(format!("sqlite: {e}"));
-        }
+        )
+    {
+        return StoreError::unavailable(format!("sqlite: {e}"));
     }
     StoreError::Internal(anyhow::Error::new(e).context("sqlite"))
 }
@@ -244,13 +244,13 @@ impl ShowStore for SqliteStore {
                 .map_err(map_err)?;
             let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
             let mut next = None;
-            if let Some(n) = limit.map(|n| n as usize) {
-                if rows.len() > n {
-                    rows.truncate(n);
-                    next = rows
-                        .last()
-                        .map(|(item, count)| encode_cursor(*count, &item.slug));
-                }
+            if let Some(n) = limit.map(|n| n as usize)
+                && rows.len() > n
+            {
+                rows.truncate(n);
+                next = rows
+                    .last()
+                    .map(|(item, count)| encode_cursor(*count, &item.slug));
             }
             let items = rows.into_iter().map(|(item, _)| item).collect();
             Ok(Page { items, next })

@@ -1,6 +1,8 @@
 //! Black-box tests: the real binary on a free loopback port, driven over HTTP.
 //! One test binary for all of them (one link, shared helpers).
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 mod catalogue;
 mod helpers;
 mod ingest;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's one test command (the README's second command; CI's .ci/run calls it).
+#
+# Installs what the tests need into .tools/ (git-ignored), then runs every check. Each step
+# runs even when an earlier one failed, so one run shows every failure; the script exits
+# non-zero when any step failed. Nothing here is skipped silently: a missing tool fails.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh rust       only the Rust steps (fmt, clippy, tests)
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+only=${1:-all}
+results=()
+failed=0
+
+step() {
+  local name=$1
+  shift
+  local started=$SECONDS
+  echo
+  echo "=== ${name}"
+  if "$@"; then
+    results+=("ok      $(printf '%4ss' $((SECONDS - started)))  ${name}")
+  else
+    results+=("FAILED  $(printf '%4ss' $((SECONDS - started)))  ${name}")
+    failed=1
+  fi
+}
+
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast
+  else
+    echo "cargo-nextest is not installed: running cargo test instead"
+    cargo test --locked --no-fail-fast
+  fi
+}
+
+step "install test tools" scripts/install-test-tools.sh
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --locked --all-targets -- -D warnings
+step "tests (unit, router, black-box, store contract, infra consistency)" run_tests
+if [[ $only == all ]]; then
+  step "terraform: fmt, validate, checkov, apply against an emulator" scripts/infra-check.sh
+fi
+
+echo
+echo "=== summary"
+printf '%s\n' "${results[@]}"
+exit $failed

@@ -1,0 +1,37 @@
+//! The README's configuration table is the settings table of `src/config.rs`, row for row.
+
+use show_service::config::{ENV_VARS, SETTINGS};
+
+fn expected_table() -> String {
+    let mut out = String::from(
+        "| variable | default | meaning |\n|---|---|---|\n\
+         | `APP_ENV` | `local` | `local`, `dev`, `test` or `prod`; chooses the defaults below |\n",
+    );
+    for s in SETTINGS {
+        out.push_str(&format!("| `{}` | {} | {} |\n", s.env, s.default, s.doc));
+    }
+    out
+}
+
+#[test]
+fn the_readme_lists_every_setting_as_the_code_documents_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- settings-table")
+        .and_then(|i| readme[i..].find('\n').map(|j| i + j + 1))
+        .expect("settings-table marker");
+    let end = readme.find("<!-- /settings-table -->").expect("end marker");
+    let table = &readme[start..end];
+    assert_eq!(
+        table,
+        expected_table(),
+        "README's settings table differs from config::SETTINGS; paste the expected text"
+    );
+    for var in ENV_VARS {
+        assert!(
+            table.contains(&format!("`{var}`")),
+            "{var} missing from the README"
+        );
+    }
+}

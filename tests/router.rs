@@ -1,0 +1,114 @@
+//! The router driven in-process with `tower::ServiceExt::oneshot` (no socket): the route
+//! table `http::API_ROUTES` — which the infra tests compare with API Gateway's routes —
+//! agrees with the real router, and each route requires exactly its scope.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use show_service::auth::{Auth, Scope};
+use show_service::config::Settings;
+use show_service::http::{API_ROUTES, AppState, router};
+use show_service::store::sqlite::SqliteStore;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: axum::Router,
+    settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shows.db");
+    let settings = Settings::load(
+        None,
+        [("APP__STORE__PATH".to_string(), path.display().to_string())],
+    )
+    .unwrap();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let auth = Auth::from_settings(&settings).await.unwrap();
+    let app = router(AppState::new(settings.clone(), store, auth));
+    Fixture {
+        app,
+        settings,
+        _dir: dir,
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{*slug}", "show/x")
+}
+
+async fn call(app: &axum::Router, method: &str, path: &str, token: Option<&str>) -> axum::response::Response {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if method == "POST" {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let body = if method == "POST" {
+        Body::from(r#"{"payload":[{"slug":"show/x","title":"X"}]}"#)
+    } else {
+        Body::empty()
+    };
+    app.clone().oneshot(req.body(body).unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_listed_route_exists_and_public_ones_need_no_token() {
+    let f = fixture().await;
+    for route in API_ROUTES {
+        let res = call(&f.app, route.method, &concrete(route.path), None).await;
+        let status = res.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{route:?}");
+        match route.scope {
+            None => assert!(status.is_success(), "{route:?}: {status}"),
+            Some(_) => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{route:?}");
+                let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+                assert!(challenge.contains("invalid_token"), "{challenge}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_route_requires_exactly_its_scope() {
+    let f = fixture().await;
+    for held in Scope::ALL {
+        let token = show_service::auth::mint_for_cli(&f.settings, "local-client", &[held.name().to_string()])
+            .await
+            .unwrap();
+        for route in API_ROUTES.iter().filter(|r| r.scope.is_some()) {
+            let res = call(&f.app, route.method, &concrete(route.path), Some(&token)).await;
+            let status = res.status();
+            if route.scope == Some(held) {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{route:?} with {held:?}: {status}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{route:?} with {held:?}");
+                let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
+                let want = format!("{}/{}", f.settings.auth.resource_server, route.scope.unwrap().name());
+                assert!(challenge.contains("insufficient_scope") && challenge.contains(&want), "{challenge}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn routing_errors_carry_the_envelope() {
+    let f = fixture().await;
+    for (method, path, status) in [("GET", "/nope", 404), ("PUT", "/v1/shows", 405), ("POST", "/health", 405)] {
+        let res = call(&f.app, method, path, None).await;
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string() && v["requestId"].is_string(), "{v}");
+    }
+}

@@ -4,7 +4,14 @@
 //! (`<resource-server>/shows.read` or `/shows.write`). [`Auth::authorize`] is the one
 //! entry point the HTTP layer calls.
 //!
-//! PLACEHOLDER: verification is not implemented yet (issue 3); every token is accepted.
+//! PLACEHOLDER: the verifier's parts are here but not wired in yet (issue 3); every token
+//! is accepted.
+
+pub mod claims;
+pub mod jwks;
+pub mod jws;
+pub mod keys;
+pub mod verifier;
 
 use crate::config::Settings;
 use axum::http::HeaderValue;
@@ -47,6 +54,11 @@ pub enum AuthError {
     /// The token is valid but lacks this scope (its full name, `<resource-server>/<name>`).
     #[error("the token lacks the scope {0}")]
     InsufficientScope(String),
+    /// The token names a key the service could not fetch: the issuer's JWKS is down or
+    /// slow (503 with `Retry-After`). Not a 401: the token may be fine, and clients told
+    /// it is not would fetch new tokens for nothing.
+    #[error("cannot verify tokens now: {0}")]
+    Unavailable(String),
 }
 
 /// Verifies tokens (and, in local mode, issues them).

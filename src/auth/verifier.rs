@@ -349,7 +349,7 @@ mod tests {
         let old = SigningKey::generate().unwrap();
         let new = SigningKey::generate().unwrap();
         let server = JwksServer::start(&[&old]).await;
-        let store = KeyStore::http(&server.url, fast_policy(Duration::from_millis(300))).unwrap();
+        let store = KeyStore::http(&server.url, fast_policy(Duration::from_secs(1))).unwrap();
         let verifier = Verifier::new(Arc::new(store), rules());
         let now = unix_now();
         let t_old = old.sign(&claims(now)).unwrap();
@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(server.hits(), 1);
 
         server.publish(&[&old, &new]);
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(1050)).await;
         assert!(verifier.verify_at(&t_new, now).await.is_ok());
         assert_eq!(server.hits(), 2);
         for _ in 0..10 {

@@ -280,10 +280,10 @@ impl Issuer {
             let scope = Scope::ALL
                 .into_iter()
                 .find(|s| name == s.name() || name == self.full_name(*s))
-                .ok_or_else(|| OAuthError::invalid_scope(format!("unknown scope {name}")))?;
+                .ok_or_else(|| OAuthError::invalid_scope(format!("unknown scope {name:?}")))?;
             if !client.scopes.contains(&scope) {
                 return Err(OAuthError::invalid_scope(format!(
-                    "the client may not have the scope {name}"
+                    "the client may not have the scope {name:?}"
                 )));
             }
             if !granted.contains(&scope) {
@@ -368,7 +368,7 @@ impl Issuer {
         for (k, v) in url::form_urlencoded::parse(body) {
             if form.contains_key(k.as_ref()) {
                 return Err(OAuthError::invalid_request(format!(
-                    "parameter {k} given more than once"
+                    "parameter {k:?} given more than once"
                 )));
             }
             form.insert(k.into_owned(), v.into_owned());
@@ -436,7 +436,7 @@ impl Issuer {
                 return Err(OAuthError::new(
                     StatusCode::BAD_REQUEST,
                     "unsupported_grant_type",
-                    format!("grant_type {other} is not supported; use client_credentials"),
+                    format!("grant_type {other:?} is not supported; use client_credentials"),
                 ));
             }
         }

@@ -47,17 +47,23 @@ const UNKNOWN_CLIENT_BUCKET: &str = "\0unknown";
 /// A configured client, its secret kept only as a digest.
 struct Client {
     id: String,
+    /// SHA-256 of the secret: compared in constant time, whatever the lengths.
     secret_digest: [u8; 32],
+    /// The scopes it may ask for.
     scopes: Vec<Scope>,
 }
 
 /// The local issuer: clients, the signing key, and the documents it publishes.
 pub struct Issuer {
+    /// The persisted key, parsed once; shared with nothing else.
     key: Arc<SigningKey>,
     /// `iss` of every token, and the base of the published URLs.
     issuer: String,
+    /// Prefix of the full scope names written into tokens.
     resource_server: String,
+    /// The configured clients (the development client first); fixed at start.
     clients: Vec<Client>,
+    /// Token requests per client id; lives as long as the issuer.
     limiter: RateLimiter,
     /// The JWKS document, serialized once.
     jwks: Bytes,

@@ -186,6 +186,7 @@ struct State {
 
 /// The current key set and the rules for refreshing it. Shared by all requests.
 pub struct KeyStore {
+    /// Where keys come from: nowhere (fixed) or a JWKS URL.
     source: Source,
     policy: FetchPolicy,
     state: RwLock<State>,

@@ -101,9 +101,11 @@ pub enum AuthError {
 
 /// Verifies tokens (and, in local mode, issues them).
 pub struct Auth {
+    /// Prefix of the full scope names, e.g. `https://show-service-dev.api`.
     resource_server: String,
     /// `<resource_server>/<scope>`, by [`Scope::index`].
     full_scopes: [String; 2],
+    /// Checks every token, in both modes; holds the key and token caches.
     verifier: Verifier,
     /// The local issuer, in local mode.
     issuer: Option<Arc<Issuer>>,

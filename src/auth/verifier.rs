@@ -23,10 +23,13 @@ pub const CACHE_CAPACITY: usize = 10_000;
 type Digest = [u8; 32];
 
 pub struct Verifier {
+    /// The issuer's public keys (fetched over HTTP, or the local issuer's).
     keys: Arc<KeyStore>,
+    /// What the claims must say; fixed at start.
     rules: ClaimRules,
     /// Verified tokens by digest, each with the last second it may be used.
     cache: RwLock<HashMap<Digest, (i64, Arc<Verified>)>>,
+    /// Most entries in `cache` ([`CACHE_CAPACITY`]; smaller in tests).
     capacity: usize,
 }
 

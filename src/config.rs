@@ -71,13 +71,15 @@ settings_table! {
     "cognito.jwksurl", "APP__COGNITO__JWKSURL", "(derived)", "JWKS URL, when not the pool's standard one.";
     "cognito.validscopes", "APP__COGNITO__VALIDSCOPES", "(derived)", "Full scope names, comma separated; their prefix gives the resource server.";
     "auth.mode", "APP__AUTH__MODE", "local (local) / jwt", "`local`: built-in client-credentials issuer; `jwt`: external issuer such as Cognito.";
-    "auth.issuer", "APP__AUTH__ISSUER", "(from cognito.*)", "Expected `iss` of access tokens.";
+    "auth.issuer", "APP__AUTH__ISSUER", "(from cognito.*)", "Expected `iss` of access tokens, compared exactly (a trailing `/` is kept).";
     "auth.jwksurl", "APP__AUTH__JWKSURL", "(issuer + /.well-known/jwks.json)", "Where the issuer's signing keys are published.";
     "auth.audience", "APP__AUTH__AUDIENCE", "(from cognito.clientid)", "Allowed `client_id` (or `aud`) values, comma separated; empty allows any.";
     "auth.resourceserver", "APP__AUTH__RESOURCESERVER", "https://show-service-{env}.api", "Scope prefix: scopes are `<this>/shows.read` and `<this>/shows.write`.";
     "auth.leewayseconds", "APP__AUTH__LEEWAYSECONDS", "30", "Clock leeway for exp/nbf/iat (at most 60).";
     "auth.clients", "APP__AUTH__CLIENTS", "(none)", "Extra local-mode clients: `id:secret:scope scope,id2:secret2:scope`.";
     "auth.publicurl", "APP__AUTH__PUBLICURL", "http://{host}:{port}", "Local mode: the issuer URL put in `iss` and the discovery document.";
+    "auth.tokenratepersecond", "APP__AUTH__TOKENRATEPERSECOND", "10", "Local mode: token requests per second each client may make (sustained).";
+    "auth.tokenburst", "APP__AUTH__TOKENBURST", "20", "Local mode: token requests a client may make at once before the rate applies.";
     "log.format", "APP__LOG__FORMAT", "auto", "`json`, `text`, or `auto` (text on a terminal, JSON otherwise).";
     "log.level", "APP__LOG__LEVEL", "info", "tracing filter, e.g. `info` or `show_service=debug,info`.";
     "cors.allowedorigins", "APP__CORS__ALLOWEDORIGINS", "(none: CORS off)", "Origins allowed by CORS, comma separated, or `*`.";
@@ -211,6 +213,10 @@ pub struct AuthSettings {
     pub leeway: Duration,
     /// Local mode: the development client plus any configured ones.
     pub clients: Vec<LocalClient>,
+    /// Local mode: sustained token requests per second per client.
+    pub token_rate_per_second: u32,
+    /// Local mode: token requests a client may make at once.
+    pub token_burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -448,6 +454,15 @@ impl Reader {
         }
     }
 
+    /// Like [`Reader::url`] but keeps the value exactly as given (an issuer is compared
+    /// byte for byte with the token's `iss`, so a trailing `/` matters).
+    fn url_exact(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self
+            .url(key)?
+            .and(self.get(key))
+            .map(|r| r.value.trim().to_string()))
+    }
+
     fn choice<T: Copy>(
         &self,
         key: &str,
@@ -642,7 +657,7 @@ impl Reader {
                     format!("http://{host}:{}", server.port)
                 }
             }),
-            AuthMode::Jwt => self.url("auth.issuer")?.or(cognito_issuer),
+            AuthMode::Jwt => self.url_exact("auth.issuer")?.or(cognito_issuer),
         };
         let jwks_url = match mode {
             AuthMode::Local => None,
@@ -652,7 +667,7 @@ impl Reader {
                 .or_else(|| {
                     issuer
                         .as_ref()
-                        .map(|i| format!("{i}/.well-known/jwks.json"))
+                        .map(|i| format!("{}/.well-known/jwks.json", i.trim_end_matches('/')))
                 }),
         };
         if mode == AuthMode::Jwt && (issuer.is_none() || jwks_url.is_none()) {
@@ -720,6 +735,9 @@ impl Reader {
             }
         }
 
+        let token_rate_per_second = self.bounded("auth.tokenratepersecond", 10, 1, 100_000)? as u32;
+        let token_burst = self.bounded("auth.tokenburst", 20, 1, 100_000)? as u32;
+
         Ok(AuthSettings {
             mode,
             issuer,
@@ -728,6 +746,8 @@ impl Reader {
             resource_server,
             leeway,
             clients,
+            token_rate_per_second,
+            token_burst,
         })
     }
 }
@@ -813,7 +833,15 @@ mod tests {
             ("APP__COGNITO__CLIENTID", "abc, def"),
         ])
         .unwrap();
-        assert_eq!(s.auth.issuer.as_deref(), Some("https://issuer.example.com"));
+        // Kept exactly: `iss` is compared byte for byte, as API Gateway does.
+        assert_eq!(
+            s.auth.issuer.as_deref(),
+            Some("https://issuer.example.com/")
+        );
+        assert_eq!(
+            s.auth.jwks_url.as_deref(),
+            Some("https://issuer.example.com/.well-known/jwks.json")
+        );
         assert_eq!(s.auth.resource_server, "https://show-service-dev.api");
         assert_eq!(s.auth.audience, vec!["abc", "def"]);
     }
@@ -832,6 +860,8 @@ mod tests {
             ("APP_ENV", "staging"),
             ("APP_SERVER__PORT", "x"),
             ("APP__AUTH__CLIENTS", "nosecret"),
+            ("APP__AUTH__TOKENBURST", "0"),
+            ("APP__AUTH__LEEWAYSECONDS", "61"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

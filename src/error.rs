@@ -150,6 +150,15 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         match e {
             AuthError::InsufficientScope(scope) => ApiError::Forbidden { scope },
+            // The issuer's keys cannot be fetched: our outage, not the client's fault.
+            AuthError::Unavailable(reason) => {
+                tracing::debug!(%reason, "token not verified: keys unavailable");
+                ApiError::Unavailable {
+                    message: "access tokens cannot be verified right now; retry later".into(),
+                    retry_after: Duration::from_secs(5),
+                    details: Vec::new(),
+                }
+            }
             other => {
                 tracing::debug!(reason = %other, "token refused");
                 ApiError::Unauthorized
@@ -256,6 +265,13 @@ mod tests {
             ),
             (StoreError::BadCursor.into(), 400),
             (ApiError::Internal(anyhow::anyhow!("secret detail")), 500),
+            (AuthError::Missing.into(), 401),
+            (AuthError::Invalid("secret detail".into()).into(), 401),
+            (
+                AuthError::InsufficientScope("rs/shows.write".into()).into(),
+                403,
+            ),
+            (AuthError::Unavailable("secret detail".into()).into(), 503),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -2,13 +2,45 @@
 //!
 //! Every API route requires an OAuth 2.0 access token carrying the route's [`Scope`]
 //! (`<resource-server>/shows.read` or `/shows.write`). [`Auth::authorize`] is the one
-//! entry point the HTTP layer calls.
+//! entry point the HTTP layer calls; it answers with a [`Principal`] or an [`AuthError`]
+//! (401, 403, or 503 when the issuer's keys cannot be fetched).
 //!
-//! PLACEHOLDER: verification is not implemented yet (issue 3); every token is accepted.
+//! Two modes (`APP__AUTH__MODE`), one verifier:
+//! - `jwt`: tokens come from an external issuer (Cognito); its JWKS is fetched over HTTP.
+//! - `local`: the service is its own client-credentials issuer ([`issuer`]); its key is
+//!   handed to the same verifier in-process.
+//!
+//! # Layout
+//! - [`jws`]: compact JWS parsing and RS256 signing.
+//! - [`keys`]: the local issuer's persisted RSA key and its RFC 7638 `kid`.
+//! - [`jwks`]: JWKS parsing and the key cache (refetch rules, 1.5 s budget).
+//! - [`claims`]: the claim rules (issuer, times, token use, audience, scopes).
+//! - [`verifier`]: signature + claims, and the cache of verified tokens.
+//! - [`issuer`]: the local token endpoint, JWKS and discovery routes.
+//! - [`rate_limit`]: the token endpoint's per-client token bucket.
+//!
+//! # The `Authorization` header
+//! `Bearer <token>` (scheme in any case), or a bare token, as API Gateway's JWT authorizer
+//! accepts both and forwards the header unchanged: refusing bare tokens here would break
+//! clients that work through API Gateway. Any other scheme is refused.
 
-use crate::config::Settings;
+pub mod claims;
+pub mod issuer;
+pub mod jwks;
+pub mod jws;
+pub mod keys;
+pub mod rate_limit;
+pub mod verifier;
+
+use crate::config::{AuthMode, Settings};
+use anyhow::Context;
 use axum::http::HeaderValue;
+use claims::ClaimRules;
+use issuer::Issuer;
+use jwks::{FetchPolicy, KeySet, KeyStore};
+use keys::SigningKey;
 use std::sync::Arc;
+use verifier::Verifier;
 
 /// A permission a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,35 +61,93 @@ impl Scope {
             Scope::Write => "shows.write",
         }
     }
+
+    fn index(self) -> usize {
+        match self {
+            Scope::Read => 0,
+            Scope::Write => 1,
+        }
+    }
 }
 
 /// Who made a request, once their token verified.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The token's `client_id` (else its `sub`).
     pub client_id: String,
+    /// Every scope the token grants, full names.
+    pub scopes: Vec<String>,
 }
 
-/// Why a request was refused.
+/// Why a request was refused. The text is for the debug log, never for the client.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// No `Authorization` header (401).
     #[error("no bearer token")]
     Missing,
+    /// A token that is malformed, forged, expired, for someone else… (401).
     #[error("invalid token: {0}")]
     Invalid(String),
-    /// The token is valid but lacks this scope (its full name, `<resource-server>/<name>`).
+    /// The token is valid but lacks this scope (its full name, `<resource-server>/<name>`)
+    /// (403).
     #[error("the token lacks the scope {0}")]
     InsufficientScope(String),
+    /// The token names a key the service could not fetch: the issuer's JWKS is down or
+    /// slow (503 with `Retry-After`). Not a 401: the token may be fine, and clients told
+    /// it is not would fetch new tokens for nothing.
+    #[error("cannot verify tokens now: {0}")]
+    Unavailable(String),
 }
 
 /// Verifies tokens (and, in local mode, issues them).
 pub struct Auth {
+    /// Prefix of the full scope names, e.g. `https://show-service-dev.api`.
     resource_server: String,
+    /// `<resource_server>/<scope>`, by [`Scope::index`].
+    full_scopes: [String; 2],
+    /// Checks every token, in both modes; holds the key and token caches.
+    verifier: Verifier,
+    /// The local issuer, in local mode.
+    issuer: Option<Arc<Issuer>>,
 }
 
 impl Auth {
+    /// Builds the verifier (and, in local mode, the issuer, loading or generating its key
+    /// in the data directory). In jwt mode the JWKS is fetched once here; if that fails the
+    /// service still starts (a warning is logged) and fetches again on the first token.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Arc<Auth>> {
+        let auth = &settings.auth;
+        let rules = ClaimRules {
+            issuer: auth
+                .issuer
+                .clone()
+                .context("no token issuer is configured (APP__AUTH__ISSUER)")?,
+            audience: auth.audience.clone(),
+            leeway: auth.leeway.as_secs() as i64,
+        };
+        let (keys, issuer) = match auth.mode {
+            AuthMode::Local => {
+                let issuer = Arc::new(Issuer::new(auth, load_key(settings).await?)?);
+                let keys = KeySet::from_json(issuer.jwks_json()).map_err(anyhow::Error::msg)?;
+                (KeyStore::fixed(keys), Some(issuer))
+            }
+            AuthMode::Jwt => {
+                let url = auth
+                    .jwks_url
+                    .as_deref()
+                    .context("no JWKS URL is configured (APP__AUTH__JWKSURL)")?;
+                let keys = KeyStore::http(url, FetchPolicy::default())?;
+                if let Err(e) = keys.refresh().await {
+                    tracing::warn!(url, error = %e, "the issuer's keys could not be fetched at start; tokens get 503 until they can");
+                }
+                (keys, None)
+            }
+        };
         Ok(Arc::new(Auth {
-            resource_server: settings.auth.resource_server.clone(),
+            full_scopes: Scope::ALL.map(|s| format!("{}/{}", auth.resource_server, s.name())),
+            resource_server: auth.resource_server.clone(),
+            verifier: Verifier::new(Arc::new(keys), rules),
+            issuer,
         }))
     }
 
@@ -66,33 +156,269 @@ impl Auth {
         &self.resource_server
     }
 
-    /// Checks the `Authorization` header for a token carrying `scope`.
+    /// The full name of `scope`: `<resource-server>/<name>`.
+    pub fn full_scope(&self, scope: Scope) -> &str {
+        &self.full_scopes[scope.index()]
+    }
+
+    /// Checks the `Authorization` header for a valid token carrying `scope`.
     pub async fn authorize(
         &self,
-        _authorization: Option<&HeaderValue>,
-        _scope: Scope,
+        authorization: Option<&HeaderValue>,
+        scope: Scope,
     ) -> Result<Principal, AuthError> {
+        let token = bearer_token(authorization)?;
+        let verified = self.verifier.verify(token).await?;
+        let needed = self.full_scope(scope);
+        if !verified.has_scope(needed) {
+            return Err(AuthError::InsufficientScope(needed.to_string()));
+        }
         Ok(Principal {
-            client_id: "anonymous".into(),
+            client_id: verified.client_id.clone(),
+            scopes: verified.scopes.clone(),
         })
     }
 
-    /// The issuer's own routes (local mode): token endpoint, JWKS, discovery.
+    /// The issuer's own routes in local mode (token endpoint, JWKS, discovery); none in
+    /// jwt mode, so those paths answer 404 there.
     pub fn routes(self: &Arc<Self>) -> axum::Router {
-        axum::Router::new()
+        match &self.issuer {
+            Some(issuer) => issuer.router(),
+            None => axum::Router::new(),
+        }
     }
 }
 
-/// The OpenAPI description of the issuer's routes (empty until they exist).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new().build()
+/// The token in an `Authorization` header (see the module doc).
+fn bearer_token(header: Option<&HeaderValue>) -> Result<&str, AuthError> {
+    let value = header.ok_or(AuthError::Missing)?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("the Authorization header is not ASCII".into()))?
+        .trim();
+    if value.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    let token = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some((scheme, _)) => {
+            let scheme: String = scheme.chars().take(16).collect();
+            return Err(AuthError::Invalid(format!(
+                "authorization scheme {scheme:?} is not Bearer"
+            )));
+        }
+        None if value.eq_ignore_ascii_case("bearer") => "",
+        None => value,
+    };
+    if token.is_empty() {
+        return Err(AuthError::Invalid("empty bearer token".into()));
+    }
+    Ok(token)
 }
 
-/// Mints a token from the local issuer for `show-service token`.
+/// The local issuer's key, loaded or generated off the async workers (key generation
+/// takes a noticeable fraction of a second).
+async fn load_key(settings: &Settings) -> anyhow::Result<Arc<SigningKey>> {
+    let dir = settings.store.data_dir();
+    let key = tokio::task::spawn_blocking(move || SigningKey::load_or_generate(&dir)).await??;
+    Ok(Arc::new(key))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(issuer::token, issuer::token_alias, issuer::jwks, issuer::discovery),
+    components(schemas(issuer::TokenRequest, issuer::TokenResponse, issuer::OAuthErrorBody)),
+    modifiers(&ClientBasic),
+    tags((name = "oauth", description = "The built-in client-credentials issuer. Local mode \
+        (APP__AUTH__MODE=local) only: elsewhere these routes answer 404, and in AWS API \
+        Gateway sends /oauth2/token to Cognito")),
+)]
+struct IssuerDoc;
+
+struct ClientBasic;
+
+impl utoipa::Modify for ClientBasic {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The client's id and secret (or client_id and client_secret in the form)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI description of the issuer's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <IssuerDoc as utoipa::OpenApi>::openapi()
+}
+
+/// Mints a token from the local issuer for `show-service token`, with the persisted key
+/// (generated if there is none yet); no server needs to run. `scopes` are short or full
+/// names; none means every scope the client may have.
 pub async fn mint_for_cli(
-    _settings: &Settings,
-    _client_id: &str,
-    _scopes: &[String],
+    settings: &Settings,
+    client_id: &str,
+    scopes: &[String],
 ) -> anyhow::Result<String> {
-    anyhow::bail!("the local issuer is not implemented yet")
+    if settings.auth.mode != AuthMode::Local {
+        anyhow::bail!(
+            "`token` uses the built-in issuer, which exists only with APP__AUTH__MODE=local; \
+             with Cognito, ask its /oauth2/token endpoint"
+        );
+    }
+    let issuer = Issuer::new(&settings.auth, load_key(settings).await?)?;
+    let requested = scopes.join(" ");
+    issuer.mint_for(client_id, Some(requested.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local_settings(dir: &std::path::Path) -> Settings {
+        Settings::load(
+            None,
+            [(
+                "APP__STORE__PATH".to_string(),
+                dir.join("shows.db").display().to_string(),
+            )],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_authorization_header_is_read_as_api_gateway_reads_it() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert!(matches!(bearer_token(None), Err(AuthError::Missing)));
+        assert!(matches!(
+            bearer_token(Some(&h(""))),
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            bearer_token(Some(&h("   "))),
+            Err(AuthError::Missing)
+        ));
+        for (value, token) in [
+            ("Bearer a.b.c", "a.b.c"),
+            ("bearer a.b.c", "a.b.c"),
+            ("BEARER  a.b.c ", "a.b.c"),
+            ("a.b.c", "a.b.c"),
+        ] {
+            assert_eq!(bearer_token(Some(&h(value))).unwrap(), token, "{value}");
+        }
+        for value in [
+            "Basic bG9jYWw6c2VjcmV0",
+            "Token a.b.c",
+            "Bearer ",
+            "Bearer\ta.b.c x y",
+        ] {
+            let header = h(value);
+            let got = bearer_token(Some(&header));
+            // "Bearer\ta.b.c x y" splits at the first space: scheme "Bearer\ta.b.c".
+            assert!(
+                matches!(got, Err(AuthError::Invalid(_))),
+                "{value}: {got:?}"
+            );
+        }
+        let not_ascii = HeaderValue::from_bytes(b"Bearer \xff").unwrap();
+        assert!(matches!(
+            bearer_token(Some(&not_ascii)),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn local_mode_issues_and_verifies_with_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = local_settings(dir.path());
+        let auth = Auth::from_settings(&settings).await.unwrap();
+        assert_eq!(
+            auth.full_scope(Scope::Read),
+            "https://show-service-local.api/shows.read"
+        );
+
+        let read_only = mint_for_cli(&settings, "local-client", &["shows.read".into()])
+            .await
+            .unwrap();
+        let header = HeaderValue::from_str(&format!("Bearer {read_only}")).unwrap();
+        let p = auth.authorize(Some(&header), Scope::Read).await.unwrap();
+        assert_eq!(p.client_id, "local-client");
+        assert_eq!(p.scopes, vec!["https://show-service-local.api/shows.read"]);
+        match auth.authorize(Some(&header), Scope::Write).await {
+            Err(AuthError::InsufficientScope(s)) => {
+                assert_eq!(s, "https://show-service-local.api/shows.write")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Write-only tokens do not read either.
+        let write_only = mint_for_cli(&settings, "local-client", &["shows.write".into()])
+            .await
+            .unwrap();
+        let header = HeaderValue::from_str(&write_only).unwrap();
+        assert!(auth.authorize(Some(&header), Scope::Write).await.is_ok());
+        assert!(matches!(
+            auth.authorize(Some(&header), Scope::Read).await,
+            Err(AuthError::InsufficientScope(_))
+        ));
+
+        // A restart reuses the key: old tokens still verify.
+        let again = Auth::from_settings(&settings).await.unwrap();
+        let header = HeaderValue::from_str(&read_only).unwrap();
+        assert!(again.authorize(Some(&header), Scope::Read).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tokens_of_another_instance_are_refused() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let auth_a = Auth::from_settings(&local_settings(a.path()))
+            .await
+            .unwrap();
+        let token_b = mint_for_cli(&local_settings(b.path()), "local-client", &[])
+            .await
+            .unwrap();
+        let header = HeaderValue::from_str(&token_b).unwrap();
+        assert!(matches!(
+            auth_a.authorize(Some(&header), Scope::Read).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_token_command_needs_local_mode() {
+        let settings = Settings::load(
+            None,
+            [
+                ("APP__AUTH__MODE".to_string(), "jwt".to_string()),
+                ("APP__AUTH__ISSUER".into(), "https://issuer.test".into()),
+            ],
+        )
+        .unwrap();
+        let err = mint_for_cli(&settings, "local-client", &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("APP__AUTH__MODE=local"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_routes_are_documented() {
+        let doc = openapi();
+        for path in [
+            "/oauth/token",
+            "/oauth2/token",
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        let schemes = &doc.components.as_ref().unwrap().security_schemes;
+        assert!(schemes.contains_key("client_basic"));
+    }
 }

@@ -116,9 +116,6 @@ impl TestApp {
             .send()
             .await
             .expect("token request");
-        if res.status() == 404 {
-            return "TEMP-NO-ISSUER".into(); // TEMP until the issuer lands
-        }
         assert_eq!(res.status(), 200, "token endpoint");
         let v: Value = res.json().await.unwrap();
         v["access_token"]

@@ -1,0 +1,981 @@
+//! The local OAuth 2.0 client-credentials issuer (local mode only), shaped like Cognito's
+//! token endpoint so clients and scripts work the same locally and in AWS:
+//!
+//! - `POST /oauth/token` (and Cognito's `/oauth2/token`), `application/x-www-form-urlencoded`;
+//!   the client authenticates by HTTP Basic or by `client_id` + `client_secret` in the body
+//!   (one method, not both); `grant_type=client_credentials`; `scope` optional, space
+//!   separated, short (`shows.read`) or full (`<resource-server>/shows.read`) names,
+//!   omitted meaning every scope the client may have.
+//! - `200 {"access_token","token_type":"Bearer","expires_in":3600}` with
+//!   `Cache-Control: no-store`; errors in RFC 6749 §5.2's shape, `{"error",
+//!   "error_description"}`: `invalid_request`, `invalid_client` (401 with
+//!   `WWW-Authenticate: Basic`), `unsupported_grant_type`, `invalid_scope` (400), and 429
+//!   `temporarily_unavailable` with `Retry-After` past the per-client rate limit.
+//! - Tokens are RS256 JWTs with Cognito's access-token claims (`sub` = `client_id`,
+//!   `token_use: access`, full scope names, `auth_time`, `iss`, `exp`, `iat`, `jti`,
+//!   `version: 2`), signed with the persisted key ([`super::keys`]).
+//! - `GET /.well-known/jwks.json` publishes the key; `GET /.well-known/openid-configuration`
+//!   describes the issuer (RFC 8414 fields).
+//!
+//! Secrets are compared as SHA-256 digests in constant time, so neither their content nor
+//! their length shows in the timing; an unknown client costs the same comparison.
+
+use super::Scope;
+use super::keys::SigningKey;
+use super::rate_limit::RateLimiter;
+use crate::config::AuthSettings;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+/// Lifetime of an issued token (Cognito's default).
+pub const TOKEN_TTL_SECONDS: i64 = 3600;
+/// Largest token request body read; a real one is under 200 bytes.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// The rate-limit bucket shared by every client id the issuer does not know.
+const UNKNOWN_CLIENT_BUCKET: &str = "\0unknown";
+
+/// A configured client, its secret kept only as a digest.
+struct Client {
+    id: String,
+    /// SHA-256 of the secret: compared in constant time, whatever the lengths.
+    secret_digest: [u8; 32],
+    /// The scopes it may ask for.
+    scopes: Vec<Scope>,
+}
+
+/// The local issuer: clients, the signing key, and the documents it publishes.
+pub struct Issuer {
+    /// The persisted key, parsed once; shared with nothing else.
+    key: Arc<SigningKey>,
+    /// `iss` of every token, and the base of the published URLs.
+    issuer: String,
+    /// Prefix of the full scope names written into tokens.
+    resource_server: String,
+    /// The configured clients (the development client first); fixed at start.
+    clients: Vec<Client>,
+    /// Token requests per client id; lives as long as the issuer.
+    limiter: RateLimiter,
+    /// The JWKS document, serialized once.
+    jwks: Bytes,
+    /// The discovery document, serialized once.
+    discovery: Bytes,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// An RS256 JWT access token.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    #[schema(example = 3600)]
+    pub expires_in: i64,
+}
+
+/// An error of the token endpoint (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `temporarily_unavailable` (rate limited) or `server_error`.
+    #[schema(example = "invalid_client")]
+    pub error: &'static str,
+    /// What was wrong, for people.
+    pub error_description: String,
+}
+
+/// The token request form. (Documentation only: the handler parses the body itself to
+/// refuse repeated parameters, as RFC 6749 §3.2 requires.)
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    /// Space-separated scopes; short (`shows.read`) or full names. Default: all the
+    /// client may have.
+    #[schema(example = "shows.read shows.write")]
+    scope: Option<String>,
+    /// With `client_secret`, instead of HTTP Basic.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// A refusal, rendered in RFC 6749's shape.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    retry_after: Option<Duration>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+    fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+    }
+    fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+    }
+
+    /// The RFC 6749 error code.
+    pub fn code(&self) -> &'static str {
+        self.error
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = OAuthErrorBody {
+            error: self.error,
+            error_description: self.description,
+        };
+        let mut res = (self.status, no_store(), json_body(&body)).into_response();
+        let headers = res.headers_mut();
+        if self.error == "invalid_client" {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"show-service\""),
+            );
+        }
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}
+
+fn json_body(v: &impl Serialize) -> ([(header::HeaderName, HeaderValue); 1], Vec<u8>) {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::to_vec(v).unwrap_or_else(|_| b"{\"error\":\"server_error\"}".to_vec()),
+    )
+}
+
+/// The claims of an issued token, in Cognito's order.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    token_use: &'static str,
+    scope: String,
+    auth_time: i64,
+    iss: &'a str,
+    exp: i64,
+    iat: i64,
+    version: u8,
+    jti: String,
+    client_id: &'a str,
+}
+
+fn secret_digest(secret: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl Issuer {
+    /// The issuer for `settings` (local mode), signing with `key`.
+    pub fn new(settings: &AuthSettings, key: Arc<SigningKey>) -> anyhow::Result<Issuer> {
+        let issuer = settings
+            .issuer
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the local issuer needs its URL (auth.publicurl)"))?;
+        let mut clients = Vec::with_capacity(settings.clients.len());
+        for c in &settings.clients {
+            let scopes = c
+                .scopes
+                .iter()
+                .map(|s| {
+                    Scope::ALL
+                        .into_iter()
+                        .find(|scope| scope.name() == s)
+                        .ok_or_else(|| anyhow::anyhow!("client {}: unknown scope {s}", c.id))
+                })
+                .collect::<anyhow::Result<Vec<Scope>>>()?;
+            clients.push(Client {
+                id: c.id.clone(),
+                secret_digest: secret_digest(&c.secret),
+                scopes,
+            });
+        }
+        let base = issuer.trim_end_matches('/').to_string();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": [key.public_jwk()] }))?;
+        let discovery = serde_json::to_vec(&serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{base}/oauth/token"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": Scope::ALL
+                .iter()
+                .map(|s| format!("{}/{}", settings.resource_server, s.name()))
+                .collect::<Vec<_>>(),
+            "response_types_supported": ["token"],
+        }))?;
+        Ok(Issuer {
+            key,
+            issuer,
+            resource_server: settings.resource_server.clone(),
+            clients,
+            limiter: RateLimiter::new(settings.token_rate_per_second, settings.token_burst),
+            jwks: Bytes::from(jwks),
+            discovery: Bytes::from(discovery),
+        })
+    }
+
+    /// The JWKS document the issuer publishes.
+    pub fn jwks_json(&self) -> &[u8] {
+        &self.jwks
+    }
+
+    /// The full name of `scope`.
+    fn full_name(&self, scope: Scope) -> String {
+        format!("{}/{}", self.resource_server, scope.name())
+    }
+
+    /// The scopes granted for a `scope` parameter (see the module doc).
+    fn grant(&self, client: &Client, requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
+        let requested = requested.map(str::trim).filter(|s| !s.is_empty());
+        let Some(requested) = requested else {
+            if client.scopes.is_empty() {
+                return Err(OAuthError::invalid_scope("the client may have no scope"));
+            }
+            return Ok(client.scopes.clone());
+        };
+        let mut granted = Vec::new();
+        for name in requested.split_whitespace() {
+            let scope = Scope::ALL
+                .into_iter()
+                .find(|s| name == s.name() || name == self.full_name(*s))
+                .ok_or_else(|| OAuthError::invalid_scope(format!("unknown scope {name:?}")))?;
+            if !client.scopes.contains(&scope) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "the client may not have the scope {name:?}"
+                )));
+            }
+            if !granted.contains(&scope) {
+                granted.push(scope);
+            }
+        }
+        granted.sort_by_key(|s| Scope::ALL.iter().position(|a| a == s));
+        Ok(granted)
+    }
+
+    /// Signs a token for `client_id` with `scopes`, issued at `now` (epoch seconds).
+    fn mint(&self, client_id: &str, scopes: &[Scope], now: i64) -> anyhow::Result<String> {
+        let scope = scopes
+            .iter()
+            .map(|s| self.full_name(*s))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.key.sign(&IssuedClaims {
+            sub: client_id,
+            token_use: "access",
+            scope,
+            auth_time: now,
+            iss: &self.issuer,
+            exp: now + TOKEN_TTL_SECONDS,
+            iat: now,
+            version: 2,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id,
+        })
+    }
+
+    /// A token for a configured client without its secret: for `show-service token`,
+    /// whose user holds the key file anyway.
+    pub fn mint_for(&self, client_id: &str, requested: Option<&str>) -> anyhow::Result<String> {
+        let client = self.clients.iter().find(|c| c.id == client_id).ok_or_else(|| {
+            let ids: Vec<&str> = self.clients.iter().map(|c| c.id.as_str()).collect();
+            anyhow::anyhow!(
+                "no local client {client_id:?} (configured: {}; add more with APP__AUTH__CLIENTS)",
+                ids.join(", ")
+            )
+        })?;
+        let scopes = self
+            .grant(client, requested)
+            .map_err(|e| anyhow::anyhow!("{}", e.description))?;
+        self.mint(&client.id, &scopes, super::verifier::unix_now())
+    }
+
+    /// The issuer's routes, with their state.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/oauth/token", post(token))
+            .route("/oauth2/token", post(token_alias))
+            .route("/.well-known/jwks.json", get(jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .with_state(self.clone())
+    }
+
+    /// Handles one token request.
+    async fn token_request(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Instant,
+    ) -> Result<(String, TokenResponse), OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form_type {
+            return Err(OAuthError::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
+        }
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(OAuthError::invalid_request("request body too large"));
+        }
+        let mut form = std::collections::HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if form.contains_key(k.as_ref()) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k:?} given more than once"
+                )));
+            }
+            form.insert(k.into_owned(), v.into_owned());
+        }
+        let param = |name: &str| form.get(name).map(String::as_str);
+
+        // Who is asking: exactly one authentication method.
+        let basic = match headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(v) => Some(parse_basic(v)?),
+        };
+        let (id, secret) = match (basic, param("client_secret")) {
+            (Some(_), Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: HTTP Basic or client_secret in the body",
+                ));
+            }
+            (Some((id, secret)), None) => {
+                if param("client_id").is_some_and(|body_id| body_id != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id in the body is not the authenticated client",
+                    ));
+                }
+                (id, secret)
+            }
+            (None, Some(secret)) => match param("client_id") {
+                Some(id) => (id.to_string(), secret.to_string()),
+                None => {
+                    return Err(OAuthError::invalid_client(
+                        "client_secret without client_id",
+                    ));
+                }
+            },
+            (None, None) => {
+                return Err(OAuthError::invalid_client(
+                    "client authentication required: HTTP Basic, or client_id and client_secret",
+                ));
+            }
+        };
+
+        // Limit before checking the secret: it bounds guessing as well as signing.
+        let client = self.clients.iter().find(|c| c.id == id);
+        let bucket = client.map_or(UNKNOWN_CLIENT_BUCKET, |c| c.id.as_str());
+        if let Err(wait) = self.limiter.check(bucket, now) {
+            let mut e = OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "too many token requests for this client; retry later (tokens last an hour: reuse them)",
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+        let presented = secret_digest(&secret);
+        let expected = client.map_or([0u8; 32], |c| c.secret_digest);
+        let secret_ok: bool = presented.ct_eq(&expected).into();
+        let client = match client {
+            Some(c) if secret_ok => c,
+            _ => return Err(OAuthError::invalid_client("unknown client or wrong secret")),
+        };
+
+        match param("grant_type") {
+            None => return Err(OAuthError::invalid_request("grant_type is required")),
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    format!("grant_type {other:?} is not supported; use client_credentials"),
+                ));
+            }
+        }
+        let scopes = self.grant(client, param("scope"))?;
+
+        // RSA signing is ~1 ms of CPU: off the async workers.
+        let issuer = Arc::clone(self);
+        let client_id = client.id.clone();
+        let (token, client_id) = tokio::task::spawn_blocking(move || {
+            let token = issuer.mint(&client_id, &scopes, super::verifier::unix_now());
+            (token, client_id)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "token signing task failed");
+            OAuthError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        })?;
+        let access_token = token.map_err(|e| {
+            tracing::error!(error = format!("{e:#}"), "token signing failed");
+            OAuthError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        })?;
+        Ok((
+            client_id,
+            TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in: TOKEN_TTL_SECONDS,
+            },
+        ))
+    }
+}
+
+/// `Basic base64(id:secret)`. Anything else in `Authorization` fails client authentication.
+fn parse_basic(v: &HeaderValue) -> Result<(String, String), OAuthError> {
+    let bad =
+        || OAuthError::invalid_client("the Authorization header is not HTTP Basic credentials");
+    let v = v.to_str().map_err(|_| bad())?.trim();
+    let (scheme, creds) = v.split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    Ok((id.to_string(), secret.to_string()))
+}
+
+async fn handle(issuer: Arc<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
+    match issuer.token_request(&headers, &body, Instant::now()).await {
+        Ok((client_id, token)) => {
+            tracing::debug!(client_id = %client_id, "token issued");
+            let mut res = (StatusCode::OK, no_store(), json_body(&token)).into_response();
+            res.extensions_mut()
+                .insert(crate::http::extract::ClientId(client_id));
+            res
+        }
+        Err(e) => {
+            tracing::debug!(reason = %e, "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+/// Issues an access token by the client-credentials grant (local mode only; in AWS this
+/// route belongs to Cognito).
+#[utoipa::path(
+    post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "A token", body = TokenResponse,
+         headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody,
+         headers(("www-authenticate" = String, description = "Basic realm=\"show-service\""))),
+        (status = 429, description = "Too many requests from this client", body = OAuthErrorBody,
+         headers(("retry-after" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(issuer, headers, body).await
+}
+
+/// Cognito's path for the token endpoint; the same as `/oauth/token`.
+#[utoipa::path(
+    post, path = "/oauth2/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "A token", body = TokenResponse),
+        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 429, description = "Too many requests from this client", body = OAuthErrorBody),
+    )
+)]
+pub async fn token_alias(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(issuer, headers, body).await
+}
+
+/// The issuer's public signing keys (local mode only).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, description = "JWKS (RFC 7517)", content_type = "application/json", body = Object)))]
+pub async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        issuer.jwks.clone(),
+    )
+        .into_response()
+}
+
+/// The issuer's metadata: issuer, token endpoint, JWKS URL, scopes (local mode only).
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, description = "Issuer metadata (RFC 8414 fields)", content_type = "application/json", body = Object)))]
+pub async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        issuer.discovery.clone(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::claims::AccessClaims;
+    use crate::config::Settings;
+    use serde_json::Value;
+
+    const RS: &str = "https://show-service-local.api";
+
+    fn settings(extra: &[(&str, &str)]) -> Settings {
+        let mut env = vec![("APP__AUTH__CLIENTS", "reader:reader-secret:shows.read")];
+        env.extend_from_slice(extra);
+        Settings::load(
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap()
+    }
+
+    fn issuer(extra: &[(&str, &str)]) -> Arc<Issuer> {
+        let key = Arc::new(SigningKey::generate().unwrap());
+        Arc::new(Issuer::new(&settings(extra).auth, key).unwrap())
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        for (k, v) in pairs {
+            let name = header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            h.insert(name, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    async fn ask(issuer: &Arc<Issuer>, h: HeaderMap, body: &str) -> Result<Value, OAuthError> {
+        let (_, res) = issuer
+            .token_request(&h, body.as_bytes(), Instant::now())
+            .await?;
+        assert_eq!(res.token_type, "Bearer");
+        assert_eq!(res.expires_in, 3600);
+        let json = crate::auth::jws::parse(&res.access_token)
+            .unwrap()
+            .claims_json()
+            .unwrap();
+        Ok(serde_json::from_slice(&json).unwrap())
+    }
+
+    fn code(r: Result<Value, OAuthError>) -> &'static str {
+        r.map(|_| "ok").unwrap_or_else(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn basic_and_form_authentication_both_issue_cognito_shaped_tokens() {
+        let iss = issuer(&[]);
+        let by_basic = ask(
+            &iss,
+            headers(&[("authorization", &basic("local-client", "local-secret"))]),
+            "grant_type=client_credentials",
+        )
+        .await
+        .unwrap();
+        let by_form = ask(
+            &iss,
+            headers(&[]),
+            "grant_type=client_credentials&client_id=local-client&client_secret=local-secret&scope=shows.read",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            by_basic["scope"],
+            format!("{RS}/shows.read {RS}/shows.write")
+        );
+        assert_eq!(by_form["scope"], format!("{RS}/shows.read"));
+        for claims in [&by_basic, &by_form] {
+            assert_eq!(claims["sub"], "local-client");
+            assert_eq!(claims["client_id"], "local-client");
+            assert_eq!(claims["token_use"], "access");
+            assert_eq!(claims["iss"], "http://127.0.0.1:8080");
+            assert_eq!(claims["version"], 2);
+            assert_eq!(
+                claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+                3600
+            );
+            assert_eq!(claims["auth_time"], claims["iat"]);
+            assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+            assert!(
+                claims.get("aud").is_none(),
+                "Cognito access tokens carry no aud"
+            );
+            let keys: Vec<&str> = claims
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys.len(), 10, "{keys:?}");
+        }
+        assert_ne!(by_basic["jti"], by_form["jti"]);
+    }
+
+    #[tokio::test]
+    async fn scopes_may_be_short_or_full_and_only_those_allowed() {
+        let iss = issuer(&[]);
+        let reader = headers(&[("authorization", &basic("reader", "reader-secret"))]);
+        let cases: &[(&str, &str)] = &[
+            ("", "ok"),
+            ("&scope=", "ok"),
+            ("&scope=shows.read", "ok"),
+            (
+                "&scope=https%3A%2F%2Fshow-service-local.api%2Fshows.read",
+                "ok",
+            ),
+            ("&scope=shows.read+shows.read", "ok"),
+            ("&scope=shows.write", "invalid_scope"),
+            ("&scope=shows.read+shows.write", "invalid_scope"),
+            ("&scope=shows.delete", "invalid_scope"),
+            (
+                "&scope=https%3A%2F%2Fother.api%2Fshows.read",
+                "invalid_scope",
+            ),
+        ];
+        for (scope, want) in cases {
+            let body = format!("grant_type=client_credentials{scope}");
+            let got = ask(&iss, reader.clone(), &body).await;
+            if *want == "ok" {
+                assert_eq!(got.unwrap()["scope"], format!("{RS}/shows.read"), "{scope}");
+            } else {
+                assert_eq!(code(got), *want, "{scope}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_their_rfc_6749_error() {
+        let iss = issuer(&[]);
+        let good = basic("local-client", "local-secret");
+        let form_auth = "client_id=local-client&client_secret=local-secret";
+        let json_type = {
+            let mut h = headers(&[("authorization", &good)]);
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h
+        };
+        let no_type = {
+            let mut h = headers(&[("authorization", &good)]);
+            h.remove(header::CONTENT_TYPE);
+            h
+        };
+        let cases: Vec<(&str, HeaderMap, String, &str)> = vec![
+            (
+                "wrong secret",
+                headers(&[("authorization", &basic("local-client", "nope"))]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "secret of another client",
+                headers(&[("authorization", &basic("local-client", "reader-secret"))]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "unknown client",
+                headers(&[("authorization", &basic("who", "local-secret"))]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "no authentication",
+                headers(&[]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "id without secret",
+                headers(&[]),
+                "grant_type=client_credentials&client_id=local-client".into(),
+                "invalid_client",
+            ),
+            (
+                "secret without id",
+                headers(&[]),
+                "grant_type=client_credentials&client_secret=local-secret".into(),
+                "invalid_client",
+            ),
+            (
+                "bearer instead of basic",
+                headers(&[("authorization", "Bearer abc")]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "basic not base64",
+                headers(&[("authorization", "Basic !!!")]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "basic without colon",
+                headers(&[("authorization", "Basic bG9jYWwtY2xpZW50")]),
+                "grant_type=client_credentials".into(),
+                "invalid_client",
+            ),
+            (
+                "two methods",
+                headers(&[("authorization", &good)]),
+                format!("grant_type=client_credentials&{form_auth}"),
+                "invalid_request",
+            ),
+            (
+                "other client_id in the body",
+                headers(&[("authorization", &good)]),
+                "grant_type=client_credentials&client_id=reader".into(),
+                "invalid_request",
+            ),
+            (
+                "no grant_type",
+                headers(&[("authorization", &good)]),
+                "scope=shows.read".into(),
+                "invalid_request",
+            ),
+            (
+                "password grant",
+                headers(&[("authorization", &good)]),
+                "grant_type=password".into(),
+                "unsupported_grant_type",
+            ),
+            (
+                "authorization_code grant",
+                headers(&[]),
+                format!("grant_type=authorization_code&{form_auth}"),
+                "unsupported_grant_type",
+            ),
+            (
+                "repeated parameter",
+                headers(&[("authorization", &good)]),
+                "grant_type=client_credentials&grant_type=client_credentials".into(),
+                "invalid_request",
+            ),
+            (
+                "JSON body",
+                json_type,
+                r#"{"grant_type":"client_credentials"}"#.into(),
+                "invalid_request",
+            ),
+            (
+                "no content type",
+                no_type,
+                "grant_type=client_credentials".into(),
+                "invalid_request",
+            ),
+        ];
+        for (name, h, body, want) in cases {
+            assert_eq!(code(ask(&iss, h, &body).await), want, "{name}");
+        }
+        // The same client id in the body as in Basic is fine.
+        let same = ask(
+            &iss,
+            headers(&[("authorization", &good)]),
+            "grant_type=client_credentials&client_id=local-client",
+        )
+        .await;
+        assert!(same.is_ok());
+        let charset = {
+            let mut h = headers(&[("authorization", &good)]);
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8"),
+            );
+            h
+        };
+        assert!(
+            ask(&iss, charset, "grant_type=client_credentials")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn each_client_is_rate_limited_with_retry_after() {
+        let iss = issuer(&[
+            ("APP__AUTH__TOKENRATEPERSECOND", "1"),
+            ("APP__AUTH__TOKENBURST", "3"),
+        ]);
+        let h = headers(&[("authorization", &basic("local-client", "local-secret"))]);
+        let body = "grant_type=client_credentials".as_bytes();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(iss.token_request(&h, body, now).await.is_ok());
+        }
+        let err = iss.token_request(&h, body, now).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        let res = err.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        // Wrong secrets count against the same bucket: guessing is limited too.
+        let wrong = headers(&[("authorization", &basic("local-client", "guess"))]);
+        assert_eq!(
+            iss.token_request(&wrong, body, now)
+                .await
+                .unwrap_err()
+                .status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // Another client is not affected.
+        let reader = headers(&[("authorization", &basic("reader", "reader-secret"))]);
+        assert!(iss.token_request(&reader, body, now).await.is_ok());
+        // A second later there is room again.
+        let later = now + Duration::from_secs(1);
+        assert!(iss.token_request(&h, body, later).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn error_responses_have_the_rfc_shape_and_headers() {
+        let res = OAuthError::invalid_client("nope").into_response();
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"show-service\""
+        );
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "invalid_client", "error_description": "nope"})
+        );
+        let res = OAuthError::invalid_scope("x").into_response();
+        assert_eq!(res.status(), 400);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[tokio::test]
+    async fn issued_tokens_verify_with_the_published_jwks() {
+        let iss = issuer(&[]);
+        let token = iss.mint_for("reader", None).unwrap();
+        let set = crate::auth::jwks::KeySet::from_json(iss.jwks_json()).unwrap();
+        let parts = crate::auth::jws::parse(&token).unwrap();
+        set.get(&parts.kid)
+            .unwrap()
+            .verify_sig(parts.signing_input, &parts.signature)
+            .unwrap();
+        let claims: AccessClaims = serde_json::from_slice(&parts.claims_json().unwrap()).unwrap();
+        assert_eq!(claims.client_id.as_deref(), Some("reader"));
+
+        // An independent implementation agrees: jsonwebtoken, from the published JWK.
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(iss.jwks_json()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&["http://127.0.0.1:8080"]);
+        let data = jsonwebtoken::decode::<Value>(&token, &key, &validation).unwrap();
+        assert_eq!(data.header.kid.as_deref(), Some(parts.kid.as_str()));
+        assert_eq!(data.claims["scope"], format!("{RS}/shows.read"));
+
+        let discovery: Value = serde_json::from_slice(&iss.discovery).unwrap();
+        assert_eq!(discovery["issuer"], "http://127.0.0.1:8080");
+        assert_eq!(
+            discovery["jwks_uri"],
+            "http://127.0.0.1:8080/.well-known/jwks.json"
+        );
+        assert_eq!(
+            discovery["token_endpoint"],
+            "http://127.0.0.1:8080/oauth/token"
+        );
+    }
+
+    #[test]
+    fn the_cli_path_names_unknown_clients_and_scopes() {
+        let iss = issuer(&[]);
+        let err = iss.mint_for("nobody", None).unwrap_err().to_string();
+        assert!(
+            err.contains("nobody") && err.contains("local-client"),
+            "{err}"
+        );
+        let err = iss
+            .mint_for("reader", Some("shows.write"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shows.write"), "{err}");
+    }
+}

@@ -1,0 +1,677 @@
+//! The issuer's public keys (a JWKS, RFC 7517), by `kid`, parsed once and cached.
+//!
+//! [`KeySet::from_json`] keeps the keys a verifier may use — RSA, for signatures, RS256 or
+//! no `alg`, with a `kid`, 2048 bits or more — and skips the rest, so an issuer that also
+//! publishes EC or encryption keys still works.
+//!
+//! [`KeyStore`] holds the current set. With an HTTP source it fetches the set on start
+//! and again when a token names a `kid` it does not know, but:
+//! - at most once per [`FetchPolicy::min_interval`] (a minute) after a successful fetch,
+//!   so tokens with made-up `kid`s cannot make it hammer the issuer; after a failed fetch
+//!   the next try may come sooner ([`FetchPolicy::retry_after_failure`]), because until one
+//!   succeeds every new key is refused;
+//! - one fetch at a time: concurrent requests wait for the fetch in flight;
+//! - within [`FetchPolicy::budget`] (1.5 s, API Gateway's): a slow or dead endpoint costs a
+//!   request at most that long, and requests for known keys never wait on it;
+//! - a set older than [`FetchPolicy::max_age`] is refreshed in the background, so keys
+//!   the issuer withdrew stop verifying within about an hour.
+//!
+//! When a token's `kid` is unknown and the set could not be fetched, the answer is
+//! [`KeyError::Unavailable`] (the service answers 503), not "unknown key" (401): the token
+//! may well be valid, and a 401 would send clients to fetch new tokens for nothing.
+//! With a static source (the local issuer, in-process) there is nothing to fetch.
+
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Largest JWKS document read (Cognito's is about 1 KB).
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Smallest RSA modulus accepted, in bytes (2048 bits).
+const MIN_MODULUS_BYTES: usize = 256;
+
+/// Public keys by `kid`.
+#[derive(Default)]
+pub struct KeySet {
+    keys: HashMap<String, Arc<ParsedPublicKey>>,
+}
+
+/// One entry of a JWKS, with only the members we look at.
+#[derive(Debug, Deserialize)]
+struct RawJwk {
+    kty: Option<String>,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document, keeping the keys usable for RS256 (see the module doc).
+    pub fn from_json(json: &[u8]) -> Result<KeySet, String> {
+        let raw: RawJwkSet = serde_json::from_slice(json)
+            .map_err(|e| format!("not a JWKS document (an object with a keys array): {e}"))?;
+        let mut keys = HashMap::new();
+        for value in raw.keys {
+            let Ok(jwk) = serde_json::from_value::<RawJwk>(value) else {
+                continue;
+            };
+            match parse_jwk(&jwk) {
+                Ok((kid, key)) => {
+                    keys.entry(kid).or_insert_with(|| Arc::new(key));
+                }
+                Err(why) => {
+                    tracing::debug!(
+                        kid = jwk.kid.as_deref().unwrap_or("-"),
+                        why,
+                        "JWKS key skipped"
+                    );
+                }
+            }
+        }
+        Ok(KeySet { keys })
+    }
+
+    pub fn get(&self, kid: &str) -> Option<Arc<ParsedPublicKey>> {
+        self.keys.get(kid).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn parse_jwk(jwk: &RawJwk) -> Result<(String, ParsedPublicKey), &'static str> {
+    if jwk.kty.as_deref() != Some("RSA") {
+        return Err("not an RSA key");
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signing key");
+    }
+    if jwk.alg.as_deref().is_some_and(|a| a != super::jws::RS256) {
+        return Err("not an RS256 key");
+    }
+    let kid = match &jwk.kid {
+        Some(k) if !k.is_empty() => k.clone(),
+        _ => return Err("no kid"),
+    };
+    let decode = |v: &Option<String>| -> Result<Vec<u8>, &'static str> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(v.as_deref().ok_or("missing n or e")?)
+            .map_err(|_| "n or e is not base64url")?;
+        // RFC 7518 says no leading zeros; some issuers add one. Strip, don't refuse.
+        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        Ok(bytes[start..].to_vec())
+    };
+    let n = decode(&jwk.n)?;
+    let e = decode(&jwk.e)?;
+    if n.len() < MIN_MODULUS_BYTES {
+        return Err("RSA key shorter than 2048 bits");
+    }
+    let key = RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .map_err(|_| "not a valid RSA public key")?;
+    Ok((kid, key))
+}
+
+/// When and how long the store may fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPolicy {
+    /// Least time between fetches after a successful one.
+    pub min_interval: Duration,
+    /// Least time between fetches after a failed one.
+    pub retry_after_failure: Duration,
+    /// Longest a fetch may take, connection included.
+    pub budget: Duration,
+    /// Age after which the set is refreshed in the background.
+    pub max_age: Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> FetchPolicy {
+        FetchPolicy {
+            min_interval: Duration::from_secs(60),
+            retry_after_failure: Duration::from_secs(5),
+            budget: Duration::from_millis(1500),
+            max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why no key could be given for a `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The current set (fetched recently enough) has no such key.
+    #[error("no key with kid {0:?} in the issuer's JWKS")]
+    UnknownKid(String),
+    /// The key is not known and the set could not be fetched.
+    #[error("the issuer's JWKS is unavailable: {0}")]
+    Unavailable(String),
+}
+
+enum Source {
+    /// Keys given once (the local issuer's own).
+    Static,
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+/// What the store knows, behind a lock never held across an `.await`.
+struct State {
+    keys: Arc<KeySet>,
+    /// When the last fetch ended, and whether it succeeded.
+    last_attempt: Option<(Instant, Result<(), String>)>,
+    /// When the current set was fetched.
+    fetched_at: Option<Instant>,
+}
+
+/// The current key set and the rules for refreshing it. Shared by all requests.
+pub struct KeyStore {
+    /// Where keys come from: nowhere (fixed) or a JWKS URL.
+    source: Source,
+    policy: FetchPolicy,
+    state: RwLock<State>,
+    /// Held while a fetch runs, so there is only ever one.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// Fetches started, for tests and metrics.
+    fetches: AtomicU64,
+}
+
+impl KeyStore {
+    /// A store whose keys never change (the local issuer's, parsed from its JWKS).
+    pub fn fixed(keys: KeySet) -> KeyStore {
+        KeyStore::with_source(Source::Static, keys, FetchPolicy::default())
+    }
+
+    /// A store that fetches the JWKS at `url`. Nothing is fetched until [`KeyStore::refresh`]
+    /// or the first lookup.
+    pub fn http(url: &str, policy: FetchPolicy) -> anyhow::Result<KeyStore> {
+        let client = reqwest::Client::builder()
+            .timeout(policy.budget)
+            .connect_timeout(policy.budget)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("show-service/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(KeyStore::with_source(
+            Source::Http {
+                client,
+                url: url.to_string(),
+            },
+            KeySet::default(),
+            policy,
+        ))
+    }
+
+    fn with_source(source: Source, keys: KeySet, policy: FetchPolicy) -> KeyStore {
+        KeyStore {
+            source,
+            policy,
+            state: RwLock::new(State {
+                keys: Arc::new(keys),
+                last_attempt: None,
+                fetched_at: None,
+            }),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// How many fetches were started.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many keys the current set holds.
+    pub fn key_count(&self) -> usize {
+        self.read().keys.len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key named `kid`, fetching the set first if the key is unknown and the policy
+    /// allows it.
+    pub async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<ParsedPublicKey>, KeyError> {
+        let (found, stale) = {
+            let state = self.read();
+            let stale = state
+                .fetched_at
+                .is_some_and(|at| at.elapsed() >= self.policy.max_age);
+            (state.keys.get(kid), stale)
+        };
+        if let Some(key) = found {
+            if stale {
+                self.refresh_in_background();
+            }
+            return Ok(key);
+        }
+        if matches!(self.source, Source::Static) {
+            return Err(KeyError::UnknownKid(kid.to_string()));
+        }
+
+        // One fetch at a time; a waiter waits at most one fetch budget (plus a margin).
+        let wait = self.policy.budget + Duration::from_millis(250);
+        let Ok(_guard) = tokio::time::timeout(wait, self.fetching.lock()).await else {
+            return Err(KeyError::Unavailable(
+                "a JWKS fetch is still running".into(),
+            ));
+        };
+        if let Some(key) = self.read().keys.get(kid) {
+            // The fetch we waited for brought it.
+            return Ok(key);
+        }
+        if self.may_fetch() {
+            let _ = self.fetch().await;
+        }
+        let state = self.read();
+        if let Some(key) = state.keys.get(kid) {
+            return Ok(key);
+        }
+        match &state.last_attempt {
+            Some((_, Err(e))) => Err(KeyError::Unavailable(e.clone())),
+            _ => Err(KeyError::UnknownKid(kid.to_string())),
+        }
+    }
+
+    /// Fetches the set now (used at start-up), unless a fetch is running.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let _guard = self.fetching.lock().await;
+        self.fetch().await
+    }
+
+    fn may_fetch(&self) -> bool {
+        match &self.read().last_attempt {
+            None => true,
+            Some((at, Ok(()))) => at.elapsed() >= self.policy.min_interval,
+            Some((at, Err(_))) => at.elapsed() >= self.policy.retry_after_failure,
+        }
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        let Ok(guard) = self.fetching.clone().try_lock_owned() else {
+            return; // a fetch is running already
+        };
+        if !self.may_fetch() {
+            return;
+        }
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = store.fetch().await;
+        });
+    }
+
+    /// One fetch, within the budget; records the outcome. Call with `fetching` held.
+    async fn fetch(&self) -> Result<(), String> {
+        let Source::Http { client, url } = &self.source else {
+            return Ok(());
+        };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.policy.budget, download(client, url)).await {
+            Ok(Ok(body)) => KeySet::from_json(&body),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("no answer within {:?}", self.policy.budget)),
+        };
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match result {
+            Ok(keys) => {
+                tracing::info!(url = %url, keys = keys.len(), elapsed_ms = started.elapsed().as_millis() as u64, "JWKS fetched");
+                if keys.is_empty() {
+                    tracing::warn!(url = %url, "the JWKS has no RS256 signing key: every token will be refused");
+                }
+                state.keys = Arc::new(keys);
+                state.fetched_at = Some(now);
+                state.last_attempt = Some((now, Ok(())));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(url = %url, error = %e, "JWKS fetch failed; keeping the keys already known");
+                state.last_attempt = Some((now, Err(e.clone())));
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let mut res = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("answered {}", res.status()));
+    }
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err("document too large".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| format!("cannot read: {e}"))? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err("document too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::auth::keys::SigningKey;
+    use axum::Router;
+    use axum::routing::get;
+    use std::sync::Mutex;
+
+    /// A JWKS server on 127.0.0.1:0 whose document and delay the test can change, and
+    /// which counts the requests it answers.
+    pub(crate) struct JwksServer {
+        pub url: String,
+        pub hits: Arc<AtomicU64>,
+        doc: Arc<Mutex<String>>,
+        delay: Arc<Mutex<Duration>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl JwksServer {
+        pub async fn start(keys: &[&SigningKey]) -> JwksServer {
+            let doc = Arc::new(Mutex::new(jwks_doc(keys)));
+            let delay = Arc::new(Mutex::new(Duration::ZERO));
+            let hits = Arc::new(AtomicU64::new(0));
+            let (d, w, h) = (doc.clone(), delay.clone(), hits.clone());
+            let app = Router::new().route(
+                "/jwks.json",
+                get(move || {
+                    let (d, w, h) = (d.clone(), w.clone(), h.clone());
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let wait = *w.lock().unwrap();
+                        tokio::time::sleep(wait).await;
+                        let body = d.lock().unwrap().clone();
+                        ([("content-type", "application/json")], body)
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            JwksServer {
+                url,
+                hits,
+                doc,
+                delay,
+                task,
+            }
+        }
+
+        pub fn publish(&self, keys: &[&SigningKey]) {
+            *self.doc.lock().unwrap() = jwks_doc(keys);
+        }
+
+        pub fn set_delay(&self, delay: Duration) {
+            *self.delay.lock().unwrap() = delay;
+        }
+
+        pub fn hits(&self) -> u64 {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for JwksServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    pub(crate) fn jwks_doc(keys: &[&SigningKey]) -> String {
+        let keys: Vec<_> = keys.iter().map(|k| k.public_jwk()).collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// A URL on which nothing listens.
+    pub(crate) async fn dead_url() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}/jwks.json")
+    }
+
+    pub(crate) fn fast_policy(min_interval: Duration) -> FetchPolicy {
+        FetchPolicy {
+            min_interval,
+            retry_after_failure: min_interval,
+            budget: Duration::from_millis(1500),
+            max_age: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn only_rs256_signing_keys_with_a_kid_are_kept() {
+        let key = SigningKey::generate().unwrap();
+        let good = serde_json::to_value(key.public_jwk()).unwrap();
+        let mut no_alg = good.clone();
+        no_alg["kid"] = "no-alg".into();
+        no_alg.as_object_mut().unwrap().remove("alg");
+        no_alg.as_object_mut().unwrap().remove("use");
+        let mut leading_zero = good.clone();
+        leading_zero["kid"] = "zero".into();
+        let mut n = vec![0u8];
+        n.extend(URL_SAFE_NO_PAD.decode(good["n"].as_str().unwrap()).unwrap());
+        leading_zero["n"] = URL_SAFE_NO_PAD.encode(&n).into();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut j = good.clone();
+            j["kid"] = format!("bad-{k}").into();
+            j[k] = v;
+            j
+        };
+        let doc = serde_json::json!({ "keys": [
+            good,
+            no_alg,
+            leading_zero,
+            with("use", "enc".into()),
+            with("alg", "RS512".into()),
+            with("kty", "EC".into()),
+            with("n", "AQAB".into()),
+            with("n", "!!".into()),
+            with("e", serde_json::Value::Null),
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {"kty": "RSA"},
+            "not an object",
+        ]});
+        let set = KeySet::from_json(doc.to_string().as_bytes()).unwrap();
+        let mut kept: Vec<_> = set.keys.keys().cloned().collect();
+        kept.sort();
+        let mut want = vec![key.kid().to_string(), "no-alg".into(), "zero".into()];
+        want.sort();
+        assert_eq!(kept, want);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_jwks_is_an_error() {
+        for doc in ["", "{}", "[]", r#"{"keys":{}}"#, "<html>"] {
+            assert!(KeySet::from_json(doc.as_bytes()).is_err(), "{doc}");
+        }
+        assert!(KeySet::from_json(br#"{"keys":[]}"#).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_refetch_at_most_once_per_interval_and_pick_up_rotation() {
+        let old = SigningKey::generate().unwrap();
+        let new = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&old]).await;
+        let store =
+            Arc::new(KeyStore::http(&server.url, fast_policy(Duration::from_secs(1))).unwrap());
+        store.refresh().await.unwrap();
+        assert_eq!(server.hits(), 1);
+        assert!(store.key(old.kid()).await.is_ok());
+
+        // The issuer rotates; tokens with the new kid arrive at once.
+        server.publish(&[&old, &new]);
+        // The fetch at start-up was just now: no refetch yet, the kid is unknown.
+        for _ in 0..20 {
+            assert_eq!(
+                store.key(new.kid()).await.unwrap_err(),
+                KeyError::UnknownKid(new.kid().into())
+            );
+            assert!(store.key("made-up").await.is_err());
+        }
+        assert_eq!(server.hits(), 1, "no refetch within the interval");
+
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert!(
+            store.key(new.kid()).await.is_ok(),
+            "the rotated key is picked up"
+        );
+        assert_eq!(server.hits(), 2);
+        // Known kids never fetch.
+        for _ in 0..20 {
+            assert!(store.key(old.kid()).await.is_ok());
+            assert!(store.key(new.kid()).await.is_ok());
+        }
+        assert_eq!(server.hits(), 2);
+        assert_eq!(store.fetch_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_minute_of_made_up_kids_costs_one_fetch() {
+        let key = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&key]).await;
+        let store = Arc::new(KeyStore::http(&server.url, FetchPolicy::default()).unwrap());
+        let lookups = (0..200).map(|i| {
+            let store = store.clone();
+            async move { store.key(&format!("kid-{i}")).await }
+        });
+        let results = futures::future::join_all(lookups).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(KeyError::UnknownKid(_))))
+        );
+        assert_eq!(server.hits(), 1, "concurrent unknown kids share one fetch");
+        assert!(store.key(key.kid()).await.is_ok());
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dead_jwks_endpoint_answers_unavailable_quickly() {
+        let store = Arc::new(KeyStore::http(&dead_url().await, FetchPolicy::default()).unwrap());
+        let started = std::time::Instant::now();
+        assert!(store.refresh().await.is_err());
+        let err = store.key("any").await.unwrap_err();
+        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Within the retry delay nothing is fetched again, and the answer stays 503-worthy.
+        assert_eq!(store.fetch_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_jwks_endpoint_costs_a_request_at_most_the_budget() {
+        let key = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&key]).await;
+        server.set_delay(Duration::from_secs(10));
+        let store = Arc::new(KeyStore::http(&server.url, FetchPolicy::default()).unwrap());
+        let started = std::time::Instant::now();
+        let (a, b) = tokio::join!(store.key(key.kid()), store.key(key.kid()));
+        let elapsed = started.elapsed();
+        assert!(matches!(a, Err(KeyError::Unavailable(_))), "{a:?}");
+        assert!(matches!(b, Err(KeyError::Unavailable(_))), "{b:?}");
+        assert!(elapsed >= Duration::from_millis(1400), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+        assert_eq!(
+            store.fetch_count(),
+            1,
+            "the waiter did not start a second fetch"
+        );
+    }
+
+    #[tokio::test]
+    async fn known_keys_keep_verifying_while_the_endpoint_is_down() {
+        let key = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&key]).await;
+        let store = Arc::new(KeyStore::http(&server.url, fast_policy(Duration::ZERO)).unwrap());
+        store.refresh().await.unwrap();
+        server.set_delay(Duration::from_secs(10)); // down from now on
+        let started = std::time::Instant::now();
+        assert!(store.key(key.kid()).await.is_ok());
+        assert!(started.elapsed() < Duration::from_millis(100));
+        // An unknown kid now needs a fetch, which fails: unavailable, not unknown.
+        assert!(matches!(
+            store.key("new").await,
+            Err(KeyError::Unavailable(_))
+        ));
+        // The failed fetch kept the old keys.
+        assert!(store.key(key.kid()).await.is_ok());
+        assert_eq!(store.key_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_old_set_is_refreshed_in_the_background() {
+        let old = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&old]).await;
+        let mut policy = fast_policy(Duration::ZERO);
+        policy.max_age = Duration::from_millis(100);
+        let store = Arc::new(KeyStore::http(&server.url, policy).unwrap());
+        store.refresh().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let other = SigningKey::generate().unwrap();
+        server.publish(&[&other]); // the issuer withdrew `old`
+        // Still answered from the set in hand; the refresh runs behind it.
+        assert!(store.key(old.kid()).await.is_ok());
+        for _ in 0..50 {
+            if store.fetch_count() == 2 && store.read().keys.get(old.kid()).is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            store.read().keys.get(old.kid()).is_none(),
+            "withdrawn key dropped"
+        );
+        assert!(store.read().keys.get(other.kid()).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_fixed_store_never_fetches() {
+        let key = SigningKey::generate().unwrap();
+        let set = KeySet::from_json(jwks_doc(&[&key]).as_bytes()).unwrap();
+        let store = Arc::new(KeyStore::fixed(set));
+        assert!(store.key(key.kid()).await.is_ok());
+        assert_eq!(
+            store.key("other").await.unwrap_err(),
+            KeyError::UnknownKid("other".into())
+        );
+        assert_eq!(store.fetch_count(), 0);
+    }
+}

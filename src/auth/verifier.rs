@@ -1,0 +1,437 @@
+//! Token verification: header (RS256, `kid`) → key from the [`KeyStore`] → signature →
+//! claims ([`ClaimRules`]). The same code checks Cognito's tokens (keys over HTTP) and the
+//! local issuer's (keys in-process).
+//!
+//! A verified token is cached until it expires, keyed by the SHA-256 of the whole token
+//! (signature included): a repeat costs a hash and a map lookup instead of an RSA
+//! verification, while a token whose header or claims were altered, even one carrying a
+//! cached signature, misses the cache and fails verification. Only digests are kept, not
+//! tokens. The cache is bounded: when full, expired entries go first, then arbitrary ones.
+//! Failures are not cached (a verification is cheap enough; caching them would let junk
+//! push good entries out).
+
+use super::AuthError;
+use super::claims::{AccessClaims, ClaimRules, Verified};
+use super::jwks::{KeyError, KeyStore};
+use super::jws;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Most verified tokens kept.
+pub const CACHE_CAPACITY: usize = 10_000;
+
+type Digest = [u8; 32];
+
+pub struct Verifier {
+    /// The issuer's public keys (fetched over HTTP, or the local issuer's).
+    keys: Arc<KeyStore>,
+    /// What the claims must say; fixed at start.
+    rules: ClaimRules,
+    /// Verified tokens by digest, each with the last second it may be used.
+    cache: RwLock<HashMap<Digest, (i64, Arc<Verified>)>>,
+    /// Most entries in `cache` ([`CACHE_CAPACITY`]; smaller in tests).
+    capacity: usize,
+}
+
+impl Verifier {
+    pub fn new(keys: Arc<KeyStore>, rules: ClaimRules) -> Verifier {
+        Verifier {
+            keys,
+            rules,
+            cache: RwLock::new(HashMap::new()),
+            capacity: CACHE_CAPACITY,
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// Verifies `token` now.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
+        self.verify_at(token, unix_now()).await
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch).
+    pub async fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Verified>, AuthError> {
+        if token.len() > jws::MAX_TOKEN_LEN {
+            return Err(AuthError::Invalid(jws::JwsError::TooLong.to_string()));
+        }
+        let digest = digest(token);
+        if let Some(hit) = self.cached(&digest, now) {
+            return Ok(hit);
+        }
+        let parts = jws::parse(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let key = self.keys.key(&parts.kid).await.map_err(|e| match e {
+            KeyError::UnknownKid(_) => AuthError::Invalid(e.to_string()),
+            KeyError::Unavailable(_) => AuthError::Unavailable(e.to_string()),
+        })?;
+        key.verify_sig(parts.signing_input, &parts.signature)
+            .map_err(|_| AuthError::Invalid("bad signature".into()))?;
+        let json = parts
+            .claims_json()
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let claims: AccessClaims = serde_json::from_slice(&json)
+            .map_err(|e| AuthError::Invalid(format!("claims: {e}")))?;
+        let verified = Arc::new(
+            self.rules
+                .check(claims, now)
+                .map_err(|e| AuthError::Invalid(e.to_string()))?,
+        );
+        self.remember(digest, &verified, now);
+        Ok(verified)
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_count(&self) -> usize {
+        self.cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn cached(&self, digest: &Digest, now: i64) -> Option<Arc<Verified>> {
+        let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+        match cache.get(digest) {
+            // Same rule as a fresh check: usable while now < exp + leeway.
+            Some((until, v)) if now < *until => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, digest: Digest, verified: &Arc<Verified>, now: i64) {
+        let until = verified.exp.saturating_add(self.rules.leeway);
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= self.capacity && !cache.contains_key(&digest) {
+            cache.retain(|_, (u, _)| now < *u);
+            while cache.len() >= self.capacity {
+                let Some(victim) = cache.keys().next().copied() else {
+                    break;
+                };
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(digest, (until, verified.clone()));
+    }
+}
+
+fn digest(token: &str) -> Digest {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::KeySet;
+    use crate::auth::jwks::tests::{JwksServer, fast_policy};
+    use crate::auth::keys::SigningKey;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    const ISS: &str = "https://issuer.test";
+    const READ: &str = "https://show-service-test.api/shows.read";
+
+    fn claims(now: i64) -> Value {
+        json!({
+            "sub": "client-a", "client_id": "client-a", "token_use": "access", "scope": READ,
+            "iss": ISS, "iat": now, "exp": now + 3600, "jti": "x", "version": 2,
+        })
+    }
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            issuer: ISS.into(),
+            audience: vec!["client-a".into()],
+            leeway: 30,
+        }
+    }
+
+    fn fixed(keys: &[&SigningKey]) -> Verifier {
+        let doc = crate::auth::jwks::tests::jwks_doc(keys);
+        let store = KeyStore::fixed(KeySet::from_json(doc.as_bytes()).unwrap());
+        Verifier::new(Arc::new(store), rules())
+    }
+
+    fn b64(v: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(v)
+    }
+
+    /// Replaces one segment of a token.
+    fn replace(token: &str, index: usize, segment: &str) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[index] = segment.to_string();
+        parts.join(".")
+    }
+
+    /// An HS256 token signed with `secret`: what an attacker makes from a public key.
+    fn hs256(kid: &str, claims: &Value, secret: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(json!({"alg": "HS256", "kid": kid, "typ": "JWT"})
+                .to_string()
+                .as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", b64(tag.as_ref()))
+    }
+
+    #[tokio::test]
+    async fn a_good_token_verifies_and_every_forgery_fails() {
+        let key = SigningKey::generate().unwrap();
+        let stranger = SigningKey::generate().unwrap();
+        let verifier = fixed(&[&key]);
+        let now = unix_now();
+        let good = key.sign(&claims(now)).unwrap();
+        let v = verifier.verify_at(&good, now).await.unwrap();
+        assert_eq!(v.client_id, "client-a");
+        assert!(v.has_scope(READ));
+
+        let [header, payload, signature]: [&str; 3] =
+            good.split('.').collect::<Vec<_>>().try_into().unwrap();
+        let mut escalated = claims(now);
+        escalated["scope"] = json!(format!("{READ} https://show-service-test.api/shows.write"));
+        let jwk = serde_json::to_value(key.public_jwk()).unwrap();
+        let mut flipped = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        flipped[10] ^= 1;
+
+        let forgeries: Vec<(&str, String)> = vec![
+            (
+                "tampered payload",
+                replace(&good, 1, &b64(escalated.to_string().as_bytes())),
+            ),
+            ("tampered signature", replace(&good, 2, &b64(&flipped))),
+            ("stranger's key with our kid", {
+                let forged = stranger.sign(&claims(now)).unwrap();
+                let h = json!({"kid": key.kid(), "alg": "RS256"}).to_string();
+                replace(&forged, 0, &b64(h.as_bytes()))
+            }),
+            ("unknown kid", stranger.sign(&claims(now)).unwrap()),
+            (
+                "alg none",
+                format!(
+                    "{}.{payload}.",
+                    b64(json!({"alg": "none", "kid": key.kid()})
+                        .to_string()
+                        .as_bytes())
+                ),
+            ),
+            (
+                "alg none with a signature",
+                replace(
+                    &good,
+                    0,
+                    &b64(json!({"alg": "none", "kid": key.kid()})
+                        .to_string()
+                        .as_bytes()),
+                ),
+            ),
+            (
+                "HS256 with the JWK as the secret",
+                hs256(key.kid(), &claims(now), jwk.to_string().as_bytes()),
+            ),
+            (
+                "HS256 with n as the secret",
+                hs256(
+                    key.kid(),
+                    &claims(now),
+                    jwk["n"].as_str().unwrap().as_bytes(),
+                ),
+            ),
+            (
+                "HS256 with the modulus bytes as the secret",
+                hs256(
+                    key.kid(),
+                    &claims(now),
+                    &URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap(),
+                ),
+            ),
+            ("garbage", "garbage".into()),
+            ("two segments", format!("{header}.{payload}")),
+            ("empty", String::new()),
+            // Validly signed junk: the signature is good, the claims are not an object.
+            ("claims not an object", key.sign(&"just a string").unwrap()),
+        ];
+        for (name, token) in forgeries {
+            let err = verifier.verify_at(&token, now).await.unwrap_err();
+            assert!(matches!(err, AuthError::Invalid(_)), "{name}: {err:?}");
+        }
+        // The good token still verifies after all that (from the cache).
+        assert!(verifier.verify_at(&good, now).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn claim_failures_surface_as_invalid_tokens() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = fixed(&[&key]);
+        let now = unix_now();
+        let cases: Vec<(&str, Value)> = vec![
+            ("expired", json!({"exp": now - 60})),
+            ("not yet valid", json!({"nbf": now + 120})),
+            ("wrong issuer", json!({"iss": "https://other.test"})),
+            ("wrong client", json!({"client_id": "client-b"})),
+            ("id token", json!({"token_use": "id"})),
+        ];
+        for (name, patch) in cases {
+            let mut c = claims(now);
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            let token = key.sign(&c).unwrap();
+            let err = verifier.verify_at(&token, now).await.unwrap_err();
+            assert!(matches!(err, AuthError::Invalid(_)), "{name}: {err:?}");
+        }
+        assert_eq!(verifier.cached_count(), 0, "failures are not cached");
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_still_expires() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = fixed(&[&key]);
+        let now = unix_now();
+        let token = key.sign(&claims(now)).unwrap();
+        verifier.verify_at(&token, now).await.unwrap();
+        assert_eq!(verifier.cached_count(), 1);
+        assert!(verifier.verify_at(&token, now + 3600 + 29).await.is_ok());
+        let err = verifier
+            .verify_at(&token, now + 3600 + 30)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::Invalid(ref r) if r.contains("expired")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_capacity() {
+        let key = SigningKey::generate().unwrap();
+        let mut verifier = fixed(&[&key]);
+        verifier.capacity = 3;
+        let now = unix_now();
+        for i in 0..5 {
+            let mut c = claims(now);
+            c["jti"] = json!(i);
+            // Two of them expire soon: they are evicted first.
+            if i < 2 {
+                c["exp"] = json!(now + 1);
+            }
+            verifier
+                .verify_at(&key.sign(&c).unwrap(), now)
+                .await
+                .unwrap();
+        }
+        assert!(verifier.cached_count() <= 3);
+        for i in 5..8 {
+            let mut c = claims(now);
+            c["jti"] = json!(i);
+            verifier
+                .verify_at(&key.sign(&c).unwrap(), now + 100)
+                .await
+                .unwrap();
+        }
+        assert_eq!(verifier.cached_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn keys_come_over_http_and_a_rotated_key_is_picked_up() {
+        let old = SigningKey::generate().unwrap();
+        let new = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&old]).await;
+        let store = KeyStore::http(&server.url, fast_policy(Duration::from_secs(1))).unwrap();
+        let verifier = Verifier::new(Arc::new(store), rules());
+        let now = unix_now();
+        let t_old = old.sign(&claims(now)).unwrap();
+        let t_new = new.sign(&claims(now)).unwrap();
+
+        assert!(verifier.verify_at(&t_old, now).await.is_ok());
+        assert_eq!(server.hits(), 1);
+        // Unknown kid: the set was just fetched, so no refetch; 401.
+        assert!(matches!(
+            verifier.verify_at(&t_new, now).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(server.hits(), 1);
+
+        server.publish(&[&old, &new]);
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert!(verifier.verify_at(&t_new, now).await.is_ok());
+        assert_eq!(server.hits(), 2);
+        for _ in 0..10 {
+            assert!(verifier.verify_at(&t_new, now).await.is_ok());
+            assert!(verifier.verify_at(&t_old, now).await.is_ok());
+        }
+        assert_eq!(server.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_dead_jwks_endpoint_makes_verification_unavailable_not_invalid() {
+        let key = SigningKey::generate().unwrap();
+        let url = crate::auth::jwks::tests::dead_url().await;
+        let store = KeyStore::http(&url, fast_policy(Duration::from_secs(60))).unwrap();
+        let verifier = Verifier::new(Arc::new(store), rules());
+        let now = unix_now();
+        let started = std::time::Instant::now();
+        let err = verifier
+            .verify_at(&key.sign(&claims(now)).unwrap(), now)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Unavailable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // A token that is not even well formed is still a plain 401.
+        assert!(matches!(
+            verifier.verify_at("garbage", now).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    /// Rough cost of a verification, cold (RSA) and warm (cache). Timing only; run with
+    /// `cargo test --release verification_cost -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore]
+    async fn verification_cost() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = fixed(&[&key]);
+        let now = unix_now();
+        let n = 2000;
+        let tokens: Vec<String> = (0..n)
+            .map(|i| {
+                let mut c = claims(now);
+                c["jti"] = json!(i);
+                key.sign(&c).unwrap()
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        for t in &tokens {
+            verifier.verify_at(t, now).await.unwrap();
+        }
+        let cold = started.elapsed() / n;
+        let started = std::time::Instant::now();
+        for t in &tokens {
+            verifier.verify_at(t, now).await.unwrap();
+        }
+        let warm = started.elapsed() / n;
+        let started = std::time::Instant::now();
+        for i in 0..200 {
+            let mut c = claims(now);
+            c["jti"] = json!(i);
+            key.sign(&c).unwrap();
+        }
+        let sign = started.elapsed() / 200;
+        println!("RS256 verify cold {cold:?}, cached {warm:?}; sign {sign:?}");
+    }
+}

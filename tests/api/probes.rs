@@ -68,12 +68,20 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
         .send()
         .await
         .unwrap();
-    let lines = app.log_lines();
-    let line = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["request_id"] == "log-line-test")
-        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    // The log line is written by another process and read by a thread: wait for it.
+    let mut found = None;
+    for _ in 0..100 {
+        found = app
+            .log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["request_id"] == "log-line-test");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let line = found.unwrap_or_else(|| panic!("no request line in {:?}", app.log_lines()));
     assert_eq!(line["method"], "GET");
     assert_eq!(line["route"], "/health");
     assert_eq!(line["status"], 200);

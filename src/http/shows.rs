@@ -212,11 +212,15 @@ pub async fn create(
     FeedBody(feed): FeedBody,
 ) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
     let count = feed.shows.len();
+    let calls_before = state.store.stats().write_calls;
     state.cache.invalidate();
     let result = state.store.upsert(feed.shows).await;
     state.cache.invalidate();
+    // The store's write calls during this feed (concurrent writes through this instance
+    // are counted too): what a feed costs in DynamoDB requests, read by `bench/run.sh`.
+    let store_write_calls = state.store.stats().write_calls.saturating_sub(calls_before);
     let written = result?;
-    tracing::info!(shows = count, written, "feed stored");
+    tracing::info!(shows = count, written, store_write_calls, "feed stored");
     Ok((
         StatusCode::CREATED,
         Json(WriteResponse {

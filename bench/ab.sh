@@ -5,8 +5,9 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [SHOWS (100)] [ROUNDS (4)] [SECONDS (6)] [-- VAR=VALUE…]
 #
-# Variables after `--` go to both servers (e.g. APP__LOG__LEVEL=off). Output in
-# bench/out/ab-*/; a summary on stdout.
+# Variables after `--` go to both servers (e.g. APP__LOG__LEVEL=off); AB_HEADER adds a
+# request header (e.g. AB_HEADER='Accept-Encoding: gzip'). Output in bench/out/ab-*/; a
+# summary on stdout.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 a=$1 b=$2
@@ -44,25 +45,28 @@ start() { # NAME BINARY
 }
 start a "$a"
 start b "$b"
+hdr=(-H "Authorization: Bearer $token")
+[[ -n ${AB_HEADER:-} ]] && hdr+=(-H "$AB_HEADER")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 run() { # NAME -> "rps cpu_us"
     local pid_var=pid_$1 port_var=port_$1
     local pid=${!pid_var} port=${!port_var} t0 t1 out rps
-    wrk -t2 -c64 -d1s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/shows" >/dev/null
+    wrk -t2 -c64 -d1s "${hdr[@]}" "http://127.0.0.1:$port/v1/shows" >/dev/null
     t0=$(ticks "$pid")
-    out=$(wrk -t2 -c64 -d"${secs}s" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/shows")
+    out=$(wrk -t2 -c64 -d"${secs}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/v1/shows")
     t1=$(ticks "$pid")
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    awk -v r="$rps" -v d="$((t1 - t0))" -v hz="$hz" -v s="$secs" \
-        'BEGIN {printf "%.0f %.2f\n", r, d * 1e6 / hz / (r * s)}'
+    p99=$(awk '$1 == "99%" {v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else v = v * 1000; print v}' <<<"$out")
+    awk -v r="$rps" -v d="$((t1 - t0))" -v hz="$hz" -v s="$secs" -v p="$p99" \
+        'BEGIN {printf "%.0f %.2f %.2f\n", r, d * 1e6 / hz / (r * s), p}'
 }
-printf 'round  A req/s  B req/s  B/A   A cpu-us  B cpu-us  B/A\n'
+printf 'round  A req/s  B req/s  B/A   A cpu-us  B cpu-us  B/A   A p99 ms  B p99 ms\n'
 for r in $(seq 1 "$rounds"); do
-    read -r ra ca < <(run a)
-    read -r rb cb < <(run b)
-    awk -v r="$r" -v ra="$ra" -v rb="$rb" -v ca="$ca" -v cb="$cb" \
-        'BEGIN {printf "%5d %8d %8d  %.3f %8.2f %9.2f  %.3f\n", r, ra, rb, rb/ra, ca, cb, cb/ca}'
+    read -r ra ca pa < <(run a)
+    read -r rb cb pb < <(run b)
+    awk -v r="$r" -v ra="$ra" -v rb="$rb" -v ca="$ca" -v cb="$cb" -v pa="$pa" -v pb="$pb" \
+        'BEGIN {printf "%5d %8d %8d  %.3f %8.2f %9.2f  %.3f %8.2f %9.2f\n", r, ra, rb, rb/ra, ca, cb, cb/ca, pa, pb}'
 done | tee "$work/summary.txt"
-awk '{n++; q+=$4; c+=$7} END {printf "mean B/A: req/s %.3f, CPU per request %.3f (%d rounds)\n", q/n, c/n, n}' \
+awk '{n++; q+=$4; c+=$7; pa+=$8; pb+=$9} END {printf "mean B/A: req/s %.3f, CPU per request %.3f; mean p99 %.2f -> %.2f ms (%d rounds)\n", q/n, c/n, pa/n, pb/n, n}' \
     "$work/summary.txt"

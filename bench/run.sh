@@ -309,7 +309,7 @@ start_service stok "$work/d100" APP__AUTH__TOKENRATEPERSECOND=100000 APP__AUTH__
 wrk_row token-issue 1 "$pid_stok" "$port_stok" /oauth/token -s "$work/token.lua"
 stop_pid "$pid_stok"
 record "$("$tools" auth-cost --n 2000 | python3 -c 'import json,sys; r=json.load(sys.stdin); r["kind"]="auth"; print(json.dumps(r))')"
-record "$("$tools" fill-cost --body "$work/body-10000.json" --runs 10 | python3 -c 'import json,sys; r=json.load(sys.stdin); r["kind"]="fill"; print(json.dumps(r))')"
+record "$("$tools" fill-cost --db "$work/d10000/shows.db" --runs 10 | python3 -c 'import json,sys; r=json.load(sys.stdin); r["kind"]="fill"; print(json.dumps(r))')"
 
 # --- start-up --------------------------------------------------------------------------
 log "exec to healthy (bench_tools startup: spawn, poll /health every 200 µs)"

@@ -11,8 +11,10 @@
 //!   count-bounded load for profiling (wrk is time-bounded).
 //! - `auth-cost [--n N]`: RS256 verification through the service's `Verifier`, cold (every
 //!   token new: RSA) and warm (the verified-token cache), and signing, in µs.
-//! - `fill-cost --body FILE [--runs N]`: the cost of one cache fill's own work on a body
-//!   (gzip variant + ETag), which the service pays once per fill, never per request.
+//! - `fill-cost (--db SQLITE_FILE | --body FILE) [--runs N]`: the cost of one cache fill,
+//!   which the service pays once per fill (at most once per TTL), never per request: with
+//!   `--db`, the store query and the serialization of the catalogue, then (both forms) the
+//!   gzip variant + ETag.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench tool: a panic is a failed run
 
@@ -264,8 +266,37 @@ fn auth_cost(args: &[String]) {
 }
 
 fn fill_cost(args: &[String]) {
-    let body = std::fs::read(opt(args, "--body").expect("--body FILE")).unwrap();
+    use show_service::store::{PageRequest, ShowStore};
     let runs: u32 = opt(args, "--runs").map_or(10, |v| v.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // With --db: the whole fill (store query, serialization, gzip + ETag), each part timed.
+    let (mut query, mut serialize) = (Duration::ZERO, Duration::ZERO);
+    let body = match opt(args, "--db") {
+        Some(db) => {
+            let store =
+                show_service::store::sqlite::SqliteStore::open(std::path::Path::new(&db)).unwrap();
+            let mut body = Vec::new();
+            for _ in 0..runs {
+                let t = Instant::now();
+                let page = rt
+                    .block_on(store.list_eligible(PageRequest::default()))
+                    .unwrap();
+                query += t.elapsed();
+                let t = Instant::now();
+                body = serde_json::to_vec(&show_service::http::shows::ListResponse {
+                    response: page.items,
+                    next: None,
+                })
+                .unwrap();
+                serialize += t.elapsed();
+            }
+            body
+        }
+        None => std::fs::read(opt(args, "--body").expect("--body FILE or --db FILE")).unwrap(),
+    };
     let body = bytes::Bytes::from(body);
     let t = Instant::now();
     let mut gz = 0;
@@ -274,8 +305,10 @@ fn fill_cost(args: &[String]) {
         gz = entry.gzip.as_ref().map_or(0, |b| b.len());
     }
     let per = t.elapsed() / runs;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(runs);
     println!(
         "{}",
-        json!({"json_bytes": body.len(), "gzip_bytes": gz, "fill_work_ms": per.as_secs_f64() * 1e3})
+        json!({"json_bytes": body.len(), "gzip_bytes": gz, "fill_work_ms": per.as_secs_f64() * 1e3,
+               "query_ms": ms(query), "serialize_ms": ms(serialize)})
     );
 }

@@ -174,6 +174,14 @@ async fn wait_active(
             .iter()
             .find(|i| i.index_name() == Some(gsi))
             .map(|i| (i.index_status().cloned(), i.backfilling().unwrap_or(false)));
+        // AWS lists an index from the moment UpdateTable accepts it (CREATING); an
+        // endpoint that accepted the request but lists no index will never have it.
+        if index_status.is_none() {
+            bail!(
+                "the DynamoDB table {table} has no index {gsi} after it was requested (does \
+                 this endpoint support adding an index with UpdateTable?)"
+            );
+        }
         let ready = table_status == Some(TableStatus::Active)
             && matches!(index_status, Some((Some(IndexStatus::Active), false)));
         if ready {

@@ -26,7 +26,7 @@ async fn liveness_does_not_touch_the_store_but_readiness_does() {
     assert_eq!(ready.status(), 200);
     let v: Value = ready.json().await.unwrap();
     assert_eq!(v["status"], "ok");
-    assert_eq!(v["store"], "sqlite: ok");
+    assert_eq!(v["store"], format!("{}: ok", store_kind()));
 }
 
 #[tokio::test]

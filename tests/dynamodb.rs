@@ -109,6 +109,30 @@ async fn table_create_makes_the_table_and_index_once_then_is_a_no_op() {
     store.ping().await.expect("ready");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_create_waits_for_a_dynamodb_that_is_still_starting() {
+    // An emulator that is down for now, on a port that it will come back on.
+    let mut emulator = Dynalite::start(None);
+    emulator.stop();
+    let settings = dynamo_settings(&emulator.endpoint(), &unique_table("late"));
+    let store = DynamoStore::connect(&settings).await.unwrap();
+    let create = tokio::spawn(async move { store.ensure_table(Duration::from_secs(20)).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!create.is_finished(), "waits instead of failing");
+    let emulator = tokio::task::spawn_blocking(move || {
+        emulator.restart();
+        emulator
+    })
+    .await
+    .unwrap();
+    let outcome = create.await.unwrap().unwrap();
+    assert_eq!(
+        outcome,
+        show_service::store::dynamodb::table::Outcome::Created
+    );
+    drop(emulator);
+}
+
 // ---------------------------------------------------------------- item layout
 
 /// Items exactly as the Go service wrote them.

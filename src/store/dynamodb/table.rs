@@ -2,14 +2,16 @@
 //!
 //! Table: hash key `slug` (S), PAY_PER_REQUEST. GSI (name from settings, default
 //! `gsi_drm_episode`): hash `drmKey` (N), range `episodeCount` (N), projection ALL.
-//! [`ensure`] creates whatever is missing (the table with its index, or only the index),
-//! waits until the table and the index are ACTIVE, and changes nothing that exists. An
+//! [`ensure`] waits (a minute at most) for DynamoDB to answer, creates whatever is missing
+//! (the table with its index, or only the index), waits until the table and the index
+//! are ACTIVE, and changes nothing that exists. An
 //! existing table with another key schema is an error naming the difference.
 
 use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::describe_table::{DescribeTableError, DescribeTableOutput};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -37,7 +39,7 @@ pub async fn ensure(
     gsi: &str,
     wait: Duration,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match describe(client, table).await? {
+    let outcome = match describe_when_reachable(client, table, REACH_TIMEOUT).await? {
         None if create(client, table, gsi).await? => Outcome::Created,
         // Created by someone else meanwhile, or present: check it, add the index if needed.
         _ => check_and_add_index(client, table, gsi).await?,
@@ -75,9 +77,49 @@ async fn check_and_add_index(client: &Client, table: &str, gsi: &str) -> anyhow:
     Ok(Outcome::IndexAdded)
 }
 
+/// How long [`ensure`] waits for DynamoDB to accept connections at all (an emulator or
+/// DynamoDB Local started at the same time, as in `compose.yaml`).
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`describe`], retried while DynamoDB cannot be reached (connection refused, timeouts),
+/// for at most `reach`.
+async fn describe_when_reachable(
+    client: &Client,
+    table: &str,
+    reach: Duration,
+) -> anyhow::Result<Option<TableDescription>> {
+    let started = Instant::now();
+    let mut logged = false;
+    loop {
+        let res = client.describe_table().table_name(table).send().await;
+        match &res {
+            Err(SdkError::DispatchFailure(_) | SdkError::TimeoutError(_))
+                if started.elapsed() < reach =>
+            {
+                if !logged {
+                    tracing::info!(table, "DynamoDB does not answer yet; waiting for it");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => return described(res, table),
+        }
+    }
+}
+
 /// The table's description, or `None` when it does not exist.
 pub async fn describe(client: &Client, table: &str) -> anyhow::Result<Option<TableDescription>> {
-    match client.describe_table().table_name(table).send().await {
+    described(
+        client.describe_table().table_name(table).send().await,
+        table,
+    )
+}
+
+fn described(
+    res: Result<DescribeTableOutput, SdkError<DescribeTableError>>,
+    table: &str,
+) -> anyhow::Result<Option<TableDescription>> {
+    match res {
         Ok(out) => Ok(out.table),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
         Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))

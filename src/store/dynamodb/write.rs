@@ -20,7 +20,6 @@ use crate::store::StoreError;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures::StreamExt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -88,7 +87,7 @@ pub async fn write_all(
         .collect::<Result<Vec<_>, aws_sdk_dynamodb::error::BuildError>>()
         .map_err(|e| StoreError::Internal(e.into()))?;
     let deadline = Instant::now() + policy.deadline;
-    let failed = Arc::new(AtomicBool::new(false));
+    let failed = AtomicBool::new(false);
     let mut chunks = Vec::with_capacity(total.div_ceil(BATCH_SIZE));
     let mut items = requests.into_iter().peekable();
     while items.peek().is_some() {

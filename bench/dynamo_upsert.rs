@@ -83,10 +83,9 @@ async fn app(settings: Settings) -> (axum::Router, show_service::store::DynStore
     let auth = show_service::auth::Auth::from_settings(&settings)
         .await
         .unwrap();
-    // The local issuer is a placeholder until issue 3 lands: any token passes.
     let token = show_service::auth::mint_for_cli(&settings, "local-client", &[])
         .await
-        .unwrap_or_else(|_| "placeholder".into());
+        .unwrap();
     let state = show_service::http::AppState::new(settings, store.clone(), auth);
     (show_service::http::router(state), store, token)
 }

@@ -428,15 +428,11 @@ impl Api {
     }
 }
 
-/// A token for the local issuer, when it exists.
+/// A token with both scopes from the local issuer.
 async fn token(settings: &Settings) -> String {
-    match show_service::auth::mint_for_cli(settings, "local-client", &[]).await {
-        Ok(token) => token,
-        // TODO(lead): the local issuer (issue 3) replaces this placeholder, which accepts
-        // any token; once `mint_for_cli` works this arm is dead and can go.
-        Err(e) if format!("{e:#}").contains("not implemented") => "placeholder".into(),
-        Err(e) => panic!("cannot mint a token: {e:#}"),
-    }
+    show_service::auth::mint_for_cli(settings, "local-client", &[])
+        .await
+        .expect("a token from the local issuer")
 }
 
 fn catalogue(body: &Value) -> BTreeSet<String> {

@@ -42,7 +42,12 @@ fn concrete(path: &str) -> String {
     path.replace("{*slug}", "show/x")
 }
 
-async fn call(app: &axum::Router, method: &str, path: &str, token: Option<&str>) -> axum::response::Response {
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> axum::response::Response {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -80,9 +85,13 @@ async fn every_listed_route_exists_and_public_ones_need_no_token() {
 async fn each_route_requires_exactly_its_scope() {
     let f = fixture().await;
     for held in Scope::ALL {
-        let token = show_service::auth::mint_for_cli(&f.settings, "local-client", &[held.name().to_string()])
-            .await
-            .unwrap();
+        let token = show_service::auth::mint_for_cli(
+            &f.settings,
+            "local-client",
+            &[held.name().to_string()],
+        )
+        .await
+        .unwrap();
         for route in API_ROUTES.iter().filter(|r| r.scope.is_some()) {
             let res = call(&f.app, route.method, &concrete(route.path), Some(&token)).await;
             let status = res.status();
@@ -93,9 +102,19 @@ async fn each_route_requires_exactly_its_scope() {
                 );
             } else {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{route:?} with {held:?}");
-                let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
-                let want = format!("{}/{}", f.settings.auth.resource_server, route.scope.unwrap().name());
-                assert!(challenge.contains("insufficient_scope") && challenge.contains(&want), "{challenge}");
+                let challenge = res.headers()[header::WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let want = format!(
+                    "{}/{}",
+                    f.settings.auth.resource_server,
+                    route.scope.unwrap().name()
+                );
+                assert!(
+                    challenge.contains("insufficient_scope") && challenge.contains(&want),
+                    "{challenge}"
+                );
             }
         }
     }
@@ -104,7 +123,11 @@ async fn each_route_requires_exactly_its_scope() {
 #[tokio::test]
 async fn routing_errors_carry_the_envelope() {
     let f = fixture().await;
-    for (method, path, status) in [("GET", "/nope", 404), ("PUT", "/v1/shows", 405), ("POST", "/health", 405)] {
+    for (method, path, status) in [
+        ("GET", "/nope", 404),
+        ("PUT", "/v1/shows", 405),
+        ("POST", "/health", 405),
+    ] {
         let res = call(&f.app, method, path, None).await;
         assert_eq!(res.status().as_u16(), status, "{method} {path}");
         let body = res.into_body().collect().await.unwrap().to_bytes();

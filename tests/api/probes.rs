@@ -68,12 +68,23 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
         .send()
         .await
         .unwrap();
-    let lines = app.log_lines();
-    let line = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["request_id"] == "log-line-test")
-        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    // The line reaches us through the service's stdout and a reader thread: it can lag
+    // the response by a moment.
+    let started = std::time::Instant::now();
+    let line = loop {
+        let lines = app.log_lines();
+        let found = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["request_id"] == "log-line-test");
+        match found {
+            Some(line) => break line,
+            None if started.elapsed() < std::time::Duration::from_secs(5) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            None => panic!("no request line in {lines:?}"),
+        }
+    };
     assert_eq!(line["method"], "GET");
     assert_eq!(line["route"], "/health");
     assert_eq!(line["status"], 200);

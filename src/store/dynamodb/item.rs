@@ -432,4 +432,32 @@ mod tests {
         assert_eq!(size_of(&it), 4 + 6 + 3 + 1);
         assert!(size_of(&to_item(&full_show())) < 1000);
     }
+
+    #[test]
+    fn the_largest_valid_show_fits_in_one_item() {
+        use crate::domain::fields::{MAX_SLUG_LEN, MAX_URL_LEN};
+        use crate::domain::show::MAX_SEASONS;
+        let handle = "a".repeat(MAX_SLUG_LEN - 5);
+        let url = format!("https://{}", "u".repeat(MAX_URL_LEN - 8));
+        let wide = "\u{1F4FA}"; // 4 bytes in UTF-8
+        let digits = 2 * MAX_SLUG_LEN - "show//season/".len() - handle.len();
+        let season = format!("show/{handle}/season/{}", "9".repeat(digits));
+        let v = serde_json::json!({
+            "slug": format!("show/{handle}"),
+            "title": wide.repeat(120),
+            "country": wide.repeat(50), "genre": wide.repeat(50),
+            "language": wide.repeat(50), "tvChannel": wide.repeat(50),
+            "description": wide.repeat(500), "primaryColour": "#ffffff",
+            "drm": true, "episodeCount": u32::MAX,
+            "image": {"showImage": url},
+            "nextEpisode": {"channel": wide.repeat(100), "channelLogo": wide.repeat(2048),
+                            "date": wide.repeat(100), "html": wide.repeat(2000), "url": url},
+            "seasons": vec![serde_json::json!({"slug": season}); MAX_SEASONS],
+        });
+        let mut problems = Vec::new();
+        let show =
+            Show::from_json(&v, "t", &mut problems).unwrap_or_else(|| panic!("{problems:?}"));
+        let size = size_of(&to_item(&show));
+        assert!(size < MAX_ITEM_BYTES, "{size} bytes");
+    }
 }

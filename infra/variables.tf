@@ -143,9 +143,13 @@ variable "cognito_domain_prefix" {
 ################################################################################
 
 variable "source_repository_url" {
-  description = "HTTPS clone URL of the GitHub repository CodeBuild builds."
+  description = "HTTPS clone URL of the GitHub repository CodeBuild builds (set it once, e.g. export TF_VAR_source_repository_url=...)."
   type        = string
-  default     = "https://github.com/example/show-service.git"
+
+  validation {
+    condition     = can(regex("^https://[^[:space:]]+$", var.source_repository_url))
+    error_message = "source_repository_url must be an https clone URL."
+  }
 }
 
 variable "source_branch" {

@@ -165,6 +165,10 @@ check_checkov() {
     return 0
   fi
   timed "checkov install" venv checkov "checkov==$CHECKOV_VERSION" || fail "installing checkov"
+  timed "checkov scan" run_checkov
+}
+
+run_checkov() {
   log "checkov -d infra"
   local out="$TOOLS/checkov.out"
   # The override file must not be scanned; it only exists during the moto run.
@@ -190,7 +194,6 @@ free_port() {
 }
 
 start_moto() {
-  timed "moto install" venv moto "moto[server]==$MOTO_VERSION" || fail "installing moto"
   local port
   port=$(free_port)
   MOTO_URL="http://127.0.0.1:$port"
@@ -256,7 +259,8 @@ tf() {
 moto_cycle() {
   local env="$1" dir="$TOOLS/moto/$1"
   local tfvars="terraform.$env.tfvars"
-  local vars=(-var-file="$tfvars" -var image_tag=moto-check)
+  local vars=(-var-file="$tfvars" -var image_tag=moto-check
+    -var source_repository_url=https://git.invalid/show-service.git)
   local t0 t1 t2 t3 t4
   rm -rf "$dir"
   mkdir -p "$dir/data"
@@ -329,8 +333,13 @@ check_moto() {
     skip "moto apply: python3 with venv support is not installed"
     return 0
   fi
-  start_moto
+  timed "moto install" venv moto "moto[server]==$MOTO_VERSION" || fail "installing moto"
+  timed "moto start" start_moto
   write_override
+  timed "moto apply cycles" run_cycles
+}
+
+run_cycles() {
   local env pids=() failed=""
   for env in $ENVS; do
     mkdir -p "$TOOLS/moto"
@@ -361,7 +370,7 @@ TOTAL_START=$(date +%s)
 
 if ! have_terraform; then
   skip "terraform is not installed: fmt, validate and the moto apply did not run"
-  wants checkov && timed "checkov" check_checkov
+  wants checkov && check_checkov
 else
   terraform version | head -n 1
   wants fmt && timed "fmt" check_fmt
@@ -373,8 +382,8 @@ else
     fi
   fi
   wants validate && timed "validate" check_validate
-  wants checkov && timed "checkov" check_checkov
-  wants moto && timed "moto (total)" check_moto
+  wants checkov && check_checkov
+  wants moto && check_moto
 fi
 
 log "infra-check timings"

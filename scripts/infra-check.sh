@@ -92,9 +92,11 @@ find_plugin_dir() {
     PLUGIN_DIR="$TF_PLUGIN_DIR"
   else
     local hit
-    hit=$(find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
+    # Not a copy inside some working directory's .terraform/ or .tools/ (those come
+    # and go); the newest provider version wins.
+    hit=$(find / \( -path /proc -o -path /sys -o -path /dev -o -name .terraform -o -name .tools \) -prune -o \
       -name 'terraform-provider-aws_*' -path '*/registry.terraform.io/hashicorp/aws/*' -print 2>/dev/null |
-      sort | tail -n 1 || true)
+      sort -t/ -V | tail -n 1 || true)
     [[ -n "$hit" ]] && PLUGIN_DIR="${hit%%/registry.terraform.io/*}"
   fi
   if [[ -z "$PLUGIN_DIR" || ! -d "$PLUGIN_DIR/registry.terraform.io/hashicorp/aws" ]]; then

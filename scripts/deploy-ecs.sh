@@ -50,6 +50,7 @@ aws ecs update-service --cluster "$ECS_CLUSTER" --service "$ECS_SERVICE" \
 echo "waiting for $ECS_SERVICE to be stable"
 aws ecs wait services-stable --cluster "$ECS_CLUSTER" --services "$ECS_SERVICE"
 
+# shellcheck disable=SC2016 # the backticks are JMESPath literals, not shell
 read -r primary state < <(aws ecs describe-services --cluster "$ECS_CLUSTER" --services "$ECS_SERVICE" \
   --query 'services[0].deployments[?status==`PRIMARY`] | [0].[taskDefinition, rolloutState]' --output text)
 if [[ "$primary" != "$revision" || "$state" != "COMPLETED" ]]; then

@@ -356,8 +356,10 @@ resource "aws_ecs_service" "this" {
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
   health_check_grace_period_seconds  = 30
-  propagate_tags                     = "SERVICE"
-  enable_ecs_managed_tags            = true
+  # After an AZ outage, move tasks back so they are spread over the AZs again.
+  availability_zone_rebalancing = "ENABLED"
+  propagate_tags                = "SERVICE"
+  enable_ecs_managed_tags       = true
 
   deployment_circuit_breaker {
     enable   = true

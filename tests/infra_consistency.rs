@@ -9,7 +9,7 @@
 use hcl::expr::{Expression, ObjectKey, TemplateExpr};
 use hcl::{Block, Body};
 use show_service::auth::Scope;
-use show_service::config::{DEFAULT_PORT, ENV_VARS};
+use show_service::config::{AuthMode, DEFAULT_PORT, ENV_VARS, Settings, StoreKind};
 use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
 use show_service::store::layout::{
     GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
@@ -562,6 +562,104 @@ fn task_definition_sets_only_variables_the_service_reads() {
                 "Dockerfile: ENV {name} is not in config::ENV_VARS"
             );
         }
+    }
+}
+
+/// Sample values for what the root module passes into the service module, so that the
+/// task definition's environment can be fed to the real settings loader.
+fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
+    let src = source(expr);
+    match src.as_str() {
+        "var.env" => env.to_owned(),
+        "tostring(local.container_port)" => container_port.to_string(),
+        "var.app_environment.region" => "ap-southeast-2".to_owned(),
+        "var.app_environment.table_name" => table_name(env),
+        "var.app_environment.gsi_name" => GSI_NAME.to_owned(),
+        "var.app_environment.user_pool_id" => "ap-southeast-2_Example".to_owned(),
+        "var.app_environment.client_id" => "exampleclientid".to_owned(),
+        "var.app_environment.resource_server_identifier" => {
+            format!("https://show-service-{env}.api")
+        }
+        _ => match expr {
+            Expression::String(s) => s.clone(),
+            _ => panic!(
+                "{SERVICE_TF}: no sample value for `{src}` in local.environment; add one to sample_value()"
+            ),
+        },
+    }
+}
+
+#[test]
+fn the_task_definition_environment_configures_the_service_as_deployed() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let port = number(
+        local(&locals, SERVICE_TF, "container_port"),
+        "local.container_port",
+    );
+    let env_map = object(
+        local(&locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+
+    // The issuer API Gateway's authorizer trusts, for the same region and pool.
+    let identity_outputs = parse("infra/modules/identity/outputs.tf");
+    let issuer_output = identity_outputs
+        .blocks()
+        .find(|b| b.identifier.as_str() == "output" && b.labels[0].as_str() == "issuer_url")
+        .expect("infra/modules/identity/outputs.tf: output issuer_url");
+    let authorizer_issuer = string(
+        attr(&issuer_output.body, "output.issuer_url", "value"),
+        "issuer",
+    )
+    .replace("${data.aws_region.current.name}", "ap-southeast-2")
+    .replace("${aws_cognito_user_pool.this.id}", "ap-southeast-2_Example");
+
+    for env in ENVS {
+        let vars: Vec<(String, String)> = env_map
+            .iter()
+            .map(|(k, v)| (k.clone(), sample_value(v, env, port)))
+            .collect();
+        let settings = Settings::load(None, vars.clone()).unwrap_or_else(|e| {
+            panic!("{SERVICE_TF}: the service refuses the task definition's environment for {env}: {e}\n{vars:?}")
+        });
+        let what = format!("{SERVICE_TF} ({env})");
+        assert_eq!(u64::from(settings.server.port), port, "{what}: port");
+        assert_eq!(
+            settings.store.kind,
+            StoreKind::Dynamodb,
+            "{what}: store kind"
+        );
+        assert_eq!(settings.dynamodb.table, table_name(env), "{what}: table");
+        assert_eq!(settings.dynamodb.gsi, GSI_NAME, "{what}: GSI");
+        assert_eq!(
+            settings.dynamodb.region.as_deref(),
+            Some("ap-southeast-2"),
+            "{what}: region"
+        );
+        assert_eq!(
+            settings.auth.mode,
+            AuthMode::Jwt,
+            "{what}: tokens must come from Cognito"
+        );
+        assert_eq!(
+            settings.auth.issuer.as_deref(),
+            Some(authorizer_issuer.as_str()),
+            "{what}: the service's issuer differs from the JWT authorizer's (identity issuer_url)"
+        );
+        assert!(
+            settings
+                .auth
+                .audience
+                .iter()
+                .any(|a| a == "exampleclientid"),
+            "{what}: the app client must be an allowed client/audience"
+        );
+        assert_eq!(
+            settings.auth.resource_server,
+            format!("https://show-service-{env}.api"),
+            "{what}: resource server"
+        );
     }
 }
 

@@ -31,7 +31,8 @@ RUN cargo build --release --locked --bin show-service \
 # folder in this image, so infra-check reports its Terraform parts as SKIPPED here;
 # they gate every change in the project's CI instead.
 FROM chef AS test
-RUN apt-get update \
+RUN rustup component add rustfmt clippy \
+    && apt-get update \
     && apt-get install -y --no-install-recommends python3-venv \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=planner /src/recipe.json recipe.json

@@ -149,6 +149,12 @@ resource "aws_codebuild_project" "this" {
     type = "NO_ARTIFACTS"
   }
 
+  # Reuse Docker layers (the cooked dependencies) between builds on the same host.
+  cache {
+    type  = "LOCAL"
+    modes = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
+  }
+
   environment {
     type            = "LINUX_CONTAINER"
     compute_type    = var.compute_type

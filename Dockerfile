@@ -49,8 +49,11 @@ ENV APP_ENV=prod \
     APP__SERVER__HOST=0.0.0.0 \
     APP__SERVER__PORT=8080 \
     APP__LOG__FORMAT=json
-# distroless "nonroot" (65532); the task definition runs as the same user.
+# distroless "nonroot" (65532); the task definition runs as the same user. Its home is
+# the working directory, so relative paths (APP__STORE__PATH=data/shows.db, the local
+# issuer's key beside it) are writable when a local-mode container needs them (compose).
 USER 65532:65532
+WORKDIR /home/nonroot
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/show-service", "healthcheck"]

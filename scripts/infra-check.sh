@@ -236,8 +236,10 @@ write_override() {
     echo '  # The account id is asked of moto (sts): without it the provider cannot tell'
     echo '  # its own security groups from another account'"'"'s and plans bogus changes.'
     echo '  skip_region_validation      = true'
-    echo '  # An action moto lacks must fail at once, not after 25 retries.'
-    echo '  max_retries = 1'
+    echo '  # An action moto lacks must fail fast, not after the default 25 retries; but'
+    echo '  # one retry is needed: under two parallel runs moto'"'"'s server now and then'
+    echo '  # closes a kept-alive connection just as the provider reuses it.'
+    echo '  max_retries = 3'
     echo
     echo '  endpoints {'
     local s
@@ -374,7 +376,8 @@ if ! have_terraform; then
   skip "terraform is not installed: fmt, validate and the moto apply did not run"
   wants checkov && check_checkov
 else
-  terraform version | head -n 1
+  # sed, not head: head would close the pipe early and SIGPIPE terraform (pipefail)
+  terraform version | sed -n 1p
   wants fmt && timed "fmt" check_fmt
   if wants validate || wants moto; then
     if ! find_plugin_dir; then

@@ -31,7 +31,12 @@ RUN cargo build --release --locked --bin show-service \
 # folder in this image, so infra-check reports its Terraform parts as SKIPPED here;
 # they gate every change in the project's CI instead.
 FROM chef AS test
-RUN rustup component add rustfmt clippy \
+# The DynamoDB tests run dynalite, which needs Node.js 20 (Debian bookworm ships 18).
+COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+COPY --from=node:20-bookworm-slim /usr/local/lib/node_modules /usr/local/lib/node_modules
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
+    && rustup component add rustfmt clippy \
     && apt-get update \
     && apt-get install -y --no-install-recommends python3-venv \
     && rm -rf /var/lib/apt/lists/*

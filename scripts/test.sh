@@ -37,10 +37,21 @@ run_tests() {
   fi
 }
 
+run_api_tests_on_dynamodb() {
+  # The same black-box suite, every app on its own DynamoDB table (dynalite); the few
+  # tests that need SQLite pin it themselves.
+  if cargo nextest --version >/dev/null 2>&1; then
+    SHOW_TEST_STORE=dynamodb cargo nextest run --locked --no-fail-fast --test api
+  else
+    SHOW_TEST_STORE=dynamodb cargo test --locked --no-fail-fast --test api
+  fi
+}
+
 step "install test tools" scripts/install-test-tools.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --locked --all-targets -- -D warnings
 step "tests (unit, router, black-box, store contract, infra consistency)" run_tests
+step "black-box API tests on DynamoDB (dynalite)" run_api_tests_on_dynamodb
 if [[ $only == all ]]; then
   step "terraform: fmt, validate, checkov, apply against an emulator" scripts/infra-check.sh
 fi

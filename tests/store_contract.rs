@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
+mod support;
+
 use serde_json::{Value, json};
 use show_service::domain::{Feed, Show};
 use show_service::store::{DynStore, ListItem, PageRequest};
@@ -295,6 +297,20 @@ mod sqlite {
         Fixture {
             store: Arc::new(store),
             _guard: Box::new(dir),
+        }
+    });
+}
+
+/// The same suite on DynamoDB: dynalite (one per test binary), a new table per test.
+mod dynamodb {
+    use crate::support::{self, dynalite::Dynalite};
+    use std::sync::Arc;
+
+    contract_tests!(async {
+        let store = support::fresh_store(Dynalite::shared(), "contract").await;
+        Fixture {
+            store: Arc::new(store),
+            _guard: Box::new(()),
         }
     });
 }

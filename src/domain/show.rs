@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+/// The most seasons one show may list. With every other field at its limit, a show stays
+/// well under DynamoDB's 400 KB item size, so no valid show can fail to store.
+pub const MAX_SEASONS: usize = 500;
+
 /// One problem with a request body: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
@@ -281,6 +285,14 @@ impl<'a, 'p> Parser<'a, 'p> {
                 return None;
             }
         };
+        if items.len() > MAX_SEASONS {
+            let msg = format!(
+                "must hold at most {MAX_SEASONS} seasons, not {}",
+                items.len()
+            );
+            self.problems.push(Problem::new(self.at("seasons"), msg));
+            return None;
+        }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}.seasons[{i}]", self.path);
@@ -425,6 +437,11 @@ mod tests {
                 "payload[0].seasons[1]",
             ),
             ("seasons", json!({}), "payload[0].seasons"),
+            (
+                "seasons",
+                Value::Array(vec![json!({"slug": "show/a"}); MAX_SEASONS + 1]),
+                "payload[0].seasons",
+            ),
         ];
         for (field, value, path) in cases {
             let mut item = full();

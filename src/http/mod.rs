@@ -97,7 +97,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(health::router())
         .merge(shows::router())
-        .merge(openapi::router())
+        .merge(openapi::router(
+            state.settings.auth.mode == crate::config::AuthMode::Local,
+        ))
         .with_state(state.clone());
     middleware::wrap(api.merge(state.auth.routes()), state)
 }
@@ -128,8 +130,7 @@ pub async fn serve(
         let _ = closed_tx.send(());
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let server = tokio::spawn(async move { server.await });
-    let mut server = server;
+    let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         res = &mut server => return Ok(res??),
         _ = closed_rx => {}

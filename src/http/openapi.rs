@@ -48,16 +48,23 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document, with the routes other modules add (the local issuer's) merged in.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The document; with `issuer_routes` (local auth mode) the local issuer's routes too,
+/// so the document lists exactly the routes this instance serves.
+pub fn document(issuer_routes: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(crate::auth::openapi());
+    if issuer_routes {
+        doc.merge(crate::auth::openapi());
+    }
     doc
 }
 
 /// Serves the document, serialized once.
-pub fn router() -> Router<AppState> {
-    let json = axum::body::Bytes::from(document().to_json().unwrap_or_else(|_| "{}".into()));
+pub fn router(issuer_routes: bool) -> Router<AppState> {
+    let json = axum::body::Bytes::from(
+        document(issuer_routes)
+            .to_json()
+            .unwrap_or_else(|_| "{}".into()),
+    );
     Router::new().route(
         "/openapi.json",
         get(move || {
@@ -70,4 +77,20 @@ pub fn router() -> Router<AppState> {
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_routes_are_documented_only_where_they_are_served() {
+        let local = document(true);
+        let jwt = document(false);
+        assert!(local.paths.paths.contains_key("/oauth/token"));
+        assert!(!jwt.paths.paths.contains_key("/oauth/token"));
+        for doc in [&local, &jwt] {
+            assert!(doc.paths.paths.contains_key("/v1/shows"));
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! [`dynamodb`] the production one. Both pass the same contract tests
 //! (`tests/store_contract.rs`).
 
+pub mod dynamodb;
 pub mod layout;
 pub mod sqlite;
 
@@ -118,13 +119,25 @@ pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<DynStore
         crate::config::StoreKind::Sqlite => {
             Ok(Arc::new(sqlite::SqliteStore::open(&settings.store.path)?))
         }
-        crate::config::StoreKind::Dynamodb => {
-            anyhow::bail!("the DynamoDB store is not implemented yet")
-        }
+        crate::config::StoreKind::Dynamodb => Ok(Arc::new(
+            dynamodb::DynamoStore::connect(&settings.dynamodb).await?,
+        )),
     }
 }
 
-/// Creates the DynamoDB table and its GSI when missing (`show-service table create`).
-pub async fn create_table(_settings: &crate::config::Settings) -> anyhow::Result<()> {
-    anyhow::bail!("the DynamoDB store is not implemented yet")
+/// Creates the DynamoDB table and its GSI when missing and waits until both are ACTIVE
+/// (`show-service table create`); a no-op when they exist.
+pub async fn create_table(settings: &crate::config::Settings) -> anyhow::Result<()> {
+    let store = dynamodb::DynamoStore::connect(&settings.dynamodb).await?;
+    let outcome = store.ensure_table(dynamodb::TABLE_WAIT).await?;
+    let (table, index) = (&settings.dynamodb.table, &settings.dynamodb.gsi);
+    let what = match outcome {
+        dynamodb::table::Outcome::Created => format!("created table {table} with index {index}"),
+        dynamodb::table::Outcome::IndexAdded => format!("added index {index} to table {table}"),
+        dynamodb::table::Outcome::AlreadyPresent => {
+            format!("table {table} and index {index} already exist")
+        }
+    };
+    tracing::info!(table = %table, index = %index, ?outcome, "{what}; ACTIVE");
+    Ok(())
 }

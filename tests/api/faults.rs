@@ -1,8 +1,13 @@
 //! Store faults and limits: a locked SQLite file, the request timeout, load shedding.
 //! Each answers 503 with `Retry-After` in the envelope, writes nothing, and recovers.
+//! They lock SQLite to make the store slow, so they always run on SQLite (DynamoDB's
+//! outage is tested in `tests/dynamodb.rs`).
 
 use crate::helpers::*;
 use std::time::{Duration, Instant};
+
+/// These tests need the SQLite store, whatever `SHOW_TEST_STORE` says.
+const SQLITE: &[(&str, &str)] = &[("APP__STORE__KIND", "sqlite")];
 
 /// Holds SQLite's write lock on the app's store from another connection.
 fn lock_store(app: &TestApp) -> rusqlite::Connection {
@@ -13,7 +18,7 @@ fn lock_store(app: &TestApp) -> rusqlite::Connection {
 
 #[tokio::test]
 async fn a_locked_store_answers_503_and_the_service_recovers() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_with(SQLITE).await;
     app.token().await;
     let lock = lock_store(&app);
     let started = Instant::now();
@@ -32,7 +37,7 @@ async fn a_locked_store_answers_503_and_the_service_recovers() {
 
 #[tokio::test]
 async fn a_request_over_the_timeout_gets_503() {
-    let mut app = TestApp::spawn_with(&[("APP__SERVER__REQUESTTIMEOUTMS", "300")]).await;
+    let mut app = TestApp::spawn_with(&[SQLITE[0], ("APP__SERVER__REQUESTTIMEOUTMS", "300")]).await;
     app.token().await;
     let lock = lock_store(&app);
     let started = Instant::now();
@@ -50,7 +55,7 @@ async fn a_request_over_the_timeout_gets_503() {
 
 #[tokio::test]
 async fn requests_past_the_concurrency_limit_are_shed_not_queued() {
-    let mut app = TestApp::spawn_with(&[("APP__SERVER__MAXCONCURRENCY", "1")]).await;
+    let mut app = TestApp::spawn_with(&[SQLITE[0], ("APP__SERVER__MAXCONCURRENCY", "1")]).await;
     let token = app.token().await;
     let lock = lock_store(&app);
     // One POST occupies the only slot while the store is locked.

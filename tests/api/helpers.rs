@@ -27,13 +27,17 @@ impl TestApp {
         TestApp::spawn_with(&[]).await
     }
 
-    /// Starts the service with extra environment variables, on a fresh data folder.
+    /// Starts the service with extra environment variables, on a fresh data folder (and,
+    /// with `SHOW_TEST_STORE=dynamodb`, a fresh DynamoDB table; see [`store_kind`]).
     pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
         let data = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if store_kind() == "dynamodb" && !env.iter().any(|(k, _)| k == "APP__STORE__KIND") {
+            env.extend(dynamodb_env().await);
+        }
         TestApp::start(data, env, 0).await
     }
 
@@ -240,6 +244,34 @@ impl Drop for TestApp {
             let _ = child.wait();
         }
     }
+}
+
+/// The store the apps run on: `sqlite` by default; `SHOW_TEST_STORE=dynamodb` runs every
+/// test that does not pin `APP__STORE__KIND` against DynamoDB (dynalite, one per test
+/// process, a new table per app).
+pub fn store_kind() -> &'static str {
+    match std::env::var("SHOW_TEST_STORE").as_deref() {
+        Ok("dynamodb") => "dynamodb",
+        Ok("sqlite") | Err(_) => "sqlite",
+        Ok(other) => panic!("SHOW_TEST_STORE={other}: expected sqlite or dynamodb"),
+    }
+}
+
+/// Settings for an app on a new table (created here) of the shared emulator.
+async fn dynamodb_env() -> Vec<(String, String)> {
+    use crate::support::dynalite::Dynalite;
+    let store = crate::support::fresh_store(Dynalite::shared(), "api").await;
+    vec![
+        ("APP__STORE__KIND".into(), "dynamodb".into()),
+        (
+            "APP__DYNAMODB__ENDPOINTOVERRIDE".into(),
+            Dynalite::shared().endpoint(),
+        ),
+        (
+            "APP__DYNAMODB__SHOWSTABLE".into(),
+            store.table().to_string(),
+        ),
+    ]
 }
 
 /// The sample feed (12 shows, 5 in the catalogue).

@@ -9,3 +9,5 @@ mod helpers;
 mod ingest;
 mod lifecycle;
 mod probes;
+#[path = "../support/mod.rs"]
+mod support;

@@ -1,0 +1,106 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  name = "show-service-${var.env}"
+}
+
+module "network" {
+  source = "./modules/network"
+
+  name                    = local.name
+  cidr_block              = var.vpc_cidr
+  nat_gateway_per_az      = var.nat_gateway_per_az
+  flow_log_retention_days = var.log_retention_days
+}
+
+module "data" {
+  source = "./modules/data"
+
+  env                 = var.env
+  deletion_protection = var.deletion_protection
+}
+
+module "identity" {
+  source = "./modules/identity"
+
+  name                = local.name
+  domain_prefix       = coalesce(var.cognito_domain_prefix, "${local.name}-${data.aws_caller_identity.current.account_id}")
+  deletion_protection = var.deletion_protection
+}
+
+module "service" {
+  source = "./modules/service"
+
+  name                       = local.name
+  env                        = var.env
+  vpc_id                     = module.network.vpc_id
+  private_subnet_ids         = module.network.private_subnet_ids
+  vpc_link_security_group_id = module.api.vpc_link_security_group_id
+  image_tag                  = var.image_tag
+  log_retention_days         = var.log_retention_days
+  table_arn                  = module.data.table_arn
+  deletion_protection        = var.deletion_protection
+  force_delete_images        = !var.deletion_protection
+
+  task = {
+    cpu           = var.task_cpu
+    memory        = var.task_memory
+    desired_count = var.desired_count
+    max_count     = var.max_count
+  }
+
+  app_environment = {
+    region                     = data.aws_region.current.name
+    table_name                 = module.data.table_name
+    gsi_name                   = module.data.gsi_name
+    user_pool_id               = module.identity.user_pool_id
+    client_id                  = module.identity.client_id
+    resource_server_identifier = module.identity.resource_server_identifier
+  }
+}
+
+module "api" {
+  source = "./modules/api"
+
+  name                       = local.name
+  vpc_id                     = module.network.vpc_id
+  subnet_ids                 = module.network.private_subnet_ids
+  alb_security_group_id      = module.service.alb_security_group_id
+  alb_listener_arn           = module.service.alb_listener_arn
+  alb_listener_port          = module.service.alb_listener_port
+  jwt_issuer                 = module.identity.issuer_url
+  jwt_audiences              = [module.identity.client_id]
+  resource_server_identifier = module.identity.resource_server_identifier
+  token_endpoint             = module.identity.token_endpoint
+  log_retention_days         = var.log_retention_days
+  throttling                 = var.api_throttling
+
+  cors = {
+    allow_origins = var.cors_allowed_origins
+  }
+}
+
+module "pipeline" {
+  source = "./modules/pipeline"
+
+  name                  = local.name
+  source_repository_url = var.source_repository_url
+  source_branch         = var.source_branch
+  enable_webhook        = var.enable_webhook
+  log_retention_days    = var.log_retention_days
+
+  deploy_target = {
+    ecr_repository_url = module.service.ecr_repository_url
+    ecr_repository_arn = module.service.ecr_repository_arn
+    cluster_name       = module.service.cluster_name
+    cluster_arn        = module.service.cluster_arn
+    service_name       = module.service.service_name
+    service_arn        = module.service.service_arn
+    task_family        = module.service.task_family
+    container_name     = module.service.container_name
+    execution_role_arn = module.service.execution_role_arn
+    task_role_arn      = module.service.task_role_arn
+  }
+}

@@ -1,0 +1,80 @@
+data "aws_region" "current" {}
+
+locals {
+  # The scopes the service's verifier requires (show_service::auth::Scope); checked by
+  # tests/infra_consistency.rs.
+  scopes = {
+    "shows.read"  = "Read the show catalogue"
+    "shows.write" = "Upload and delete shows"
+  }
+  # A distinct identifier per environment: a dev token is never valid in prod.
+  resource_server_identifier = "https://${var.name}.api"
+}
+
+################################################################################
+# User pool and hosted domain (serves /oauth2/token)
+################################################################################
+
+resource "aws_cognito_user_pool" "this" {
+  name                = var.name
+  deletion_protection = var.deletion_protection ? "ACTIVE" : "INACTIVE"
+
+  # Machine-to-machine only: nobody signs themselves up.
+  admin_create_user_config {
+    allow_admin_create_user_only = true
+  }
+
+  password_policy {
+    minimum_length    = 14
+    require_lowercase = true
+    require_uppercase = true
+    require_numbers   = true
+    require_symbols   = true
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cognito_user_pool_domain" "this" {
+  domain       = var.domain_prefix
+  user_pool_id = aws_cognito_user_pool.this.id
+}
+
+################################################################################
+# Resource server and the client-credentials app client
+################################################################################
+
+resource "aws_cognito_resource_server" "this" {
+  identifier   = local.resource_server_identifier
+  name         = var.name
+  user_pool_id = aws_cognito_user_pool.this.id
+
+  dynamic "scope" {
+    for_each = local.scopes
+    content {
+      scope_name        = scope.key
+      scope_description = scope.value
+    }
+  }
+}
+
+resource "aws_cognito_user_pool_client" "this" {
+  name         = "${var.name}-m2m"
+  user_pool_id = aws_cognito_user_pool.this.id
+
+  generate_secret                      = true
+  allowed_oauth_flows_user_pool_client = true
+  allowed_oauth_flows                  = ["client_credentials"]
+  allowed_oauth_scopes                 = [for s in keys(local.scopes) : "${aws_cognito_resource_server.this.identifier}/${s}"]
+  supported_identity_providers         = ["COGNITO"]
+  explicit_auth_flows                  = ["ALLOW_REFRESH_TOKEN_AUTH"]
+  prevent_user_existence_errors        = "ENABLED"
+  enable_token_revocation              = true
+
+  access_token_validity = var.access_token_validity_minutes
+  token_validity_units {
+    access_token  = "minutes"
+    id_token      = "minutes"
+    refresh_token = "days"
+  }
+}

@@ -1,0 +1,50 @@
+output "user_pool_id" {
+  description = "Cognito user pool ID."
+  value       = aws_cognito_user_pool.this.id
+}
+
+output "user_pool_arn" {
+  description = "Cognito user pool ARN."
+  value       = aws_cognito_user_pool.this.arn
+}
+
+output "client_id" {
+  description = "ID of the client-credentials app client (the JWT authorizer's audience)."
+  value       = aws_cognito_user_pool_client.this.id
+}
+
+output "client_secret" {
+  description = "Secret of the client-credentials app client."
+  value       = aws_cognito_user_pool_client.this.client_secret
+  sensitive   = true
+}
+
+output "issuer_url" {
+  description = "Token issuer (iss claim): https://cognito-idp.<region>.amazonaws.com/<pool id>."
+  value       = "https://cognito-idp.${data.aws_region.current.name}.amazonaws.com/${aws_cognito_user_pool.this.id}"
+}
+
+output "jwks_url" {
+  description = "The issuer's JSON Web Key Set."
+  value       = "https://cognito-idp.${data.aws_region.current.name}.amazonaws.com/${aws_cognito_user_pool.this.id}/.well-known/jwks.json"
+}
+
+output "token_endpoint" {
+  description = "Cognito's OAuth 2.0 token endpoint for the hosted domain."
+  value       = "https://${aws_cognito_user_pool_domain.this.domain}.auth.${data.aws_region.current.name}.amazoncognito.com/oauth2/token"
+}
+
+output "resource_server_identifier" {
+  description = "Resource server identifier; scopes are <identifier>/shows.read and <identifier>/shows.write."
+  value       = aws_cognito_resource_server.this.identifier
+}
+
+output "scope_names" {
+  description = "Short scope names (shows.read, shows.write)."
+  value       = keys(local.scopes)
+}
+
+output "scope_identifiers" {
+  description = "Full scope names as they appear in tokens and route authorization scopes."
+  value       = aws_cognito_resource_server.this.scope_identifiers
+}

@@ -1,0 +1,37 @@
+variable "name" {
+  description = "Name prefix, e.g. show-service-dev; also the resource server identifier's host (https://<name>.api)."
+  type        = string
+}
+
+variable "domain_prefix" {
+  description = "Cognito hosted domain prefix (must be unique in the region and may not contain aws, amazon or cognito)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.domain_prefix)) && !can(regex("aws|amazon|cognito", var.domain_prefix))
+    error_message = "domain_prefix must be lower-case letters, digits and hyphens, and must not contain aws, amazon or cognito."
+  }
+}
+
+variable "access_token_validity_minutes" {
+  description = "Lifetime of the client-credentials access tokens, in minutes (5 to 1440)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.access_token_validity_minutes >= 5 && var.access_token_validity_minutes <= 1440
+    error_message = "access_token_validity_minutes must be between 5 and 1440."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the user pool from deletion (ACTIVE) or not (INACTIVE)."
+  type        = bool
+  default     = true
+}
+
+variable "tags" {
+  description = "Extra tags for the user pool."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,9 @@
+env                 = "dev"
+task_cpu            = 256
+task_memory         = 512
+desired_count       = 1
+max_count           = 2
+log_retention_days  = 3
+nat_gateway_per_az  = false
+deletion_protection = false
+vpc_cidr            = "10.40.0.0/16"

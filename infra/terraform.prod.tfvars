@@ -1,0 +1,9 @@
+env                 = "prod"
+task_cpu            = 512
+task_memory         = 1024
+desired_count       = 2
+max_count           = 6
+log_retention_days  = 14
+nat_gateway_per_az  = true
+deletion_protection = true
+vpc_cidr            = "10.42.0.0/16"

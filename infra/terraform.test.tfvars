@@ -1,0 +1,9 @@
+env                 = "test"
+task_cpu            = 512
+task_memory         = 1024
+desired_count       = 1
+max_count           = 2
+log_retention_days  = 7
+nat_gateway_per_az  = false
+deletion_protection = false
+vpc_cidr            = "10.41.0.0/16"

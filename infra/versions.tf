@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.60, < 6.0"
+    }
+  }
+
+  # Remote state: `terraform init -backend-config=backend.hcl` (see backend.hcl.example).
+  backend "s3" {}
+}

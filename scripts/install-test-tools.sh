@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the tools the test suite runs besides cargo: today the DynamoDB emulator
+# dynalite (npm), pinned by tools/node/package-lock.json, into .tools/node (git-ignored).
+#
+#   scripts/install-test-tools.sh          # install, or do nothing when already current
+#
+# Idempotent and fast when nothing changed: the installed lockfile is compared with the
+# committed one. The tests look for .tools/node/node_modules/.bin/dynalite (or the path
+# in SHOW_TEST_DYNALITE) and fail, naming this script, when it is missing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="$root/tools/node"
+dest="$root/.tools/node"
+bin="$dest/node_modules/.bin/dynalite"
+
+if [[ -x "$bin" ]] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
+    echo "test tools: dynalite up to date in .tools/node"
+    exit 0
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+    # The project's machines come with Node.js; a bare Debian box may not.
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "test tools: npm not found; installing Debian's nodejs and npm"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+        echo "test tools: npm (Node.js >= 20) is required to install dynalite" >&2
+        exit 1
+    fi
+fi
+
+mkdir -p "$dest"
+# npm ci installs exactly the lockfile. Install scripts are not needed: classic-level (the
+# on-disk store behind dynalite --path) ships prebuilt binaries that it loads at run time.
+cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$dest/"
+(cd "$dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+
+"$bin" --help >/dev/null 2>&1 || {
+    echo "test tools: $bin does not run" >&2
+    exit 1
+}
+echo "test tools: dynalite $(node -p "require('$dest/node_modules/dynalite/package.json').version") installed in .tools/node"

@@ -1,0 +1,364 @@
+//! The production store: DynamoDB, through the official AWS SDK for Rust, on the table the
+//! Go service used (DESIGN §3).
+//!
+//! - [`client`]: building the SDK client (region, endpoint override, credentials,
+//!   per-call timeouts and retries).
+//! - [`item`]: a show as an item and back, in our sparse layout and the Go service's.
+//! - [`write`]: feeds as concurrent `BatchWriteItem` chunks with `UnprocessedItems` retries.
+//! - [`cursor`]: the paging cursor (an encoded, checked `LastEvaluatedKey`).
+//! - [`table`]: `table create` and the schema check.
+//! - [`errors`]: SDK errors to [`StoreError`] (503 for anything transient).
+//!
+//! Reads: the catalogue is a `Query` of the GSI (`drmKey = 1 AND episodeCount > 0`)
+//! projecting `slug, title, image.showImage` (and `episodeCount`, for the cursor),
+//! following `LastEvaluatedKey` to the end; one show is a strongly consistent `GetItem`.
+//! Deletes use `ReturnValues=ALL_OLD` to tell a 404.
+
+pub mod client;
+pub mod cursor;
+pub mod errors;
+pub mod item;
+pub mod table;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+use super::{ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
+use crate::config::DynamoSettings;
+use crate::domain::{Show, Slug};
+use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TableStatus};
+use cursor::Position;
+use errors::CallContext;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use write::{Target, WritePolicy};
+
+/// How long `table create` waits for the table and index to become ACTIVE.
+pub const TABLE_WAIT: Duration = Duration::from_secs(600);
+
+/// `KeyConditionExpression` of the catalogue (names and values below).
+const CATALOGUE_CONDITION: &str = "#drmKey = :one AND #episodeCount > :zero";
+/// `ProjectionExpression` of the catalogue. Every name goes through
+/// `ExpressionAttributeNames`, so reserved words never matter.
+const CATALOGUE_PROJECTION: &str = "#slug, #title, #image.#showImage, #episodeCount";
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    gsi: String,
+    policy: WritePolicy,
+    /// `Limit` of each catalogue page when the caller gave none (`None`: DynamoDB's 1 MB
+    /// pages). Tests lower it to prove that every page is followed.
+    page_limit: Option<i32>,
+    write_calls: AtomicU64,
+    read_calls: AtomicU64,
+}
+
+impl DynamoStore {
+    /// A store on the table `settings` name. Makes no network call (see [`client`]).
+    pub async fn connect(settings: &DynamoSettings) -> anyhow::Result<DynamoStore> {
+        let config = client::config(settings).await?;
+        Ok(DynamoStore::from_client(
+            Client::from_conf(config),
+            settings,
+        ))
+    }
+
+    /// A store using `client` (tests pass a mocked or emulator client here).
+    pub fn from_client(client: Client, settings: &DynamoSettings) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: settings.table.clone(),
+            gsi: settings.gsi.clone(),
+            policy: WritePolicy {
+                concurrency: settings.write_concurrency,
+                deadline: settings.write_deadline,
+                backoff_base: Duration::from_millis(50),
+                backoff_cap: Duration::from_secs(2),
+            },
+            page_limit: None,
+            write_calls: AtomicU64::new(0),
+            read_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the backoff of `UnprocessedItems` retries (first pause, largest pause).
+    pub fn with_backoff(mut self, base: Duration, cap: Duration) -> DynamoStore {
+        self.policy.backoff_base = base;
+        self.policy.backoff_cap = cap;
+        self
+    }
+
+    /// Caps each page of an unpaged catalogue query at `limit` items.
+    pub fn with_page_limit(mut self, limit: u32) -> DynamoStore {
+        self.page_limit = Some(i32::try_from(limit).unwrap_or(i32::MAX).max(1));
+        self
+    }
+
+    /// The SDK client (for tools such as the benchmark).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table and index when missing (see [`table::ensure`]).
+    pub async fn ensure_table(&self, wait: Duration) -> anyhow::Result<table::Outcome> {
+        table::ensure(&self.client, &self.table, &self.gsi, wait).await
+    }
+
+    fn cx(&self, operation: &'static str) -> CallContext<'_> {
+        CallContext {
+            operation,
+            table: &self.table,
+            index: None,
+        }
+    }
+
+    /// One catalogue query: items from `start` on, at most `limit` of them.
+    async fn query_page(
+        &self,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<
+        (
+            Vec<HashMap<String, AttributeValue>>,
+            Option<HashMap<String, AttributeValue>>,
+        ),
+        StoreError,
+    > {
+        self.read_calls.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(&self.gsi)
+            .key_condition_expression(CATALOGUE_CONDITION)
+            .projection_expression(CATALOGUE_PROJECTION)
+            .expression_attribute_names("#drmKey", GSI_HASH_KEY)
+            .expression_attribute_names("#episodeCount", GSI_RANGE_KEY)
+            .expression_attribute_names("#slug", TABLE_HASH_KEY)
+            .expression_attribute_names("#title", "title")
+            .expression_attribute_names("#image", "image")
+            .expression_attribute_names("#showImage", "showImage")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .set_exclusive_start_key(start)
+            .set_limit(limit)
+            .send()
+            .await
+            .map_err(|e| {
+                errors::from_sdk(
+                    e,
+                    CallContext {
+                        index: Some(&self.gsi),
+                        ..self.cx("Query")
+                    },
+                )
+            })?;
+        let last = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), last))
+    }
+
+    /// Turns projected items into catalogue entries, skipping (and logging) any that
+    /// lack a slug or title.
+    fn list_items(
+        &self,
+        items: &[HashMap<String, AttributeValue>],
+    ) -> Vec<(ListItem, Option<u32>)> {
+        items
+            .iter()
+            .filter_map(|it| match item::to_list_item(it) {
+                Some(li) => Some((li, item::episode_count_of(it))),
+                None => {
+                    tracing::error!(
+                        table = %self.table,
+                        slug = item::slug_of(it).unwrap_or("?"),
+                        "a catalogue item has no string slug or title; left out of the list"
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ShowStore for DynamoStore {
+    fn kind(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    /// `DescribeTable`: the table exists, is usable, and has the index.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("DescribeTable")))?;
+        let Some(desc) = out.table else {
+            return Err(StoreError::unavailable("DescribeTable returned no table"));
+        };
+        match desc.table_status() {
+            Some(TableStatus::Active | TableStatus::Updating) => {}
+            other => {
+                return Err(StoreError::unavailable(format!(
+                    "table {} is {other:?}",
+                    self.table
+                )));
+            }
+        }
+        let has_index = desc
+            .global_secondary_indexes()
+            .iter()
+            .any(|i| i.index_name() == Some(self.gsi.as_str()));
+        if !has_index {
+            tracing::error!(
+                table = %self.table,
+                index = %self.gsi,
+                "DynamoDB table {} has no index {}: run `show-service table create`",
+                self.table,
+                self.gsi
+            );
+            return Err(StoreError::Unavailable {
+                reason: format!("table {} has no index {}", self.table, self.gsi),
+                retry_after: errors::RETRY_AFTER_MISSING,
+            });
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError> {
+        // Slugs are distinct by contract; a repeated one would fail a whole batch call
+        // at DynamoDB, so keep the last of each anyway.
+        let mut seen = HashSet::with_capacity(shows.len());
+        let mut items = Vec::with_capacity(shows.len());
+        for show in shows.iter().rev() {
+            if seen.insert(show.slug.as_str()) {
+                items.push(item::to_item(show));
+            }
+        }
+        items.reverse();
+        // A show over DynamoDB's item limit would fail its whole batch: refuse the feed
+        // before anything is written.
+        if let Some(big) = items
+            .iter()
+            .find(|i| item::size_of(i) > item::MAX_ITEM_BYTES)
+        {
+            return Err(StoreError::Internal(anyhow::anyhow!(
+                "show {} is larger than DynamoDB's 400 KB item limit; nothing was written",
+                item::slug_of(big).unwrap_or("?")
+            )));
+        }
+        let target = Target {
+            client: &self.client,
+            table: &self.table,
+            write_calls: &self.write_calls,
+        };
+        write::write_all(&target, items, &self.policy).await
+    }
+
+    async fn list_eligible(&self, page: PageRequest) -> Result<Page, StoreError> {
+        let mut start = match &page.cursor {
+            Some(c) => Some(Position::decode(c)?.to_key()),
+            None => None,
+        };
+        let Some(limit) = page.limit.map(|n| n.get() as usize) else {
+            // The whole catalogue: every page, to the end.
+            let mut items = Vec::new();
+            loop {
+                let (found, last) = self.query_page(start, self.page_limit).await?;
+                items.extend(self.list_items(&found).into_iter().map(|(li, _)| li));
+                match last {
+                    Some(key) => start = Some(key),
+                    None => return Ok(Page { items, next: None }),
+                }
+            }
+        };
+        // One page of `limit`: ask for one more item than needed, so a full last page
+        // is known to be the last, and the cursor is the key of the page's last item —
+        // the `LastEvaluatedKey` DynamoDB would return had it stopped there.
+        let mut items: Vec<(ListItem, Option<u32>)> = Vec::with_capacity(limit + 1);
+        loop {
+            let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+            let (found, last) = self.query_page(start, Some(want)).await?;
+            items.extend(self.list_items(&found));
+            if items.len() > limit {
+                items.truncate(limit);
+                let next = items.last().and_then(|(li, count)| {
+                    Some(Position {
+                        episode_count: (*count)?,
+                        slug: Slug::parse(li.slug.as_str()).ok()?,
+                    })
+                });
+                let Some(next) = next else {
+                    return Err(StoreError::Internal(anyhow::anyhow!(
+                        "the last catalogue item of a page has no valid key"
+                    )));
+                };
+                return Ok(Page {
+                    items: items.into_iter().map(|(li, _)| li).collect(),
+                    next: Some(next.encode()),
+                });
+            }
+            match last {
+                Some(key) => start = Some(key),
+                None => {
+                    return Ok(Page {
+                        items: items.into_iter().map(|(li, _)| li).collect(),
+                        next: None,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
+        self.read_calls.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")))?;
+        match out.item {
+            None => Ok(None),
+            Some(it) => item::from_item(&it)
+                .map(Some)
+                .map_err(|e| StoreError::Internal(e.into())),
+        }
+    }
+
+    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
+        self.write_calls.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("DeleteItem")))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            write_calls: self.write_calls.load(Ordering::Relaxed),
+            read_calls: self.read_calls.load(Ordering::Relaxed),
+        }
+    }
+}

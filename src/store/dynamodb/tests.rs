@@ -1,0 +1,474 @@
+//! The retry, throttling and failure paths, against the real SDK client with its HTTP
+//! layer replaced by `aws-smithy-mocks` rules (no trait or type swap in the store).
+//! Errors are mocked as the HTTP answers DynamoDB gives (status + `__type` body), so the
+//! SDK's own error parsing and retry classification run as in production.
+
+use super::*;
+use aws_sdk_dynamodb::config::retry::RetryPartition;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::types::WriteRequest;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use serde_json::json;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const TABLE: &str = "shows-test";
+
+fn settings() -> DynamoSettings {
+    DynamoSettings {
+        region: None,
+        endpoint_override: None,
+        table: TABLE.into(),
+        gsi: "gsi_drm_episode".into(),
+        write_concurrency: 4,
+        write_deadline: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(2),
+    }
+}
+
+/// A store whose client answers with `rules`.
+fn mocked(rules: &[&Rule], mode: RuleMode, settings: &DynamoSettings) -> DynamoStore {
+    let mut interceptor = MockResponseInterceptor::new().rule_mode(mode);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::from_static("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor);
+    // Each test its own retry quota, as each production table has.
+    let conf = client::with_call_policy(conf, settings)
+        .retry_partition(RetryPartition::new(uuid::Uuid::new_v4().to_string()));
+    DynamoStore::from_client(Client::from_conf(conf.build()), settings)
+        .with_backoff(Duration::from_millis(2), Duration::from_millis(20))
+}
+
+/// DynamoDB's error answer for `code`.
+fn aws_error(code: &str) -> Option<String> {
+    Some(
+        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": "mocked"})
+            .to_string(),
+    )
+}
+
+fn shows(prefix: &str, n: usize) -> Vec<Show> {
+    (0..n)
+        .map(|i| {
+            let v = json!({"slug": format!("show/{prefix}-{i:04}"), "title": format!("T{i}"),
+                           "drm": true, "episodeCount": 1 + i % 5});
+            let mut problems = Vec::new();
+            Show::from_json(&v, "t", &mut problems).unwrap_or_else(|| panic!("{problems:?}"))
+        })
+        .collect()
+}
+
+fn request_slugs(requests: &[WriteRequest]) -> Vec<String> {
+    write::slugs(requests)
+}
+
+fn unprocessed(requests: Vec<WriteRequest>) -> BatchWriteItemOutput {
+    let map = (!requests.is_empty()).then(|| HashMap::from([(TABLE.to_string(), requests)]));
+    BatchWriteItemOutput::builder()
+        .set_unprocessed_items(map)
+        .build()
+}
+
+/// The requests of a BatchWriteItem call, in order.
+fn requests_of(
+    input: &aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
+) -> Vec<WriteRequest> {
+    input
+        .request_items()
+        .and_then(|m| m.get(TABLE))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn unprocessed_items_are_retried_until_written() {
+    let calls: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let seen = calls.clone();
+    let rule = mock!(Client::batch_write_item).then_compute_output(move |input| {
+        let requests = requests_of(input);
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push(request_slugs(&requests));
+        // First call: the last 10 unprocessed; second: the last 3 of those; then none.
+        let left = match seen.len() {
+            1 => requests[15..].to_vec(),
+            2 => requests[7..].to_vec(),
+            _ => Vec::new(),
+        };
+        unprocessed(left)
+    });
+    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
+    let feed = shows("u", 25);
+
+    assert_eq!(store.upsert(feed.clone()).await.expect("all written"), 25);
+
+    let calls = calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [25, 10, 3]);
+    assert_eq!(
+        calls[1],
+        calls[0][15..],
+        "retries send exactly the unprocessed items"
+    );
+    assert_eq!(calls[2], calls[1][7..]);
+    assert_eq!(store.stats().write_calls, 3);
+}
+
+#[tokio::test]
+async fn items_unprocessed_until_the_deadline_are_a_partial_error_naming_them() {
+    let rule = mock!(Client::batch_write_item).then_compute_output(|input| {
+        let stuck = requests_of(input)
+            .into_iter()
+            .filter(|r| request_slugs(std::slice::from_ref(r))[0].starts_with("show/stuck"))
+            .collect();
+        unprocessed(stuck)
+    });
+    let mut s = settings();
+    s.write_deadline = Duration::from_millis(300);
+    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
+    let mut feed = shows("ok", 57);
+    // One stuck show in each of the three chunks.
+    for (at, name) in [
+        (3, "show/stuck-a"),
+        (30, "show/stuck-b"),
+        (55, "show/stuck-c"),
+    ] {
+        let mut stuck = feed[0].clone();
+        stuck.slug = Slug::parse(name).expect("slug");
+        feed.insert(at, stuck);
+    }
+
+    let started = Instant::now();
+    let err = store.upsert(feed).await.expect_err("not a success");
+    let elapsed = started.elapsed();
+
+    match err {
+        StoreError::Partial {
+            written,
+            not_written,
+            reason,
+        } => {
+            assert_eq!(written, 57);
+            assert_eq!(
+                not_written,
+                ["show/stuck-a", "show/stuck-b", "show/stuck-c"]
+            );
+            assert!(reason.contains("deadline"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        elapsed < Duration::from_millis(300 + 200),
+        "gave up within the deadline: {elapsed:?}"
+    );
+    assert!(
+        store.stats().write_calls > 3,
+        "retried: {:?}",
+        store.stats()
+    );
+}
+
+#[tokio::test]
+async fn a_feed_of_which_nothing_was_written_is_unavailable_not_partial() {
+    let rule = mock!(Client::batch_write_item)
+        .then_compute_output(|input| unprocessed(requests_of(input)));
+    let mut s = settings();
+    s.write_deadline = Duration::from_millis(150);
+    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
+    let err = store
+        .upsert(shows("t", 30))
+        .await
+        .expect_err("not a success");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn throttling_after_the_sdk_retries_is_unavailable_and_stops_the_feed() {
+    let rule = mock!(Client::batch_write_item)
+        .sequence()
+        .http_status(400, aws_error("ThrottlingException"))
+        .repeatedly()
+        .build();
+    let mut s = settings();
+    s.write_concurrency = 1;
+    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
+
+    let err = store.upsert(shows("t", 60)).await.expect_err("throttled");
+
+    match err {
+        StoreError::Unavailable {
+            retry_after,
+            reason,
+        } => {
+            assert_eq!(retry_after, errors::RETRY_AFTER_THROTTLED);
+            assert!(reason.contains("ThrottlingException"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        rule.num_calls(),
+        3,
+        "the SDK's 3 attempts, then no other chunk"
+    );
+    assert_eq!(store.stats().write_calls, 1);
+}
+
+#[tokio::test]
+async fn throttling_that_passes_is_retried_by_the_sdk() {
+    let rule = mock!(Client::batch_write_item)
+        .sequence()
+        .http_status(400, aws_error("ProvisionedThroughputExceededException"))
+        .times(2)
+        .output(|| BatchWriteItemOutput::builder().build())
+        .build();
+    let store = mocked(&[&rule], RuleMode::Sequential, &settings());
+    assert_eq!(store.upsert(shows("t", 10)).await.expect("written"), 10);
+    assert_eq!(rule.num_calls(), 3);
+    assert_eq!(store.stats().write_calls, 1);
+}
+
+#[tokio::test]
+async fn a_call_failing_after_others_succeeded_is_partial() {
+    let rule = mock!(Client::batch_write_item)
+        .sequence()
+        .output(|| BatchWriteItemOutput::builder().build())
+        .http_status(500, aws_error("InternalServerError"))
+        .repeatedly()
+        .build();
+    let mut s = settings();
+    s.write_concurrency = 1;
+    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
+    let feed = shows("p", 60);
+    let want: Vec<String> = feed[25..].iter().map(|s| s.slug.to_string()).collect();
+
+    match store.upsert(feed).await.expect_err("partial") {
+        StoreError::Partial {
+            written,
+            not_written,
+            ..
+        } => {
+            assert_eq!(written, 25);
+            assert_eq!(not_written, want, "the failed chunk and the one never sent");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_shows_take_forty_calls_of_at_most_25() {
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let seen = sizes.clone();
+    let rule = mock!(Client::batch_write_item).then_compute_output(move |input| {
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(requests_of(input).len());
+        unprocessed(Vec::new())
+    });
+    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
+    assert_eq!(store.upsert(shows("k", 1000)).await.expect("written"), 1000);
+    let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(sizes.len(), 40);
+    assert!(sizes.iter().all(|n| *n == 25), "{sizes:?}");
+    assert_eq!(store.stats().write_calls, 40);
+}
+
+#[tokio::test]
+async fn throttled_reads_are_unavailable() {
+    let query = mock!(Client::query)
+        .sequence()
+        .http_status(400, aws_error("ProvisionedThroughputExceededException"))
+        .repeatedly()
+        .build();
+    let get = mock!(Client::get_item)
+        .sequence()
+        .http_status(400, aws_error("RequestLimitExceeded"))
+        .repeatedly()
+        .build();
+    let delete = mock!(Client::delete_item)
+        .sequence()
+        .http_status(400, aws_error("ThrottlingException"))
+        .repeatedly()
+        .build();
+    let store = mocked(&[&query, &get, &delete], RuleMode::MatchAny, &settings());
+    let slug = Slug::parse("show/a").expect("slug");
+
+    let list = store.list_eligible(PageRequest::default()).await;
+    assert!(
+        matches!(list, Err(StoreError::Unavailable { .. })),
+        "{list:?}"
+    );
+    let one = store.get(&slug).await;
+    assert!(
+        matches!(one, Err(StoreError::Unavailable { .. })),
+        "{one:?}"
+    );
+    let gone = store.delete(&slug).await;
+    assert!(
+        matches!(gone, Err(StoreError::Unavailable { .. })),
+        "{gone:?}"
+    );
+}
+
+/// Collects log output for one test.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_missing_table_is_unavailable_and_logged_with_its_name() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _log = tracing::subscriber::set_default(subscriber);
+    let describe = mock!(Client::describe_table)
+        .sequence()
+        .http_status(400, aws_error("ResourceNotFoundException"))
+        .repeatedly()
+        .build();
+    let get = mock!(Client::get_item)
+        .sequence()
+        .http_status(400, aws_error("ResourceNotFoundException"))
+        .repeatedly()
+        .build();
+    let store = mocked(&[&describe, &get], RuleMode::MatchAny, &settings());
+
+    let ping = store.ping().await;
+    assert!(
+        matches!(ping, Err(StoreError::Unavailable { retry_after, .. }) if retry_after == errors::RETRY_AFTER_MISSING),
+        "{ping:?}"
+    );
+    let one = store.get(&Slug::parse("show/a").expect("slug")).await;
+    assert!(
+        matches!(one, Err(StoreError::Unavailable { .. })),
+        "{one:?}"
+    );
+    assert_eq!(describe.num_calls(), 1, "a missing table is not retried");
+
+    let text =
+        String::from_utf8(logs.0.lock().unwrap_or_else(|e| e.into_inner()).clone()).expect("utf8");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|l| l.contains(TABLE)), "{text}");
+}
+
+fn list_item(slug: &str, count: u32) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("slug".to_string(), AttributeValue::S(slug.into())),
+        ("title".to_string(), AttributeValue::S(slug.to_uppercase())),
+        (
+            "episodeCount".to_string(),
+            AttributeValue::N(count.to_string()),
+        ),
+    ])
+}
+
+fn key_of(slug: &str, count: u32) -> HashMap<String, AttributeValue> {
+    Position {
+        episode_count: count,
+        slug: Slug::parse(slug).expect("slug"),
+    }
+    .to_key()
+}
+
+/// DynamoDB may stop a page early (1 MB) with a `LastEvaluatedKey`: the store must go on.
+#[tokio::test]
+async fn the_catalogue_follows_last_evaluated_key_to_the_end() {
+    let rule = mock!(Client::query)
+        .sequence()
+        .output(|| {
+            QueryOutput::builder()
+                .items(list_item("show/a", 1))
+                .items(list_item("show/b", 1))
+                .set_last_evaluated_key(Some(key_of("show/b", 1)))
+                .build()
+        })
+        .output(|| {
+            QueryOutput::builder()
+                .set_last_evaluated_key(Some(key_of("show/b", 1)))
+                .build()
+        })
+        .output(|| QueryOutput::builder().items(list_item("show/c", 2)).build())
+        .build();
+    let store = mocked(&[&rule], RuleMode::Sequential, &settings());
+    let page = store
+        .list_eligible(PageRequest::default())
+        .await
+        .expect("list");
+    let slugs: Vec<&str> = page.items.iter().map(|i| i.slug.as_str()).collect();
+    assert_eq!(slugs, ["show/a", "show/b", "show/c"]);
+    assert!(page.next.is_none());
+    assert_eq!(store.stats().read_calls, 3);
+}
+
+/// A limited page that DynamoDB cut short is filled from the next query; the cursor is
+/// the key of the page's last item.
+#[tokio::test]
+async fn a_short_page_is_filled_and_the_cursor_is_the_last_items_key() {
+    let starts: Arc<Mutex<Vec<Option<i32>>>> = Arc::default();
+    let seen = starts.clone();
+    let rule = mock!(Client::query).then_compute_output(move |input| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push(input.limit());
+        if seen.len() == 1 {
+            // Cut short at 2 items (as at 1 MB), though 4 were asked for.
+            QueryOutput::builder()
+                .items(list_item("show/a", 1))
+                .items(list_item("show/b", 2))
+                .set_last_evaluated_key(Some(key_of("show/b", 2)))
+                .build()
+        } else {
+            QueryOutput::builder()
+                .items(list_item("show/c", 3))
+                .items(list_item("show/d", 4))
+                .set_last_evaluated_key(Some(key_of("show/d", 4)))
+                .build()
+        }
+    });
+    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
+    let page = store
+        .list_eligible(PageRequest {
+            limit: NonZeroU32::new(3),
+            cursor: None,
+        })
+        .await
+        .expect("page");
+    let slugs: Vec<&str> = page.items.iter().map(|i| i.slug.as_str()).collect();
+    assert_eq!(slugs, ["show/a", "show/b", "show/c"]);
+    let next = Position::decode(page.next.as_deref().expect("more")).expect("ours");
+    assert_eq!(next.slug.as_str(), "show/c");
+    assert_eq!(next.episode_count, 3);
+    assert_eq!(
+        *starts.lock().unwrap_or_else(|e| e.into_inner()),
+        [Some(4), Some(2)],
+        "asks for one more than the page still needs"
+    );
+}

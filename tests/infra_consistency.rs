@@ -1,0 +1,901 @@
+//! The Terraform in `infra/` and the service's code must agree. These tests parse the HCL
+//! (no Terraform functions are evaluated) and compare it with what the library exports, so
+//! that the Go deployment's faults cannot come back unnoticed: a health check on a path the
+//! service does not answer, routes without scopes, task-definition variables the service
+//! never reads, a table layout different from the store's.
+//!
+//! Each assertion message names the Terraform file and the Rust item that disagree.
+
+use hcl::expr::{Expression, ObjectKey, TemplateExpr};
+use hcl::{Block, Body};
+use show_service::auth::Scope;
+use show_service::config::{AuthMode, DEFAULT_PORT, ENV_VARS, Settings, StoreKind};
+use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
+use show_service::store::layout::{
+    GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const ENVS: [&str; 3] = ["dev", "test", "prod"];
+
+// ---------------------------------------------------------------------------------------
+// HCL helpers
+// ---------------------------------------------------------------------------------------
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+fn parse(rel: &str) -> Body {
+    hcl::from_str::<Body>(&read(rel)).unwrap_or_else(|e| panic!("parsing {rel}: {e}"))
+}
+
+/// Every `locals { … }` entry of a file.
+fn locals_of(body: &Body) -> BTreeMap<String, Expression> {
+    body.blocks()
+        .filter(|b| b.identifier.as_str() == "locals")
+        .flat_map(|b| b.body.attributes())
+        .map(|a| (a.key.as_str().to_owned(), a.expr.clone()))
+        .collect()
+}
+
+fn local<'a>(locals: &'a BTreeMap<String, Expression>, file: &str, name: &str) -> &'a Expression {
+    locals
+        .get(name)
+        .unwrap_or_else(|| panic!("{file}: no local value `{name}`"))
+}
+
+/// `<kind> "<type>" "<name>" { … }` (kind is `resource` or `data`).
+fn block<'a>(body: &'a Body, file: &str, kind: &str, ty: &str, name: &str) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier.as_str() == kind
+                && b.labels.len() == 2
+                && b.labels[0].as_str() == ty
+                && b.labels[1].as_str() == name
+        })
+        .unwrap_or_else(|| panic!("{file}: no {kind} \"{ty}\" \"{name}\""))
+}
+
+fn resources_of_type<'a>(body: &'a Body, ty: &str) -> Vec<&'a Block> {
+    body.blocks()
+        .filter(|b| {
+            b.identifier.as_str() == "resource" && b.labels.first().map(|l| l.as_str()) == Some(ty)
+        })
+        .collect()
+}
+
+fn attr<'a>(body: &'a Body, what: &str, key: &str) -> &'a Expression {
+    body.attributes()
+        .find(|a| a.key.as_str() == key)
+        .map(|a| &a.expr)
+        .unwrap_or_else(|| panic!("{what}: no attribute `{key}`"))
+}
+
+fn nested<'a>(body: &'a Body, ident: &str) -> Vec<&'a Block> {
+    body.blocks()
+        .filter(|b| b.identifier.as_str() == ident)
+        .collect()
+}
+
+/// The expression as Terraform source, e.g. `local.container_port`.
+fn source(expr: &Expression) -> String {
+    hcl::format::to_string(expr).expect("formatting an expression cannot fail")
+}
+
+fn string(expr: &Expression, what: &str) -> String {
+    match expr {
+        Expression::String(s) => s.clone(),
+        Expression::TemplateExpr(t) => match t.as_ref() {
+            TemplateExpr::QuotedString(s) => s.clone(),
+            TemplateExpr::Heredoc(h) => h.template.clone(),
+        },
+        other => panic!("{what}: expected a string, found `{}`", source(other)),
+    }
+}
+
+fn number(expr: &Expression, what: &str) -> u64 {
+    match expr {
+        Expression::Number(n) => n
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: {n} is not a whole number")),
+        other => panic!("{what}: expected a number, found `{}`", source(other)),
+    }
+}
+
+fn boolean(expr: &Expression, what: &str) -> bool {
+    match expr {
+        Expression::Bool(b) => *b,
+        other => panic!("{what}: expected true or false, found `{}`", source(other)),
+    }
+}
+
+fn key_name(key: &ObjectKey) -> String {
+    match key {
+        ObjectKey::Identifier(i) => i.as_str().to_owned(),
+        ObjectKey::Expression(e) => string(e, "object key"),
+        other => panic!("unexpected object key {other:?}"),
+    }
+}
+
+fn object<'a>(expr: &'a Expression, what: &str) -> Vec<(String, &'a Expression)> {
+    match expr {
+        Expression::Object(o) => o.iter().map(|(k, v)| (key_name(k), v)).collect(),
+        other => panic!("{what}: expected an object, found `{}`", source(other)),
+    }
+}
+
+fn field<'a>(expr: &'a Expression, what: &str, key: &str) -> &'a Expression {
+    object(expr, what)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{what}: no `{key}`"))
+}
+
+fn array<'a>(expr: &'a Expression, what: &str) -> &'a [Expression] {
+    match expr {
+        Expression::Array(a) => a,
+        other => panic!("{what}: expected a list, found `{}`", source(other)),
+    }
+}
+
+fn strings(expr: &Expression, what: &str) -> Vec<String> {
+    array(expr, what).iter().map(|e| string(e, what)).collect()
+}
+
+/// A `terraform.<env>.tfvars` file as name → expression.
+fn tfvars(env: &str) -> BTreeMap<String, Expression> {
+    parse(&format!("infra/terraform.{env}.tfvars"))
+        .attributes()
+        .map(|a| (a.key.as_str().to_owned(), a.expr.clone()))
+        .collect()
+}
+
+/// Substitutes `${var.env}` / `${var.name}` the way the root module sets them.
+fn render(template: &str, env: &str) -> String {
+    template
+        .replace("${var.env}", env)
+        .replace("${var.name}", &format!("show-service-{env}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The service module's container definition
+// ---------------------------------------------------------------------------------------
+
+const SERVICE_TF: &str = "infra/modules/service/main.tf";
+
+/// The one container of the task definition (the argument of `jsonencode([ … ])`).
+fn container(service: &Body) -> Expression {
+    let td = block(
+        service,
+        SERVICE_TF,
+        "resource",
+        "aws_ecs_task_definition",
+        "this",
+    );
+    let defs = attr(
+        &td.body,
+        "aws_ecs_task_definition.this",
+        "container_definitions",
+    );
+    let Expression::FuncCall(call) = defs else {
+        panic!("{SERVICE_TF}: container_definitions should be jsonencode([...])");
+    };
+    assert_eq!(
+        call.name.name.as_str(),
+        "jsonencode",
+        "{SERVICE_TF}: container_definitions"
+    );
+    let list = array(&call.args[0], "container_definitions");
+    assert_eq!(
+        list.len(),
+        1,
+        "{SERVICE_TF}: the task definition should hold one container"
+    );
+    list[0].clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes and scopes
+// ---------------------------------------------------------------------------------------
+
+const API_TF: &str = "infra/modules/api/main.tf";
+
+/// A path in one comparable shape: `{proxy+}` / `{*slug}` → `{*}`, `{id}` → `{}`.
+fn normalise(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && (seg.ends_with("+}") || seg.starts_with("{*")) {
+                "{*}"
+            } else if seg.starts_with('{') {
+                "{}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn service_route(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    API_ROUTES
+        .iter()
+        .find(|r| r.method == method && normalise(r.path) == normalise(path))
+}
+
+fn split_route_key(key: &str) -> (&str, &str) {
+    key.split_once(' ')
+        .unwrap_or_else(|| panic!("{API_TF}: route key `{key}` is not `METHOD /path`"))
+}
+
+fn scope_names() -> BTreeSet<&'static str> {
+    Scope::ALL.iter().map(|s| s.name()).collect()
+}
+
+#[test]
+fn every_route_api_gateway_forwards_exists_in_the_router_with_the_same_scope() {
+    let api = parse(API_TF);
+    let locals = locals_of(&api);
+
+    let protected = object(
+        local(&locals, API_TF, "protected_routes"),
+        "local.protected_routes",
+    );
+    assert!(!protected.is_empty(), "{API_TF}: no protected routes");
+    for (key, scope) in &protected {
+        let scope = string(scope, key);
+        let (method, path) = split_route_key(key);
+        let route = service_route(method, path).unwrap_or_else(|| {
+            panic!("{API_TF}: API Gateway forwards `{key}` but http::API_ROUTES has no such route")
+        });
+        assert_eq!(
+            route.scope.map(Scope::name),
+            Some(scope.as_str()),
+            "{API_TF}: `{key}` requires scope {scope} at API Gateway, the service's route {} {} requires {:?}",
+            route.method,
+            route.path,
+            route.scope.map(Scope::name),
+        );
+    }
+
+    for key in strings(
+        local(&locals, API_TF, "public_routes"),
+        "local.public_routes",
+    ) {
+        let (method, path) = split_route_key(&key);
+        let route = service_route(method, path).unwrap_or_else(|| {
+            panic!("{API_TF}: API Gateway forwards `{key}` but http::API_ROUTES has no such route")
+        });
+        assert_eq!(
+            route.scope, None,
+            "{API_TF}: `{key}` has no authorizer at API Gateway but the service requires {:?}",
+            route.scope
+        );
+    }
+
+    // The protected routes really are JWT-authorized with the full scope name.
+    let routes = block(&api, API_TF, "resource", "aws_apigatewayv2_route", "this");
+    let what = "aws_apigatewayv2_route.this";
+    assert_eq!(
+        source(attr(&routes.body, what, "for_each")),
+        "local.protected_routes",
+        "{what}: for_each"
+    );
+    assert_eq!(
+        string(attr(&routes.body, what, "authorization_type"), what),
+        "JWT",
+        "{what}"
+    );
+    let scopes = strings(attr(&routes.body, what, "authorization_scopes"), what);
+    assert_eq!(
+        scopes,
+        ["${var.resource_server_identifier}/${each.value}"],
+        "{API_TF}: each route must require <resource server>/<its scope>"
+    );
+
+    // The token route goes to Cognito, not to the service; nothing else is routed.
+    let token = string(local(&locals, API_TF, "token_route"), "local.token_route");
+    assert_eq!(token, "POST /oauth/token", "{API_TF}: token route");
+    let token_route = block(&api, API_TF, "resource", "aws_apigatewayv2_route", "token");
+    assert_eq!(
+        string(
+            attr(&token_route.body, "aws_apigatewayv2_route.token", "target"),
+            "target"
+        ),
+        "integrations/${aws_apigatewayv2_integration.token.id}",
+        "{API_TF}: POST /oauth/token must go to the Cognito integration"
+    );
+    let route_blocks: BTreeSet<String> = resources_of_type(&api, "aws_apigatewayv2_route")
+        .iter()
+        .map(|b| b.labels[1].as_str().to_owned())
+        .collect();
+    assert_eq!(
+        route_blocks,
+        ["public", "this", "token"].map(String::from).into(),
+        "{API_TF}: a route outside protected_routes/public_routes/token_route"
+    );
+    for key in protected.iter().map(|(k, _)| k.as_str()) {
+        assert!(
+            !key.contains("$default") && !key.starts_with("ANY /{proxy+}"),
+            "{API_TF}: catch-all route `{key}`"
+        );
+    }
+}
+
+#[test]
+fn cognito_scopes_are_the_ones_the_verifier_requires() {
+    let file = "infra/modules/identity/main.tf";
+    let identity = parse(file);
+    let locals = locals_of(&identity);
+    let declared: BTreeSet<String> = object(local(&locals, file, "scopes"), "local.scopes")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let required: BTreeSet<String> = scope_names().into_iter().map(String::from).collect();
+    assert_eq!(
+        declared, required,
+        "{file}: the resource server's scopes differ from auth::Scope::ALL"
+    );
+
+    // Every scope a route names is one Cognito issues.
+    let api = parse(API_TF);
+    for (key, scope) in object(
+        local(&locals_of(&api), API_TF, "protected_routes"),
+        "protected_routes",
+    ) {
+        let scope = string(scope, &key);
+        assert!(
+            required.contains(&scope),
+            "{API_TF}: `{key}` requires unknown scope {scope}"
+        );
+    }
+
+    // One resource server per environment: https://show-service-<env>.api, the service's
+    // default APP__AUTH__RESOURCESERVER.
+    let identifier = string(
+        local(&locals, file, "resource_server_identifier"),
+        "local.resource_server_identifier",
+    );
+    let root = parse("infra/main.tf");
+    let name = string(
+        local(&locals_of(&root), "infra/main.tf", "name"),
+        "local.name",
+    );
+    assert_eq!(name, "show-service-${var.env}", "infra/main.tf: local.name");
+    for env in ENVS {
+        assert_eq!(
+            render(&identifier, env),
+            format!("https://show-service-{env}.api"),
+            "{file}: resource server identifier for {env}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Health checks and port
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn target_group_and_container_health_checks_use_the_liveness_route() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    assert_eq!(
+        string(
+            local(&locals, SERVICE_TF, "health_check_path"),
+            "local.health_check_path"
+        ),
+        LIVENESS_PATH,
+        "{SERVICE_TF}: health_check_path differs from http::LIVENESS_PATH"
+    );
+
+    let tg = block(
+        &service,
+        SERVICE_TF,
+        "resource",
+        "aws_lb_target_group",
+        "this",
+    );
+    let hc = nested(&tg.body, "health_check");
+    assert_eq!(
+        hc.len(),
+        1,
+        "{SERVICE_TF}: target group needs one health_check block"
+    );
+    assert_eq!(
+        source(attr(&hc[0].body, "target group health_check", "path")),
+        "local.health_check_path",
+        "{SERVICE_TF}: the target group's health check must use local.health_check_path"
+    );
+    assert_eq!(
+        string(
+            attr(&hc[0].body, "target group health_check", "matcher"),
+            "matcher"
+        ),
+        "200",
+        "{SERVICE_TF}: /health answers 200"
+    );
+
+    // The container's check is the binary's own `healthcheck` subcommand, which calls
+    // LIVENESS_PATH on the local port (the image has no curl).
+    let container = container(&service);
+    let check = field(&container, "container", "healthCheck");
+    assert_eq!(
+        strings(
+            field(check, "healthCheck", "command"),
+            "healthCheck.command"
+        ),
+        ["CMD", "/show-service", "healthcheck"],
+        "{SERVICE_TF}: container health check"
+    );
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains(r#"CMD ["/show-service", "healthcheck"]"#),
+        "Dockerfile: HEALTHCHECK must run /show-service healthcheck"
+    );
+}
+
+#[test]
+fn container_port_is_the_services_default_port() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let port = number(
+        local(&locals, SERVICE_TF, "container_port"),
+        "local.container_port",
+    );
+    assert_eq!(
+        port,
+        u64::from(DEFAULT_PORT),
+        "{SERVICE_TF}: container_port differs from config::DEFAULT_PORT"
+    );
+
+    let container = container(&service);
+    let mappings = array(
+        field(&container, "container", "portMappings"),
+        "portMappings",
+    );
+    assert_eq!(mappings.len(), 1, "{SERVICE_TF}: one port mapping");
+    assert_eq!(
+        source(field(&mappings[0], "portMappings[0]", "containerPort")),
+        "local.container_port",
+        "{SERVICE_TF}: portMappings.containerPort"
+    );
+
+    let tg = block(
+        &service,
+        SERVICE_TF,
+        "resource",
+        "aws_lb_target_group",
+        "this",
+    );
+    assert_eq!(
+        source(attr(&tg.body, "aws_lb_target_group.this", "port")),
+        "local.container_port",
+        "{SERVICE_TF}: target group port"
+    );
+    let svc = block(&service, SERVICE_TF, "resource", "aws_ecs_service", "this");
+    let lb = nested(&svc.body, "load_balancer");
+    assert_eq!(
+        source(attr(
+            &lb[0].body,
+            "aws_ecs_service.this load_balancer",
+            "container_port"
+        )),
+        "local.container_port",
+        "{SERVICE_TF}: service load_balancer.container_port"
+    );
+
+    assert!(
+        read("Dockerfile").contains(&format!("EXPOSE {DEFAULT_PORT}")),
+        "Dockerfile: EXPOSE differs from config::DEFAULT_PORT"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Environment variables
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn task_definition_sets_only_variables_the_service_reads() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let env = object(
+        local(&locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    assert!(!env.is_empty(), "{SERVICE_TF}: local.environment is empty");
+    for (name, _) in &env {
+        assert!(
+            ENV_VARS.contains(&name.as_str()),
+            "{SERVICE_TF}: the task definition sets {name}, which config::ENV_VARS does not read"
+        );
+    }
+    let names: BTreeMap<&str, &Expression> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        names.get("APP__SERVER__PORT").map(|e| source(e)),
+        Some("tostring(local.container_port)".to_owned()),
+        "{SERVICE_TF}: APP__SERVER__PORT must be the container port"
+    );
+    assert_eq!(
+        names
+            .get("APP__STORE__KIND")
+            .map(|e| string(e, "APP__STORE__KIND")),
+        Some("dynamodb".to_owned()),
+        "{SERVICE_TF}: APP__STORE__KIND"
+    );
+
+    // …and the container's environment is exactly that map, nothing added.
+    let container = container(&service);
+    let Expression::ForExpr(for_expr) = field(&container, "container", "environment") else {
+        panic!("{SERVICE_TF}: container environment must be built from local.environment");
+    };
+    assert_eq!(
+        source(&for_expr.collection_expr),
+        "local.environment",
+        "{SERVICE_TF}: container environment"
+    );
+    let secrets = object(&container, "container")
+        .into_iter()
+        .any(|(k, _)| k == "secrets");
+    assert!(
+        !secrets,
+        "{SERVICE_TF}: container secrets are not read by the service"
+    );
+
+    // The image's own defaults are settings too.
+    for line in read("Dockerfile").lines() {
+        let line = line
+            .trim()
+            .trim_start_matches("ENV ")
+            .trim_end_matches('\\')
+            .trim();
+        if let Some((name, _)) = line.split_once('=')
+            && name.starts_with("APP")
+        {
+            assert!(
+                ENV_VARS.contains(&name),
+                "Dockerfile: ENV {name} is not in config::ENV_VARS"
+            );
+        }
+    }
+}
+
+/// Sample values for what the root module passes into the service module, so that the
+/// task definition's environment can be fed to the real settings loader.
+fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
+    let src = source(expr);
+    match src.as_str() {
+        "var.env" => env.to_owned(),
+        "tostring(local.container_port)" => container_port.to_string(),
+        "var.app_environment.region" => "ap-southeast-2".to_owned(),
+        "var.app_environment.table_name" => table_name(env),
+        "var.app_environment.gsi_name" => GSI_NAME.to_owned(),
+        "var.app_environment.user_pool_id" => "ap-southeast-2_Example".to_owned(),
+        "var.app_environment.client_id" => "exampleclientid".to_owned(),
+        "var.app_environment.resource_server_identifier" => {
+            format!("https://show-service-{env}.api")
+        }
+        _ => match expr {
+            Expression::String(s) => s.clone(),
+            _ => panic!(
+                "{SERVICE_TF}: no sample value for `{src}` in local.environment; add one to sample_value()"
+            ),
+        },
+    }
+}
+
+#[test]
+fn the_task_definition_environment_configures_the_service_as_deployed() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let port = number(
+        local(&locals, SERVICE_TF, "container_port"),
+        "local.container_port",
+    );
+    let env_map = object(
+        local(&locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+
+    // The issuer API Gateway's authorizer trusts, for the same region and pool.
+    let identity_outputs = parse("infra/modules/identity/outputs.tf");
+    let issuer_output = identity_outputs
+        .blocks()
+        .find(|b| b.identifier.as_str() == "output" && b.labels[0].as_str() == "issuer_url")
+        .expect("infra/modules/identity/outputs.tf: output issuer_url");
+    let authorizer_issuer = string(
+        attr(&issuer_output.body, "output.issuer_url", "value"),
+        "issuer",
+    )
+    .replace("${data.aws_region.current.name}", "ap-southeast-2")
+    .replace("${aws_cognito_user_pool.this.id}", "ap-southeast-2_Example");
+
+    for env in ENVS {
+        let vars: Vec<(String, String)> = env_map
+            .iter()
+            .map(|(k, v)| (k.clone(), sample_value(v, env, port)))
+            .collect();
+        let settings = Settings::load(None, vars.clone()).unwrap_or_else(|e| {
+            panic!("{SERVICE_TF}: the service refuses the task definition's environment for {env}: {e}\n{vars:?}")
+        });
+        let what = format!("{SERVICE_TF} ({env})");
+        assert_eq!(u64::from(settings.server.port), port, "{what}: port");
+        assert_eq!(
+            settings.store.kind,
+            StoreKind::Dynamodb,
+            "{what}: store kind"
+        );
+        assert_eq!(settings.dynamodb.table, table_name(env), "{what}: table");
+        assert_eq!(settings.dynamodb.gsi, GSI_NAME, "{what}: GSI");
+        assert_eq!(
+            settings.dynamodb.region.as_deref(),
+            Some("ap-southeast-2"),
+            "{what}: region"
+        );
+        assert_eq!(
+            settings.auth.mode,
+            AuthMode::Jwt,
+            "{what}: tokens must come from Cognito"
+        );
+        assert_eq!(
+            settings.auth.issuer.as_deref(),
+            Some(authorizer_issuer.as_str()),
+            "{what}: the service's issuer differs from the JWT authorizer's (identity issuer_url)"
+        );
+        assert!(
+            settings
+                .auth
+                .audience
+                .iter()
+                .any(|a| a == "exampleclientid"),
+            "{what}: the app client must be an allowed client/audience"
+        );
+        assert_eq!(
+            settings.auth.resource_server,
+            format!("https://show-service-{env}.api"),
+            "{what}: resource server"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Data layout
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn table_key_and_index_equal_the_stores_layout() {
+    let file = "infra/modules/data/main.tf";
+    let data = parse(file);
+    let locals = locals_of(&data);
+    let table = block(&data, file, "resource", "aws_dynamodb_table", "this");
+    let what = "aws_dynamodb_table.this";
+
+    let name = string(attr(&table.body, what, "name"), what);
+    for env in ENVS {
+        assert_eq!(
+            render(&name, env),
+            table_name(env),
+            "{file}: table name for {env} differs from store::layout::table_name"
+        );
+    }
+    assert_eq!(
+        string(attr(&table.body, what, "hash_key"), what),
+        TABLE_HASH_KEY,
+        "{file}: hash_key"
+    );
+    assert_eq!(
+        string(attr(&table.body, what, "billing_mode"), what),
+        "PAY_PER_REQUEST",
+        "{file}: billing_mode"
+    );
+
+    // Key types as the store writes them (DESIGN §3): slug S, drmKey N, episodeCount N.
+    let types: BTreeMap<String, String> = nested(&table.body, "attribute")
+        .iter()
+        .map(|b| {
+            (
+                string(attr(&b.body, "attribute", "name"), "attribute.name"),
+                string(attr(&b.body, "attribute", "type"), "attribute.type"),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = [
+        (TABLE_HASH_KEY, "S"),
+        (GSI_HASH_KEY, "N"),
+        (GSI_RANGE_KEY, "N"),
+    ]
+    .iter()
+    .map(|(k, t)| ((*k).to_owned(), (*t).to_owned()))
+    .collect();
+    assert_eq!(
+        types, expected,
+        "{file}: key attributes/types differ from the store's layout"
+    );
+
+    let gsis = nested(&table.body, "global_secondary_index");
+    assert_eq!(gsis.len(), 1, "{file}: one GSI");
+    let gsi = &gsis[0].body;
+    let gsi_name = attr(gsi, "global_secondary_index", "name");
+    let gsi_name = match gsi_name {
+        Expression::Traversal(_) => string(local(&locals, file, "gsi_name"), "local.gsi_name"),
+        other => string(other, "global_secondary_index.name"),
+    };
+    assert_eq!(
+        gsi_name, GSI_NAME,
+        "{file}: GSI name differs from store::layout::GSI_NAME"
+    );
+    assert_eq!(
+        string(attr(gsi, "gsi", "hash_key"), "gsi"),
+        GSI_HASH_KEY,
+        "{file}: GSI hash key"
+    );
+    assert_eq!(
+        string(attr(gsi, "gsi", "range_key"), "gsi"),
+        GSI_RANGE_KEY,
+        "{file}: GSI range key"
+    );
+    assert_eq!(
+        string(attr(gsi, "gsi", "projection_type"), "gsi"),
+        "ALL",
+        "{file}: GSI projection"
+    );
+
+    let pitr = nested(&table.body, "point_in_time_recovery");
+    let sse = nested(&table.body, "server_side_encryption");
+    assert_eq!(pitr.len(), 1, "{file}: point-in-time recovery");
+    assert_eq!(sse.len(), 1, "{file}: server-side encryption");
+    assert!(
+        boolean(attr(&sse[0].body, "sse", "enabled"), "sse.enabled"),
+        "{file}: SSE enabled"
+    );
+}
+
+#[test]
+fn no_iam_policy_grants_a_wildcard_action() {
+    for module in ["network", "service", "pipeline"] {
+        let file = format!("infra/modules/{module}/main.tf");
+        let body = parse(&file);
+        for doc in body.blocks().filter(|b| {
+            b.identifier.as_str() == "data"
+                && b.labels.first().map(|l| l.as_str()) == Some("aws_iam_policy_document")
+        }) {
+            for statement in nested(&doc.body, "statement") {
+                for action in strings(attr(&statement.body, "statement", "actions"), "actions") {
+                    assert!(
+                        !action.contains('*'),
+                        "{file}: policy document {} grants wildcard action {action}",
+                        doc.labels[1].as_str()
+                    );
+                }
+            }
+        }
+    }
+
+    // The task role may make exactly the calls the DynamoDB store makes.
+    let service = parse(SERVICE_TF);
+    let task = block(
+        &service,
+        SERVICE_TF,
+        "data",
+        "aws_iam_policy_document",
+        "task",
+    );
+    let statements = nested(&task.body, "statement");
+    assert_eq!(statements.len(), 1, "{SERVICE_TF}: task role policy");
+    let actions: BTreeSet<String> =
+        strings(attr(&statements[0].body, "statement", "actions"), "actions")
+            .into_iter()
+            .collect();
+    let expected: BTreeSet<String> = [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(actions, expected, "{SERVICE_TF}: task role actions");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sizing per environment
+// ---------------------------------------------------------------------------------------
+
+/// Fargate's CPU/memory pairs (AWS-FACTS: 256 → 512, 1024, 2048; 512 → 1–4 GB; …).
+fn valid_fargate(cpu: u64, memory: u64) -> bool {
+    match cpu {
+        256 => [512, 1024, 2048].contains(&memory),
+        512 => (1024..=4096).contains(&memory) && memory.is_multiple_of(1024),
+        1024 => (2048..=8192).contains(&memory) && memory.is_multiple_of(1024),
+        2048 => (4096..=16384).contains(&memory) && memory.is_multiple_of(1024),
+        4096 => (8192..=30720).contains(&memory) && memory.is_multiple_of(1024),
+        _ => false,
+    }
+}
+
+#[test]
+fn each_environment_has_a_valid_fargate_size_matching_the_seed() {
+    // The seed's table: env, CPU, memory MiB, tasks, log retention days.
+    let seed = [
+        ("dev", 256, 512, 1, 3),
+        ("test", 512, 1024, 1, 7),
+        ("prod", 512, 1024, 2, 14),
+    ];
+    for (env, cpu, memory, tasks, days) in seed {
+        let file = format!("infra/terraform.{env}.tfvars");
+        let vars = tfvars(env);
+        let get = |name: &str| {
+            vars.get(name)
+                .unwrap_or_else(|| panic!("{file}: no `{name}`"))
+        };
+        assert_eq!(string(get("env"), "env"), env, "{file}: env");
+        let got = (
+            number(get("task_cpu"), "task_cpu"),
+            number(get("task_memory"), "task_memory"),
+            number(get("desired_count"), "desired_count"),
+            number(get("log_retention_days"), "log_retention_days"),
+        );
+        assert_eq!(
+            got,
+            (cpu, memory, tasks, days),
+            "{file}: (cpu, memory, tasks, log days) differ from the seed's table"
+        );
+        assert!(
+            valid_fargate(got.0, got.1),
+            "{file}: {}/{} is not a Fargate size",
+            got.0,
+            got.1
+        );
+        assert!(
+            number(get("max_count"), "max_count") >= got.2,
+            "{file}: autoscaling max below the task count"
+        );
+    }
+
+    let prod = tfvars("prod");
+    for flag in ["nat_gateway_per_az", "deletion_protection"] {
+        let value = prod
+            .get(flag)
+            .unwrap_or_else(|| panic!("terraform.prod.tfvars: no {flag}"));
+        assert!(
+            boolean(value, flag),
+            "infra/terraform.prod.tfvars: {flag} must be true in prod"
+        );
+    }
+}
+
+#[test]
+fn every_terraform_file_parses() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("infra/ is readable") {
+            let path = entry.expect("directory entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() && !name.starts_with('.') {
+                walk(&path, out);
+            } else if name.ends_with(".tf") || name.ends_with(".tfvars") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_path("infra"), &mut files);
+    assert!(
+        files.len() > 20,
+        "expected the root and six modules under infra/"
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        if let Err(e) = hcl::from_str::<Body>(&text) {
+            panic!("{}: does not parse: {e}", file.display());
+        }
+    }
+}

@@ -34,6 +34,8 @@ pub struct CachedList {
     pub gzip: Option<Bytes>,
     /// A strong ETag of the JSON bytes, quoted.
     pub etag: String,
+    /// `etag` as a header value, made once per fill.
+    pub etag_header: axum::http::HeaderValue,
     filled_at: Instant,
     generation: u64,
 }
@@ -47,6 +49,7 @@ impl CachedList {
                 json,
                 gzip: p.gzip.clone(),
                 etag: p.etag.clone(),
+                etag_header: p.etag_header.clone(),
                 filled_at: Instant::now(),
                 generation,
             },
@@ -66,8 +69,11 @@ impl CachedList {
                 enc.finish().ok().map(Bytes::from)
             })
             .flatten();
+        let etag = etag_of(&json);
         CachedList {
-            etag: etag_of(&json),
+            etag_header: axum::http::HeaderValue::from_str(&etag)
+                .unwrap_or(axum::http::HeaderValue::from_static("\"0\"")),
+            etag,
             json,
             gzip,
             filled_at: Instant::now(),

@@ -5,6 +5,7 @@
 #
 #   bench/run.sh                full run (wrk 10 s per row, 2 interleaved rounds)
 #   bench/run.sh --smoke        a few seconds per row: checks the script, not the service
+#   bench/run.sh --no-dynamo    without the DynamoDB emulator rows
 #
 # What it does: installs wrk and hyperfine from Debian when missing; builds the release
 # binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
@@ -22,10 +23,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 smoke=0
+dynamo=0
+[[ -d src/store/dynamodb ]] && dynamo=1
 for a in "$@"; do
     case $a in
         --smoke) smoke=1 ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        --no-dynamo) dynamo=0 ;;
+        -h | --help) sed -n "2,21p" "$0"; exit 0 ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -334,10 +338,75 @@ print(json.dumps(dict(kind="startup", label="first start (new key)", runs=len(ms
     median_ms=statistics.median(ms), min_ms=ms[0], max_ms=ms[-1], p10_ms=ms[0], p90_ms=ms[-1],
     probe_us=rs[0]["probe_us"], poll_interval_us=rs[0]["poll_interval_us"])))')"
 
-# --- emulator rows (DynamoDB), when the store and its tools are in this tree -----------
-if [[ -x bench/dynamo.sh ]]; then
-    log "DynamoDB emulator rows"
-    bench/dynamo.sh "$work" "$bin" "$tools" >>"$results"
+# --- DynamoDB emulator ----------------------------------------------------------------
+if ((dynamo)); then
+    log "DynamoDB emulator (dynalite, scripts/install-test-tools.sh): GET, POST, PutItem baseline"
+    scripts/install-test-tools.sh >&2
+    dport=$(free_port)
+    .tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$dport" --createTableMs 0 \
+        >"$work/dynalite.log" 2>&1 &
+    pid_dynalite=$!
+    pids+=("$pid_dynalite")
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$dport/" && break
+        sleep 0.05
+    done
+    ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dport")
+    for n in 100 10000; do
+        env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \
+            "$bin" table create >>"$work/import.log" 2>&1
+        env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \
+            "$bin" import "$work/feed-$n.json" 2>>"$work/import.log"
+    done
+    start_service sd100 "$work/d100" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-100
+    start_service sd10k "$work/d10000" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-10000
+    record "$(printf '{"kind":"rss","label":"idle-dynamo","shows":100,"rss_kb":%s}' "$(status_kb "$pid_sd100" VmRSS)")"
+    curl -sf -o "$work/body-100-dynamo.json" "${auth100[@]}" "http://127.0.0.1:$port_sd100/v1/shows"
+    curl -sf -o "$work/body-10000-dynamo.json" "${auth10k[@]}" "http://127.0.0.1:$port_sd10k/v1/shows"
+    python3 -c 'import json,sys
+for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
+    got = len(json.load(open(f))["response"])
+    assert got == n, (f, got)' "$work/body-100-dynamo.json" "$work/body-10000-dynamo.json"
+    start_ceiling cd100 "$work/body-100-dynamo.json"
+    start_ceiling cd10k "$work/body-10000-dynamo.json"
+    for r in $(seq 1 "$rounds"); do
+        wrk_row ceiling-100-dynamo "$r" "$pid_cd100" "$port_cd100" /v1/shows "${auth100[@]}"
+        wrk_row get-100-dynamo "$r" "$pid_sd100" "$port_sd100" /v1/shows "${auth100[@]}"
+        wrk_row ceiling-10k-dynamo "$r" "$pid_cd10k" "$port_cd10k" /v1/shows "${auth10k[@]}"
+        wrk_row get-10k-dynamo "$r" "$pid_sd10k" "$port_sd10k" /v1/shows "${auth10k[@]}"
+    done
+    record "$(printf '{"kind":"rss","label":"peak-dynamo","shows":10000,"hwm_kb":%s,"rss_kb":%s}' \
+        "$(status_kb "$pid_sd10k" VmHWM)" "$(status_kb "$pid_sd10k" VmRSS)")"
+    stop_pid "$pid_sd100"; stop_pid "$pid_sd10k"; stop_pid "$pid_cd100"; stop_pid "$pid_cd10k"
+    rm -f "$work/sd10k.log" "$work/sd100.log"
+
+    env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post APP__STORE__PATH="$work/dpost/shows.db" \
+        "$bin" table create >>"$work/import.log" 2>&1
+    start_service spostd "$work/dpost" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post
+    hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post-dynamo.json" \
+        -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spostd/v1/shows" \
+        -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spostd/health" >&2
+    stop_pid "$pid_spostd"
+    put=()
+    for i in $(seq 1 "$((post_runs < 3 ? post_runs : 3))"); do
+        put+=("$("$tools" putitem --endpoint "http://127.0.0.1:$dport" --table "bench-putitem-$i" \
+            --feed "$work/feed-post-1000.json")")
+    done
+    printf '%s\n' "${put[@]}" >"$work/putitem.jsonl"
+    python3 - "$work" <<'EOF2' >>"$results"
+import json, statistics, sys
+w = sys.argv[1]
+runs = {r["command"]: r for r in json.load(open(f"{w}/post-dynamo.json"))["results"]}
+calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spostd.log") if '"feed stored"' in l]
+put = [json.loads(l)["ms"] for l in open(f"{w}/putitem.jsonl") if l.strip()]
+post_ms = runs["post-1000"]["median"] * 1e3
+print(json.dumps(dict(kind="post", store="dynamodb (dynalite)", shows=1000, median_ms=post_ms,
+    mean_ms=runs["post-1000"]["mean"] * 1e3, stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3,
+    runs=len(runs["post-1000"]["times"]), curl_median_ms=runs["curl-health"]["median"] * 1e3,
+    write_calls=calls, putitem_ms=statistics.median(put), putitem_runs=put,
+    speedup=statistics.median(put) / post_ms)))
+EOF2
+    stop_pid "$pid_dynalite"
 fi
 
 record "$(python3 -c 'import json,os; print(json.dumps(dict(kind="end", load_end=os.getloadavg())))')"

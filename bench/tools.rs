@@ -15,6 +15,9 @@
 //!   which the service pays once per fill (at most once per TTL), never per request: with
 //!   `--db`, the store query and the serialization of the catalogue, then (both forms) the
 //!   gzip variant + ETag.
+//! - `putitem --endpoint URL --table NAME --feed FILE`: the Go service's way of storing a
+//!   feed, one sequential `PutItem` per show, on a new table of a DynamoDB emulator: the
+//!   baseline the batched writer is compared with.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench tool: a panic is a failed run
 
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!("usage: bench_tools startup|hammer|auth-cost|fill-cost …");
+        eprintln!("usage: bench_tools startup|hammer|auth-cost|fill-cost|putitem …");
         std::process::exit(2);
     }
     let cmd = args.remove(0);
@@ -41,6 +44,7 @@ fn main() {
         "hammer" => hammer(&args),
         "auth-cost" => auth_cost(&args),
         "fill-cost" => fill_cost(&args),
+        "putitem" => putitem(&args),
         other => panic!("unknown subcommand {other}"),
     }
 }
@@ -310,5 +314,45 @@ fn fill_cost(args: &[String]) {
         "{}",
         json!({"json_bytes": body.len(), "gzip_bytes": gz, "fill_work_ms": per.as_secs_f64() * 1e3,
                "query_ms": ms(query), "serialize_ms": ms(serialize)})
+    );
+}
+
+fn putitem(args: &[String]) {
+    use show_service::store::dynamodb::{DynamoStore, item};
+    let settings = show_service::config::DynamoSettings {
+        region: None,
+        endpoint_override: Some(opt(args, "--endpoint").expect("--endpoint URL")),
+        table: opt(args, "--table").expect("--table NAME"),
+        gsi: show_service::store::layout::GSI_NAME.to_string(),
+        write_concurrency: 1,
+        write_deadline: Duration::from_secs(60),
+        call_timeout: Duration::from_secs(10),
+    };
+    let body = std::fs::read(opt(args, "--feed").expect("--feed FILE")).unwrap();
+    let shows = show_service::domain::Feed::parse(&body).unwrap().shows;
+    let items: Vec<_> = shows.iter().map(item::to_item).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let took = rt.block_on(async {
+        let store = DynamoStore::connect(&settings).await.unwrap();
+        store.ensure_table(Duration::from_secs(10)).await.unwrap();
+        let started = Instant::now();
+        for item in &items {
+            store
+                .client()
+                .put_item()
+                .table_name(store.table())
+                .set_item(Some(item.clone()))
+                .send()
+                .await
+                .unwrap();
+        }
+        started.elapsed()
+    });
+    println!(
+        "{}",
+        json!({"shows": items.len(), "put_item_calls": items.len(), "ms": took.as_secs_f64() * 1e3})
     );
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The benchmark suite: one command, loopback only, bounded (about 6–8 minutes after the
-# release build; --smoke: about a minute). Writes docs/benchmarks.md (--smoke:
-# bench/out/benchmarks-smoke.md) from the figures of this one run.
+# The benchmark suite: one command, loopback only, bounded (about 12 minutes after the
+# release build, DynamoDB emulator rows included; --smoke: a few minutes). Writes
+# docs/benchmarks.md (--smoke: bench/out/benchmarks-smoke.md) from this one run's figures.
 #
 #   bench/run.sh                full run (wrk 10 s per row, 2 interleaved rounds)
 #   bench/run.sh --smoke        a few seconds per row: checks the script, not the service

@@ -4,8 +4,9 @@
 //! 2. the request log line (method, matched route, status, latency, request id, client id);
 //! 3. the error envelope: every 4xx/5xx answer becomes `{"error","requestId","details"?}`,
 //!    including those made by routing (404, 405) and limits (413);
-//! 4. load shedding (503 past `server.maxconcurrency` requests in flight; probes exempt)
-//!    and the request timeout (503);
+//! 4. the header size limit (431 past [`MAX_HEADER_BYTES`]), load shedding (503 past
+//!    `server.maxconcurrency` requests in flight; probes exempt) and the request timeout
+//!    (503);
 //! 5. panics become a 500 with a generic message (the panic goes to the log);
 //! 6. CORS, when origins are configured; the body size limit.
 
@@ -26,6 +27,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+/// The most request header bytes (names, values and `": "`/CRLF separators, as on the
+/// wire) a request may carry; more gets 431 in the envelope. API Gateway and the ALB pass
+/// far smaller headers; a JWT access token is a few KiB at most. (hyper itself answers a
+/// bare 431 to more than 100 headers or about 400 KiB of them, before any of this runs.)
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// The request id, in the request's extensions.
 #[derive(Debug, Clone)]
@@ -101,6 +108,14 @@ fn request_id(req: &Request) -> HeaderValue {
         })
 }
 
+/// The size of the request's headers as sent (HTTP/1.1 framing).
+fn header_bytes(req: &Request) -> usize {
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 fn is_probe(path: &str) -> bool {
     path == super::LIVENESS_PATH || path == super::READINESS_PATH
 }
@@ -120,6 +135,10 @@ async fn envelope(
         .map(|m| m.as_str().to_owned());
     let probe = is_probe(req.uri().path());
 
+    if header_bytes(&req) > MAX_HEADER_BYTES {
+        let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+        return finish(res, &id, &method, route.as_deref(), started);
+    }
     let permit = if probe {
         None
     } else {

@@ -26,6 +26,10 @@ fn config(default: u32) -> ProptestConfig {
         .unwrap_or(default);
     ProptestConfig {
         cases,
+        // A failure prints its minimal input; no regression files in the tree.
+        failure_persistence: None,
+        // Long generated strings shrink slowly: report a failure within a minute.
+        max_shrink_time: 60_000,
         ..ProptestConfig::default()
     }
 }
@@ -565,4 +569,59 @@ fn titles_with_nul_and_control_characters_list_whole() {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].title, title);
+}
+
+// ---------------------------------------------------------------------------------------
+// The OpenAPI document's patterns agree with the parser: every string a client (or
+// schemathesis) builds from the documented pattern is accepted. Read from the generated
+// document itself, so a change to either side that breaks the agreement fails here.
+
+fn doc_pattern(schema: &str, field: &str) -> (String, Option<usize>) {
+    let doc = serde_json::to_value(show_service::http::openapi::document()).unwrap();
+    let f = &doc["components"]["schemas"][schema]["properties"][field];
+    let pattern = f["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{schema}.{field} has no pattern: {f}"));
+    (
+        pattern.to_string(),
+        f["maxLength"].as_u64().map(|n| n as usize),
+    )
+}
+
+fn from_doc_pattern(schema: &str, field: &str) -> impl Strategy<Value = String> + use<> {
+    let (pattern, max) = doc_pattern(schema, field);
+    // Generation makes whole strings: anchors are implied and not supported. Unbounded
+    // repeats are bounded so that cases stay short (and quick to shrink).
+    let body = pattern
+        .trim_start_matches('^')
+        .trim_end_matches('$')
+        .replace('*', "{0,8}")
+        .replace('+', "{1,8}");
+    proptest::string::string_regex(&body)
+        .unwrap()
+        .prop_filter("within maxLength", move |s| {
+            max.is_none_or(|m| s.chars().count() <= m)
+        })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn strings_matching_the_documented_patterns_are_accepted(
+        slug in from_doc_pattern("Show", "slug"),
+        season in from_doc_pattern("Season", "slug"),
+        image in from_doc_pattern("Image", "showImage"),
+        url in from_doc_pattern("NextEpisode", "url"),
+        title_char in from_doc_pattern("Show", "title"),
+        title_rest in any_text(100),
+    ) {
+        prop_assert!(Slug::parse(slug.clone()).is_ok(), "{slug:?}");
+        prop_assert!(SeasonSlug::parse(season.clone()).is_ok(), "{season:?}");
+        prop_assert!(HttpUrl::parse(image.clone()).is_ok(), "{image:?}");
+        prop_assert!(HttpUrl::parse(url.clone()).is_ok(), "{url:?}");
+        // The title's pattern is unanchored: one non-space character anywhere.
+        let title: String = title_rest.chars().take(60).chain(title_char.chars()).collect();
+        prop_assert!(Title::parse(title.clone()).is_ok(), "{title:?}");
+    }
 }

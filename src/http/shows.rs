@@ -53,7 +53,9 @@ pub struct ListParams {
     /// At most this many items (1 to 1000); without it, the whole catalogue.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
-    /// The `next` value of the previous page.
+    /// The `next` value of the previous page (opaque; only values this service issued
+    /// are accepted, others get 400).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 

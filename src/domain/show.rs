@@ -172,6 +172,20 @@ impl Show {
     }
 }
 
+/// A whole number from 0 to `max`. `52.0` counts: JSON (and JSON Schema's `integer`)
+/// does not tell `52.0` from `52`, and some encoders write every number as a float.
+pub(crate) fn whole_number(v: &Value, max: u64) -> Option<u64> {
+    let n = match v.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0)?;
+            // `as` saturates: anything past u64::MAX becomes u64::MAX, then fails below.
+            f as u64
+        }
+    };
+    (n <= max).then_some(n)
+}
+
 /// Short name of a JSON value's type, for messages.
 pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
@@ -261,7 +275,7 @@ impl<'a, 'p> Parser<'a, 'p> {
 
     fn optional_count(&mut self, name: &str) -> Option<u32> {
         let v = self.value(name)?;
-        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        match whole_number(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Some(n),
             None => {
                 let msg = format!("must be a whole number from 0 to {}", u32::MAX);

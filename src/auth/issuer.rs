@@ -100,7 +100,7 @@ pub struct OAuthErrorBody {
 #[allow(dead_code)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
     grant_type: String,
     /// Space-separated scopes; short (`shows.read`) or full names. Default: all the
     /// client may have.

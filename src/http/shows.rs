@@ -68,11 +68,11 @@ pub struct FeedRequest {
     /// 1 to 1000 shows with distinct slugs.
     #[schema(min_items = 1, max_items = 1000)]
     payload: Vec<Show>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     skip: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     take: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     total_records: Option<u64>,
 }
 
@@ -236,7 +236,8 @@ fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
 /// One stored show, whole.
 #[utoipa::path(
     get, path = "/v1/shows/{slug}", tag = "shows",
-    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)")),
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)",
+            example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")),
     security(("bearer" = ["shows.read"])),
     responses(
         (status = 200, description = "The show", body = Show),
@@ -261,7 +262,8 @@ pub async fn get_one(
 /// Removes one show.
 #[utoipa::path(
     delete, path = "/v1/shows/{slug}", tag = "shows",
-    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste")),
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste",
+            example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")),
     security(("bearer" = ["shows.write"])),
     responses(
         (status = 204, description = "Deleted"),

@@ -1,6 +1,6 @@
 //! Reliability under load and hostile clients, against the real binary: the header size
-//! limit, shutdown under load with nothing lost, concurrent overlapping feeds, clients
-//! that disconnect mid-POST.
+//! limit, the token endpoint's per-client rate limit, shutdown under load with nothing
+//! lost, concurrent overlapping feeds, clients that disconnect mid-POST.
 //!
 //! The other limits are tested where their feature is: body size
 //! (`ingest::wrong_content_type_is_415_and_oversized_bodies_are_413`), items per feed
@@ -67,6 +67,56 @@ async fn headers_over_16_kib_get_431_in_the_envelope_and_write_nothing() {
             .status(),
         200
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_token_requests_is_limited_per_client_with_retry_after() {
+    // The defaults: a burst of 20, then 10 per second, per client.
+    let app = TestApp::spawn_with(&[("APP__AUTH__CLIENTS", "other:other-secret:shows.read")]).await;
+    let ask = |id: &'static str, secret: &'static str| {
+        let req = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")]);
+        async move { req.send().await.unwrap() }
+    };
+    let burst =
+        futures::future::join_all((0..60).map(|_| ask("local-client", "local-secret"))).await;
+    let mut limited = 0;
+    for res in burst {
+        match res.status().as_u16() {
+            200 => {}
+            429 => {
+                limited += 1;
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry), "Retry-After {retry}");
+                let v: Value = res.json().await.unwrap();
+                assert_eq!(v["error"], "temporarily_unavailable", "{v}");
+            }
+            other => panic!("token request answered {other}"),
+        }
+    }
+    // 60 at once against a burst of 20 (plus what 10/s refills while they arrive).
+    assert!(limited >= 20, "only {limited} of 60 refused");
+    // Another client has its own bucket, and the API itself is not limited.
+    assert_eq!(ask("other", "other-secret").await.status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Once the rate refills, the limited client gets tokens again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ask("local-client", "local-secret").await.status(), 200);
 }
 
 /// What one load client saw.

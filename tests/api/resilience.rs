@@ -424,3 +424,105 @@ async fn a_client_that_disconnects_mid_post_leaves_the_whole_feed_or_nothing() {
     s.read_to_end(&mut buf).await.unwrap();
     assert!(buf.starts_with(b"HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn hostile_input_never_breaks_a_log_line_and_secrets_never_reach_the_log() {
+    // Debug level: the most the service would ever log.
+    let mut app = TestApp::spawn_with(&[("APP__LOG__LEVEL", "debug")]).await;
+    let token = app.token().await;
+    // Text that would forge a log line or a field if written out raw.
+    let evil =
+        "x\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\n\u{1b}[31m\u{0}\"}, \"forged\": true";
+    let show = json!({"slug": "show/evil", "title": evil, "description": evil, "genre": "g\ng"});
+    assert_eq!(
+        app.post_feed(&json!({"payload": [show]})).await.status(),
+        201
+    );
+    let bad = json!({"payload": [
+        {"slug": evil, "title": evil, "image": {"showImage": evil}},
+        {"slug": "show/dup", "title": "a"}, {"slug": "show/dup", "title": evil}
+    ]});
+    assert_envelope(app.post_feed(&bad).await, 400).await;
+    let encoded: String = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect();
+    assert_envelope(app.get(&format!("/v1/shows/{encoded}")).await, 404).await;
+    // Headers: a request id that is not plain is replaced, a user agent is never logged.
+    let res = app
+        .client
+        .get(app.url("/v1/shows"))
+        .bearer_auth(&token)
+        .header("x-request-id", "id\"},{\"forged\":true")
+        .header("user-agent", "\"}, {\"forged\": true, \"level\": \"ERROR")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["x-request-id"], "id\"},{\"forged\":true");
+    // A forged token carrying hostile claims, and wrong client credentials.
+    let forged = format!(
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6Ilx1MDAwYWZvcmdlZCJ9.{}.c2ln",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!(
+                "{{\"iss\":\"{}\"}}",
+                evil.replace('"', "\\\"").replace('\n', "\\n")
+            )
+        )
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/shows"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("local-client", Some("wrong-secret-123"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The last request: once its line is in, every line before it is too.
+    app.client
+        .get(app.url("/health"))
+        .header("x-request-id", "end-of-hostile-input")
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !app
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("end-of-hostile-input"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no final log line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let lines = app.log_lines();
+    assert!(lines.len() >= 8, "{lines:?}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line:?}"));
+        assert!(v.is_object(), "{line}");
+        assert!(v.get("forged").is_none(), "a forged field: {line}");
+        assert_ne!(v["fields"]["message"], "forged", "a forged line: {line}");
+        assert!(!line.contains('\u{1b}'), "a raw escape sequence: {line:?}");
+        for secret in [
+            token.as_str(),
+            "local-secret",
+            "wrong-secret-123",
+            forged.as_str(),
+        ] {
+            assert!(!line.contains(secret), "a secret in the log: {line}");
+        }
+        assert!(!line.to_ascii_lowercase().contains("bearer "), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("basic "), "{line}");
+    }
+}

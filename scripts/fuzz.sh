@@ -33,6 +33,10 @@ if (($# > 0)); then
 else
   mapfile -t targets < <(cargo fuzz list)
 fi
+if ((${#targets[@]} == 0)); then
+  echo "no fuzz targets found (cargo fuzz list failed?)" >&2
+  exit 1
+fi
 
 summary=()
 status=0

@@ -9,6 +9,6 @@ tools=$PWD/.tools/cargo
 export PATH="$tools/bin:$PATH"
 if ! cargo deny --version >/dev/null 2>&1; then
   echo "installing cargo-deny into $tools"
-  cargo install --locked --root "$tools" cargo-deny
+  cargo install --locked --root "$tools" cargo-deny --version 0.20.2
 fi
 cargo deny --locked check --hide-inclusion-graph licenses bans sources

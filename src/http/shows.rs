@@ -214,10 +214,20 @@ pub async fn create(
     FeedBody(feed): FeedBody,
 ) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
     let count = feed.shows.len();
-    state.cache.invalidate();
-    let result = state.store.upsert(feed.shows).await;
-    state.cache.invalidate();
-    let written = result?;
+    // The write runs in a task of its own. When the client hangs up (or the request times
+    // out) this handler is dropped where it stands; a store that writes in several calls
+    // (DynamoDB's batches of 25) would stop half-way and leave part of the feed. The task
+    // finishes the feed instead, holding a permit that shutdown waits for.
+    let permit = state.writes.clone().try_acquire_owned().ok();
+    let (store, cache) = (state.store.clone(), state.cache.clone());
+    cache.invalidate();
+    let write = tokio::spawn(async move {
+        let result = store.upsert(feed.shows).await;
+        cache.invalidate();
+        drop(permit);
+        result
+    });
+    let written = write.await.map_err(|e| ApiError::Internal(e.into()))??;
     tracing::info!(shows = count, written, "feed stored");
     Ok((
         StatusCode::CREATED,

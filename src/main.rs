@@ -15,12 +15,12 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Serve);
-    if matches!(
+    // Held to the end of main: dropping it writes out the buffered log lines.
+    let _log = matches!(
         command,
         Command::Serve | Command::Import { .. } | Command::Table { .. }
-    ) {
-        show_service::telemetry::init(&settings.log);
-    }
+    )
+    .then(|| show_service::telemetry::init(&settings.log));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,6 +5,14 @@
 //! and after each write, so a fill that raced a write is never kept). Writes by other
 //! instances show after at most the TTL. One fill runs at a time; concurrent misses wait
 //! for it instead of all querying the store.
+//!
+//! Under steady traffic the entry is refreshed ahead of its expiry: the first request that
+//! finds it past [`REFRESH_AT`] of its TTL refills it while every other request keeps
+//! being served the entry, which is still fresh. Without this, every TTL all requests
+//! stalled behind one fill (a 10,000-show fill takes tens of milliseconds), which cost a
+//! third of the 10,000-show throughput and set the p99 latency. A refill whose JSON is
+//! byte for byte the previous one keeps the previous gzip variant and ETag instead of
+//! compressing again.
 
 use bytes::Bytes;
 use std::io::Write;
@@ -15,6 +23,9 @@ use std::time::{Duration, Instant};
 /// Bodies smaller than this are not worth compressing.
 const GZIP_MIN_BYTES: usize = 1024;
 
+/// The fraction of the TTL after which a request refreshes the entry ahead of its expiry.
+pub const REFRESH_AT: (u32, u32) = (3, 4);
+
 /// One filled catalogue.
 #[derive(Debug)]
 pub struct CachedList {
@@ -23,11 +34,29 @@ pub struct CachedList {
     pub gzip: Option<Bytes>,
     /// A strong ETag of the JSON bytes, quoted.
     pub etag: String,
+    /// `etag` as a header value, made once per fill.
+    pub etag_header: axum::http::HeaderValue,
     filled_at: Instant,
     generation: u64,
 }
 
 impl CachedList {
+    /// The entry for `json`: `previous`'s gzip variant and ETag when its JSON is the same
+    /// bytes, else compressed and hashed anew.
+    fn renew(json: Bytes, generation: u64, previous: Option<&CachedList>) -> CachedList {
+        match previous {
+            Some(p) if p.json == json => CachedList {
+                json,
+                gzip: p.gzip.clone(),
+                etag: p.etag.clone(),
+                etag_header: p.etag_header.clone(),
+                filled_at: Instant::now(),
+                generation,
+            },
+            _ => CachedList::new(json, generation),
+        }
+    }
+
     /// Builds the cache entry for `json`, compressing it once.
     pub fn new(json: Bytes, generation: u64) -> CachedList {
         let gzip = (json.len() >= GZIP_MIN_BYTES)
@@ -40,8 +69,11 @@ impl CachedList {
                 enc.finish().ok().map(Bytes::from)
             })
             .flatten();
+        let etag = etag_of(&json);
         CachedList {
-            etag: etag_of(&json),
+            etag_header: axum::http::HeaderValue::from_str(&etag)
+                .unwrap_or(axum::http::HeaderValue::from_static("\"0\"")),
+            etag,
             json,
             gzip,
             filled_at: Instant::now(),
@@ -92,22 +124,47 @@ impl ListCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Returns the fresh entry, or fills it with `load` (one fill at a time).
+    /// Returns the fresh entry, or fills it with `load` (one fill at a time). A fresh entry
+    /// past [`REFRESH_AT`] of its TTL is refilled by the one request that gets the fill
+    /// lock; the others are served the fresh entry meanwhile.
     pub async fn get_or_fill<F, Fut, E>(&self, load: F) -> Result<std::sync::Arc<CachedList>, E>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Bytes, E>>,
     {
         if let Some(hit) = self.get() {
-            return Ok(hit);
+            if hit.filled_at.elapsed() < self.ttl * REFRESH_AT.0 / REFRESH_AT.1 {
+                return Ok(hit);
+            }
+            let Ok(_filling) = self.fill.try_lock() else {
+                return Ok(hit); // being refreshed; still fresh
+            };
+            if self
+                .get()
+                .is_some_and(|now| !std::sync::Arc::ptr_eq(&now, &hit))
+            {
+                return Ok(hit); // refreshed just now by another request
+            }
+            // The entry is fresh: if the refill fails, keep serving it until it expires.
+            return Ok(self.fill_locked(load).await.unwrap_or(hit));
         }
         let _filling = self.fill.lock().await;
         if let Some(hit) = self.get() {
             return Ok(hit);
         }
+        self.fill_locked(load).await
+    }
+
+    /// Loads and stores a new entry; the caller holds the fill lock.
+    async fn fill_locked<F, Fut, E>(&self, load: F) -> Result<std::sync::Arc<CachedList>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, E>>,
+    {
         let generation = self.generation.load(Ordering::Acquire);
         let json = load().await?;
-        let entry = std::sync::Arc::new(CachedList::new(json, generation));
+        let previous = self.entry.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let entry = std::sync::Arc::new(CachedList::renew(json, generation, previous.as_deref()));
         if self.ttl > Duration::ZERO {
             *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry.clone());
         }
@@ -152,6 +209,62 @@ mod tests {
             .await
             .unwrap();
         assert!(cache.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_nearly_expired_entry_is_refreshed_by_one_request_while_others_use_it() {
+        // TTL 2 s, refreshed from 1.5 s: each step below has 400 ms of margin.
+        let cache = ListCache::new(Duration::from_secs(2));
+        let loads = AtomicUsize::new(0);
+        let load = || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(Bytes::from(vec![b'x'; 4096]))
+        };
+        let first = cache.get_or_fill(load).await.unwrap();
+        // Before REFRESH_AT of the TTL: the same entry, no load.
+        let again = cache.get_or_fill(load).await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        // Past it, while a refresh holds the fill lock: the fresh entry, at once.
+        let held = cache.fill.try_lock().unwrap();
+        let during = tokio::time::timeout(Duration::from_secs(5), cache.get_or_fill(load))
+            .await
+            .expect("served without waiting for the fill")
+            .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &during));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        drop(held);
+        // The next request refreshes it; same bytes: the gzip variant and ETag are reused.
+        let refreshed = cache.get_or_fill(load).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        assert!(!std::sync::Arc::ptr_eq(&first, &refreshed));
+        assert_eq!(refreshed.etag, first.etag);
+        assert_eq!(refreshed.gzip, first.gzip);
+        assert!(refreshed.gzip.as_ref().unwrap().as_ptr() == first.gzip.as_ref().unwrap().as_ptr());
+
+        // A failed refresh keeps serving the entry while it is fresh.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let kept = cache
+            .get_or_fill(|| async { Err::<Bytes, ()>(()) })
+            .await
+            .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&kept, &refreshed));
+        // Once expired, a failure is the caller's.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            cache
+                .get_or_fill(|| async { Err::<Bytes, ()>(()) })
+                .await
+                .is_err()
+        );
+        // Different bytes: compressed and hashed anew.
+        let changed = cache
+            .get_or_fill(|| async { Ok::<_, ()>(Bytes::from(vec![b'y'; 4096])) })
+            .await
+            .unwrap();
+        assert_ne!(changed.etag, refreshed.etag);
     }
 
     #[test]

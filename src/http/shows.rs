@@ -95,7 +95,7 @@ pub async fn list(
     _auth: Authorized<Read>,
     State(state): State<AppState>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
+    conditions: Conditions,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|_| ApiError::bad_request("invalid query string"))?;
     if params.limit.is_none() && params.cursor.is_none() {
@@ -113,7 +113,7 @@ pub async fn list(
                     .map_err(|e| ApiError::Internal(e.into()))
             })
             .await?;
-        return Ok(cached_response(&entry, &headers));
+        return Ok(cached_response(&entry, &conditions));
     }
 
     let limit = match params.limit.as_deref() {
@@ -142,11 +142,38 @@ pub async fn list(
     .into_response())
 }
 
+/// What the catalogue's answer depends on in the request headers, read from them in
+/// place (the `HeaderMap` extractor would clone every header of every request).
+pub struct Conditions {
+    /// The `If-None-Match` values (none in the common case: no allocation).
+    if_none_match: Vec<HeaderValue>,
+    /// `Accept-Encoding` allows gzip.
+    gzip: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Conditions {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Conditions {
+            if_none_match: parts
+                .headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+            gzip: accepts_gzip(&parts.headers),
+        })
+    }
+}
+
 /// The cached catalogue, as gzip when the client accepts it, or 304 on a matching ETag.
-fn cached_response(entry: &CachedList, headers: &HeaderMap) -> Response {
-    let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let not_modified = headers
-        .get_all(header::IF_NONE_MATCH)
+fn cached_response(entry: &CachedList, conditions: &Conditions) -> Response {
+    let not_modified = conditions
+        .if_none_match
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -154,25 +181,31 @@ fn cached_response(entry: &CachedList, headers: &HeaderMap) -> Response {
             let t = t.trim();
             t == "*" || t.trim_start_matches("W/") == entry.etag
         });
-    let mut builder = Response::builder()
-        .header(header::ETAG, etag)
-        .header(header::VARY, "accept-encoding")
-        .header(header::CACHE_CONTROL, "private, no-cache");
+    let mut res = Response::new(Body::empty());
+    let headers = res.headers_mut();
+    headers.insert(header::ETAG, entry.etag_header.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     if not_modified {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .unwrap_or_default();
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        return res;
     }
-    builder = builder.header(header::CONTENT_TYPE, "application/json");
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let body = match &entry.gzip {
-        Some(gz) if accepts_gzip(headers) => {
-            builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        Some(gz) if conditions.gzip => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             gz.clone()
         }
         _ => entry.json.clone(),
     };
-    builder.body(Body::from(body)).unwrap_or_default()
+    *res.body_mut() = Body::from(body);
+    res
 }
 
 /// True when `Accept-Encoding` lists gzip with a non-zero q-value.
@@ -222,13 +255,18 @@ pub async fn create(
     let (store, cache) = (state.store.clone(), state.cache.clone());
     cache.invalidate();
     let write = tokio::spawn(async move {
+        let calls_before = store.stats().write_calls;
         let result = store.upsert(feed.shows).await;
         cache.invalidate();
         drop(permit);
-        result
+        // The store's write calls during this feed (concurrent writes through this
+        // instance are counted too): what a feed costs in DynamoDB requests, read by
+        // `bench/run.sh`.
+        let calls = store.stats().write_calls.saturating_sub(calls_before);
+        result.map(|written| (written, calls))
     });
-    let written = write.await.map_err(|e| ApiError::Internal(e.into()))??;
-    tracing::info!(shows = count, written, "feed stored");
+    let (written, store_write_calls) = write.await.map_err(|e| ApiError::Internal(e.into()))??;
+    tracing::info!(shows = count, written, store_write_calls, "feed stored");
     Ok((
         StatusCode::CREATED,
         Json(WriteResponse {

@@ -1,0 +1,417 @@
+#!/usr/bin/env bash
+# The benchmark suite: one command, loopback only, bounded (about 6–8 minutes after the
+# release build; --smoke: about a minute). Writes docs/benchmarks.md (--smoke:
+# bench/out/benchmarks-smoke.md) from the figures of this one run.
+#
+#   bench/run.sh                full run (wrk 10 s per row, 2 interleaved rounds)
+#   bench/run.sh --smoke        a few seconds per row: checks the script, not the service
+#   bench/run.sh --no-dynamo    without the DynamoDB emulator rows
+#
+# What it does: installs wrk and hyperfine from Debian when missing; builds the release
+# binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
+# (tools/gen-feed.py, imported with `show-service import`); starts every server on a free
+# loopback port; measures; stops what it started; renders the Markdown (bench/report.py).
+#
+# Every figure that depends on the machine is also given as a ratio to the ceiling measured
+# in the same run, interleaved (ceiling, service, ceiling, service…), because the machine
+# is shared and its load changes. Raw output stays in bench/out/run-*/ (git-ignored).
+#
+# Settings (environment): BENCH_DURATION (10s), BENCH_ROUNDS (2), BENCH_CONNECTIONS (64),
+# BENCH_THREADS (2), BENCH_STARTUP_RUNS (30), BENCH_POST_RUNS (10).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+smoke=0
+dynamo=0
+[[ -d src/store/dynamodb ]] && dynamo=1
+for a in "$@"; do
+    case $a in
+        --smoke) smoke=1 ;;
+        --no-dynamo) dynamo=0 ;;
+        -h | --help) sed -n "2,21p" "$0"; exit 0 ;;
+        *) echo "unknown argument $a" >&2; exit 2 ;;
+    esac
+done
+
+if ((smoke)); then
+    duration=${BENCH_DURATION:-2s} warmup=1s rounds=${BENCH_ROUNDS:-1}
+    startup_runs=${BENCH_STARTUP_RUNS:-5} post_runs=${BENCH_POST_RUNS:-3}
+    report=bench/out/benchmarks-smoke.md
+else
+    duration=${BENCH_DURATION:-10s} warmup=2s rounds=${BENCH_ROUNDS:-2}
+    startup_runs=${BENCH_STARTUP_RUNS:-30} post_runs=${BENCH_POST_RUNS:-10}
+    report=docs/benchmarks.md
+fi
+conns=${BENCH_CONNECTIONS:-64}
+threads=${BENCH_THREADS:-2}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    log "installing ${need[*]} from Debian"
+    if [[ $(id -u) != 0 ]]; then
+        echo "bench: need ${need[*]} (apt-get install -y ${need[*]}; run as root to let this script do it)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v python3 >/dev/null || { echo "bench: python3 is required" >&2; exit 1; }
+
+# --- build -----------------------------------------------------------------------------
+log "building the release binary and the bench programs"
+# Two invocations: built together, the examples' dev-dependencies would unify features into
+# the service binary, and the binary measured (and its size) would not be the one shipped.
+cargo build --release --locked --bin show-service
+cargo build --release --locked --example ceiling --example bench_tools
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$target/release/show-service
+ceiling=$target/release/examples/ceiling
+tools=$target/release/examples/bench_tools
+
+work=$root/bench/out/run-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$work"
+results=$work/results.jsonl
+: >"$results"
+record() { printf '%s\n' "$1" >>"$results"; }
+
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_healthy() { # PORT PID
+    local i
+    for i in $(seq 1 400); do
+        curl -sf -o /dev/null "http://127.0.0.1:$1/health" && return 0
+        kill -0 "$2" 2>/dev/null || { echo "bench: server $2 died" >&2; return 1; }
+        sleep 0.05
+    done
+    echo "bench: server on $1 not healthy" >&2
+    return 1
+}
+
+# Every server of the run: local issuer with a fixed public URL, so a token minted for a
+# data folder is valid whatever the port; production log settings unless a row says not.
+export APP_ENV=local APP__AUTH__PUBLICURL=http://show-service.bench APP__LOG__FORMAT=json
+export APP__LOG__LEVEL=info
+unset RUST_LOG
+
+# start_service NAME DATADIR [VAR=VALUE…]: sets port_NAME and pid_NAME; stdout to NAME.log.
+start_service() {
+    local name=$1 dir=$2
+    shift 2
+    local port
+    port=$(free_port)
+    env APP__SERVER__PORT="$port" APP__STORE__PATH="$dir/shows.db" "$@" \
+        "$bin" serve >"$work/$name.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    wait_healthy "$port" "$pid"
+    printf -v "port_$name" '%s' "$port"
+    printf -v "pid_$name" '%s' "$pid"
+}
+
+start_ceiling() { # NAME BODYFILE [ceiling args…]
+    local name=$1 body=$2
+    shift 2
+    local port
+    port=$(free_port)
+    "$ceiling" --port "$port" --body "$body" "$@" &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+        sleep 0.05
+    done
+    printf -v "port_$name" '%s' "$port"
+    printf -v "pid_$name" '%s' "$pid"
+}
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+cpu_ticks() { # PID -> utime+stime in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+status_kb() { # PID FIELD -> kB
+    awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
+}
+clk_tck=$(getconf CLK_TCK)
+
+# wrk_row LABEL ROUND PID PORT PATH [wrk args…]: warm-up, then a measured wrk run; records
+# requests/s, latency percentiles, server CPU per request and errors.
+wrk_row() {
+    local label=$1 round=$2 pid=$3 port=$4 path=$5
+    shift 5
+    wrk -t"$threads" -c"$conns" -d"$warmup" "$@" "http://127.0.0.1:$port$path" >/dev/null
+    local t0 t1 out
+    t0=$(cpu_ticks "$pid")
+    out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/report.lua" "$@" \
+        "http://127.0.0.1:$port$path")
+    t1=$(cpu_ticks "$pid")
+    printf '%s\n' "$out" >"$work/wrk-$label-$round.txt"
+    local line
+    line=$(printf '%s\n' "$out" | sed -n 's/^BENCH //p')
+    record "$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+label, rnd, dt, hz = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+secs = r["duration_us"] / 1e6
+r.update(kind="wrk", label=label, round=rnd, rps=r["requests"] / secs,
+         cpu_us_per_req=dt * 1e6 / hz / max(r["requests"], 1), cpu_ticks=dt)
+print(json.dumps(r))' "$line" "$label" "$round" "$((t1 - t0))" "$clk_tck")"
+    printf '  %-22s round %s: %s\n' "$label" "$round" \
+        "$(printf '%s\n' "$out" | grep -E '^Requests/sec' || true)" >&2
+}
+
+cat bench/wrk/report.lua >"$work/report.lua"
+cat bench/wrk/token.lua bench/wrk/report.lua >"$work/token.lua"
+
+# --- machine ---------------------------------------------------------------------------
+record "$(python3 - "$bin" <<'EOF'
+import json, os, platform, subprocess, sys, datetime
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
+print(json.dumps(dict(kind="machine", nproc=os.cpu_count(), cpu=cpu, mem_gib=round(int(mem) / 2**20, 1),
+    kernel=platform.release(), load_start=os.getloadavg(),
+    date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    commit=git("rev-parse", "--short", "HEAD"), dirty=bool(git("status", "--porcelain", "--", "src", "bench", "Cargo.toml")),
+    binary_bytes=os.path.getsize(sys.argv[1]),
+    wrk=subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+    hyperfine=subprocess.run(["hyperfine", "--version"], capture_output=True, text=True).stdout.strip())))
+EOF
+)"
+record "$(printf '{"kind":"settings","duration":"%s","warmup":"%s","rounds":%s,"connections":%s,"threads":%s,"smoke":%s}' \
+    "$duration" "$warmup" "$rounds" "$conns" "$threads" "$smoke")"
+
+# --- data ------------------------------------------------------------------------------
+log "data: 100 and 10,000 eligible shows (tools/gen-feed.py, show-service import)"
+for n in 100 10000; do
+    python3 tools/gen-feed.py "$n" --eligible-ratio 1 --prefix "b$n-" >"$work/feed-$n.json"
+    mkdir -p "$work/d$n"
+    APP__STORE__PATH="$work/d$n/shows.db" "$bin" import "$work/feed-$n.json" 2>>"$work/import.log"
+done
+python3 tools/gen-feed.py 1000 --prefix post- >"$work/feed-post-1000.json"
+
+token_for() { # DATADIR
+    APP__STORE__PATH="$1/shows.db" "$bin" token --scope shows.read,shows.write
+}
+tok100=$(token_for "$work/d100")
+tok10k=$(token_for "$work/d10000")
+
+# --- GET rows --------------------------------------------------------------------------
+log "GET /v1/shows: service (JSON request log to a file, as in production) and ceilings"
+start_service s100 "$work/d100"
+start_service s10k "$work/d10000"
+record "$(printf '{"kind":"rss","label":"idle","shows":100,"rss_kb":%s}' "$(status_kb "$pid_s100" VmRSS)")"
+record "$(printf '{"kind":"rss","label":"idle","shows":10000,"rss_kb":%s}' "$(status_kb "$pid_s10k" VmRSS)")"
+
+auth100=("-H" "Authorization: Bearer $tok100")
+auth10k=("-H" "Authorization: Bearer $tok10k")
+curl -sf -D "$work/h100.txt" -o "$work/body-100.json" "${auth100[@]}" "http://127.0.0.1:$port_s100/v1/shows"
+curl -sf -D "$work/h10k.txt" -o "$work/body-10000.json" "${auth10k[@]}" "http://127.0.0.1:$port_s10k/v1/shows"
+curl -sf -D "$work/h10k-gz.txt" -o "$work/body-10000.json.gz" -H 'Accept-Encoding: gzip' "${auth10k[@]}" \
+    "http://127.0.0.1:$port_s10k/v1/shows"
+grep -qi '^content-encoding: gzip' "$work/h10k-gz.txt" || { echo "bench: no gzip variant" >&2; exit 1; }
+etag=$(awk 'tolower($1) == "etag:" {print $2}' "$work/h10k.txt" | tr -d '\r')
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${auth10k[@]}" "http://127.0.0.1:$port_s10k/v1/shows")
+[[ $code == 304 ]] || { echo "bench: If-None-Match gave $code, not 304" >&2; exit 1; }
+python3 - "$work" <<'EOF' >>"$results"
+import json, sys
+w = sys.argv[1]
+for n in (100, 10000):
+    body = json.load(open(f"{w}/body-{n}.json"))
+    assert len(body["response"]) == n, (n, len(body["response"]))
+print(json.dumps(dict(kind="bodies", json_100=len(open(f"{w}/body-100.json", "rb").read()),
+    json_10000=len(open(f"{w}/body-10000.json", "rb").read()),
+    gzip_10000=len(open(f"{w}/body-10000.json.gz", "rb").read()))))
+EOF
+
+start_ceiling c100 "$work/body-100.json"
+start_ceiling c10k "$work/body-10000.json"
+start_ceiling c10kgz "$work/body-10000.json.gz" --content-encoding gzip
+: >"$work/empty"
+start_ceiling c304 "$work/empty" --status 304
+
+for r in $(seq 1 "$rounds"); do
+    wrk_row ceiling-100 "$r" "$pid_c100" "$port_c100" /v1/shows "${auth100[@]}"
+    wrk_row get-100 "$r" "$pid_s100" "$port_s100" /v1/shows "${auth100[@]}"
+    wrk_row ceiling-10k "$r" "$pid_c10k" "$port_c10k" /v1/shows "${auth10k[@]}"
+    wrk_row get-10k "$r" "$pid_s10k" "$port_s10k" /v1/shows "${auth10k[@]}"
+    wrk_row ceiling-10k-gzip "$r" "$pid_c10kgz" "$port_c10kgz" /v1/shows "${auth10k[@]}" -H 'Accept-Encoding: gzip'
+    wrk_row get-10k-gzip "$r" "$pid_s10k" "$port_s10k" /v1/shows "${auth10k[@]}" -H 'Accept-Encoding: gzip'
+    wrk_row ceiling-304 "$r" "$pid_c304" "$port_c304" /v1/shows "${auth10k[@]}" -H "If-None-Match: $etag"
+    wrk_row get-10k-304 "$r" "$pid_s10k" "$port_s10k" /v1/shows "${auth10k[@]}" -H "If-None-Match: $etag"
+done
+record "$(printf '{"kind":"rss","label":"peak","shows":10000,"hwm_kb":%s,"rss_kb":%s}' \
+    "$(status_kb "$pid_s10k" VmHWM)" "$(status_kb "$pid_s10k" VmRSS)")"
+record "$(printf '{"kind":"rss","label":"peak","shows":100,"hwm_kb":%s,"rss_kb":%s}' \
+    "$(status_kb "$pid_s100" VmHWM)" "$(status_kb "$pid_s100" VmRSS)")"
+log_lines=$(wc -l <"$work/s100.log")
+record "$(printf '{"kind":"log","lines":%s,"bytes":%s}' "$log_lines" "$(stat -c %s "$work/s100.log")")"
+stop_pid "$pid_s10k"
+rm -f "$work/s10k.log" # up to a few hundred MB of request lines; s100.log stays as a sample
+stop_pid "$pid_c10k"; stop_pid "$pid_c10kgz"; stop_pid "$pid_c304"
+
+log "GET /v1/shows, 100 shows: request log on, to /dev/null, and off"
+port=$(free_port)
+env APP__SERVER__PORT="$port" APP__STORE__PATH="$work/d100/shows.db" "$bin" serve >/dev/null 2>&1 &
+pid_null=$!; pids+=("$pid_null"); wait_healthy "$port" "$pid_null"; port_null=$port
+start_service s100off "$work/d100" APP__LOG__LEVEL=off
+for r in $(seq 1 "$rounds"); do
+    wrk_row ceiling-100-b "$r" "$pid_c100" "$port_c100" /v1/shows "${auth100[@]}"
+    wrk_row get-100-log-file "$r" "$pid_s100" "$port_s100" /v1/shows "${auth100[@]}"
+    wrk_row get-100-log-null "$r" "$pid_null" "$port_null" /v1/shows "${auth100[@]}"
+    wrk_row get-100-log-off "$r" "$pid_s100off" "$port_s100off" /v1/shows "${auth100[@]}"
+done
+stop_pid "$pid_s100"; stop_pid "$pid_null"; stop_pid "$pid_s100off"; stop_pid "$pid_c100"
+head -n 1000 "$work/s100.log" >"$work/s100.sample.log" && rm -f "$work/s100.log" # keep a sample
+
+# --- POST ------------------------------------------------------------------------------
+log "POST /v1/shows, 1000 shows (hyperfine; curl's own cost measured alongside)"
+mkdir -p "$work/dpost"
+tokpost=$(token_for "$work/dpost")
+start_service spost "$work/dpost"
+hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post.json" \
+    -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spost/v1/shows" \
+    -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spost/health" >&2
+stop_pid "$pid_spost"
+python3 - "$work" <<'EOF' >>"$results"
+import json, sys
+w = sys.argv[1]
+runs = {r["command"]: r for r in json.load(open(f"{w}/post.json"))["results"]}
+calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spost.log")
+         if '"feed stored"' in l]
+print(json.dumps(dict(kind="post", store="sqlite", shows=1000,
+    median_ms=runs["post-1000"]["median"] * 1e3, mean_ms=runs["post-1000"]["mean"] * 1e3,
+    stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3, runs=len(runs["post-1000"]["times"]),
+    curl_median_ms=runs["curl-health"]["median"] * 1e3,
+    write_calls=calls)))
+EOF
+
+# --- tokens ----------------------------------------------------------------------------
+log "token issuance (rate limit raised for the run) and verification"
+start_service stok "$work/d100" APP__AUTH__TOKENRATEPERSECOND=100000 APP__AUTH__TOKENBURST=100000
+wrk_row token-issue 1 "$pid_stok" "$port_stok" /oauth/token -s "$work/token.lua"
+stop_pid "$pid_stok"
+record "$("$tools" auth-cost --n 2000 | python3 -c 'import json,sys; r=json.load(sys.stdin); r["kind"]="auth"; print(json.dumps(r))')"
+record "$("$tools" fill-cost --db "$work/d10000/shows.db" --runs 10 | python3 -c 'import json,sys; r=json.load(sys.stdin); r["kind"]="fill"; print(json.dumps(r))')"
+
+# --- start-up --------------------------------------------------------------------------
+log "exec to healthy (bench_tools startup: spawn, poll /health every 200 µs)"
+port=$(free_port)
+out=$(APP__SERVER__PORT=$port APP__STORE__PATH="$work/d10000/shows.db" \
+    "$tools" startup --port "$port" --runs "$startup_runs" -- "$bin" serve)
+record "$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); r.update(kind="startup", label="existing data"); print(json.dumps(r))')"
+# First start in an empty folder: creates the database and generates the issuer's RSA key.
+mkdir -p "$work/fresh"
+fresh_runs=$((startup_runs < 5 ? startup_runs : 5))
+first=()
+for i in $(seq 1 "$fresh_runs"); do
+    port=$(free_port)
+    first+=("$(APP__SERVER__PORT=$port APP__STORE__PATH="$work/fresh/$i/shows.db" \
+        "$tools" startup --port "$port" --runs 1 -- "$bin" serve)")
+done
+record "$(printf '%s\n' "${first[@]}" | python3 -c '
+import json, sys, statistics
+rs = [json.loads(l) for l in sys.stdin if l.strip()]
+ms = sorted(r["median_ms"] for r in rs)
+print(json.dumps(dict(kind="startup", label="first start (new key)", runs=len(ms),
+    median_ms=statistics.median(ms), min_ms=ms[0], max_ms=ms[-1], p10_ms=ms[0], p90_ms=ms[-1],
+    probe_us=rs[0]["probe_us"], poll_interval_us=rs[0]["poll_interval_us"])))')"
+
+# --- DynamoDB emulator ----------------------------------------------------------------
+if ((dynamo)); then
+    log "DynamoDB emulator (dynalite, scripts/install-test-tools.sh): GET, POST, PutItem baseline"
+    scripts/install-test-tools.sh >&2
+    dport=$(free_port)
+    .tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$dport" --createTableMs 0 \
+        >"$work/dynalite.log" 2>&1 &
+    pid_dynalite=$!
+    pids+=("$pid_dynalite")
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$dport/" && break
+        sleep 0.05
+    done
+    ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dport")
+    for n in 100 10000; do
+        env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \
+            "$bin" table create >>"$work/import.log" 2>&1
+        env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \
+            "$bin" import "$work/feed-$n.json" 2>>"$work/import.log"
+    done
+    start_service sd100 "$work/d100" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-100
+    start_service sd10k "$work/d10000" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-10000
+    record "$(printf '{"kind":"rss","label":"idle-dynamo","shows":100,"rss_kb":%s}' "$(status_kb "$pid_sd100" VmRSS)")"
+    curl -sf -o "$work/body-100-dynamo.json" "${auth100[@]}" "http://127.0.0.1:$port_sd100/v1/shows"
+    curl -sf -o "$work/body-10000-dynamo.json" "${auth10k[@]}" "http://127.0.0.1:$port_sd10k/v1/shows"
+    python3 -c 'import json,sys
+for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
+    got = len(json.load(open(f))["response"])
+    assert got == n, (f, got)' "$work/body-100-dynamo.json" "$work/body-10000-dynamo.json"
+    start_ceiling cd100 "$work/body-100-dynamo.json"
+    start_ceiling cd10k "$work/body-10000-dynamo.json"
+    for r in $(seq 1 "$rounds"); do
+        wrk_row ceiling-100-dynamo "$r" "$pid_cd100" "$port_cd100" /v1/shows "${auth100[@]}"
+        wrk_row get-100-dynamo "$r" "$pid_sd100" "$port_sd100" /v1/shows "${auth100[@]}"
+        wrk_row ceiling-10k-dynamo "$r" "$pid_cd10k" "$port_cd10k" /v1/shows "${auth10k[@]}"
+        wrk_row get-10k-dynamo "$r" "$pid_sd10k" "$port_sd10k" /v1/shows "${auth10k[@]}"
+    done
+    record "$(printf '{"kind":"rss","label":"peak-dynamo","shows":10000,"hwm_kb":%s,"rss_kb":%s}' \
+        "$(status_kb "$pid_sd10k" VmHWM)" "$(status_kb "$pid_sd10k" VmRSS)")"
+    stop_pid "$pid_sd100"; stop_pid "$pid_sd10k"; stop_pid "$pid_cd100"; stop_pid "$pid_cd10k"
+    rm -f "$work/sd10k.log" "$work/sd100.log"
+
+    env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post APP__STORE__PATH="$work/dpost/shows.db" \
+        "$bin" table create >>"$work/import.log" 2>&1
+    start_service spostd "$work/dpost" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post
+    hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post-dynamo.json" \
+        -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spostd/v1/shows" \
+        -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spostd/health" >&2
+    stop_pid "$pid_spostd"
+    put=()
+    for i in $(seq 1 "$((post_runs < 3 ? post_runs : 3))"); do
+        put+=("$("$tools" putitem --endpoint "http://127.0.0.1:$dport" --table "bench-putitem-$i" \
+            --feed "$work/feed-post-1000.json")")
+    done
+    printf '%s\n' "${put[@]}" >"$work/putitem.jsonl"
+    python3 - "$work" <<'EOF2' >>"$results"
+import json, statistics, sys
+w = sys.argv[1]
+runs = {r["command"]: r for r in json.load(open(f"{w}/post-dynamo.json"))["results"]}
+calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spostd.log") if '"feed stored"' in l]
+put = [json.loads(l)["ms"] for l in open(f"{w}/putitem.jsonl") if l.strip()]
+post_ms = runs["post-1000"]["median"] * 1e3
+print(json.dumps(dict(kind="post", store="dynamodb (dynalite)", shows=1000, median_ms=post_ms,
+    mean_ms=runs["post-1000"]["mean"] * 1e3, stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3,
+    runs=len(runs["post-1000"]["times"]), curl_median_ms=runs["curl-health"]["median"] * 1e3,
+    write_calls=calls, putitem_ms=statistics.median(put), putitem_runs=put,
+    speedup=statistics.median(put) / post_ms)))
+EOF2
+    stop_pid "$pid_dynalite"
+fi
+
+record "$(python3 -c 'import json,os; print(json.dumps(dict(kind="end", load_end=os.getloadavg())))')"
+
+# --- report ----------------------------------------------------------------------------
+mkdir -p "$(dirname "$report")"
+python3 bench/report.py "$results" >"$report"
+log "wrote $report (raw figures: $work)"

@@ -11,7 +11,7 @@
 //! 6. CORS, when origins are configured; the body size limit.
 
 use super::AppState;
-use super::extract::ClientId;
+use super::extract::{AnsweredClient, ClientId};
 use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
 use axum::Router;
 use axum::body::Body;
@@ -135,6 +135,8 @@ async fn envelope(
     let started = Instant::now();
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let client = ClientId::default();
+    req.extensions_mut().insert(client.clone());
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -144,7 +146,7 @@ async fn envelope(
 
     if header_bytes(&req) > MAX_HEADER_BYTES {
         let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
-        return finish(res, &id, &method, route.as_deref(), started);
+        return finish(res, &id, &method, route.as_deref(), &client, started);
     }
     let permit = if probe {
         None
@@ -153,7 +155,7 @@ async fn envelope(
             Ok(p) => Some(p),
             Err(_) => {
                 let res = shed();
-                return finish(res, &id, &method, route.as_deref(), started);
+                return finish(res, &id, &method, route.as_deref(), &client, started);
             }
         }
     };
@@ -173,7 +175,7 @@ async fn envelope(
         }
     };
     drop(permit);
-    finish(res, &id, &method, route.as_deref(), started)
+    finish(res, &id, &method, route.as_deref(), &client, started)
 }
 
 fn shed() -> Response {
@@ -191,6 +193,7 @@ fn finish(
     id: &HeaderValue,
     method: &Method,
     route: Option<&str>,
+    client: &ClientId,
     started: Instant,
 ) -> Response {
     let status = res.status();
@@ -198,10 +201,15 @@ fn finish(
         res = render_error(res, id);
     }
     res.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-    let client = res
-        .extensions()
-        .get::<ClientId>()
-        .map(|c| c.0.as_str())
+    let client = client
+        .0
+        .get()
+        .map(String::as_str)
+        .or_else(|| {
+            res.extensions()
+                .get::<AnsweredClient>()
+                .map(|c| c.0.as_str())
+        })
         .unwrap_or("-");
     let latency_us = started.elapsed().as_micros() as u64;
     let route = route.unwrap_or("unmatched");

@@ -11,6 +11,7 @@
 # a free loopback port with a throw-away data folder; stops it on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
 root=$PWD
 
 SCHEMATHESIS_VERSION=4.32.5
@@ -44,18 +45,7 @@ env -i PATH="$PATH" APP_ENV=local APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT=
   APP__STORE__PATH="$work/data/shows.db" APP__LOG__FORMAT=json APP__LOG__LEVEL=info \
   "$bin" serve >"$work/service.log" 2>&1 &
 server_pid=$!
-addr=
-for _ in $(seq 100); do
-  addr=$(grep -o '"addr":"[^"]*"' "$work/service.log" 2>/dev/null | head -1 | cut -d'"' -f4) || true
-  [[ -n $addr ]] && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [[ -z $addr ]]; then
-  echo "the service did not start:" >&2
-  cat "$work/service.log" >&2
-  exit 1
-fi
+addr=$(wait_for_addr "$work/service.log" "$server_pid") || exit 1
 base="http://$addr"
 echo "service on $base"
 

@@ -899,3 +899,112 @@ fn every_terraform_file_parses() {
         }
     }
 }
+
+/// The ALB is reachable only from the VPC link's security group, and the tasks only from
+/// the ALB's: every ingress rule on those groups names its source group, none a CIDR or
+/// prefix list, and the root passes the VPC link's own group in.
+#[test]
+fn only_the_vpc_link_reaches_the_alb_and_only_the_alb_reaches_the_tasks() {
+    let file = "infra/modules/service/main.tf";
+    let service = parse(file);
+    for ty in [
+        "aws_security_group_rule",
+        "aws_vpc_security_group_ingress_rule",
+    ] {
+        for rule in resources_of_type(&service, ty) {
+            let name = rule.labels[1].as_str();
+            let what = format!("{file}: {ty}.{name}");
+            let attrs: BTreeMap<String, String> = rule
+                .body
+                .attributes()
+                .map(|a| (a.key.as_str().to_owned(), source(&a.expr)))
+                .collect();
+            if attrs.get("type").is_some_and(|t| t.contains("egress")) {
+                continue;
+            }
+            for open in [
+                "cidr_ipv4",
+                "cidr_ipv6",
+                "cidr_blocks",
+                "ipv6_cidr_blocks",
+                "prefix_list_id",
+                "prefix_list_ids",
+            ] {
+                assert!(
+                    !attrs.contains_key(open),
+                    "{what}: ingress from `{open}`, not a security group"
+                );
+            }
+            let target = attrs
+                .get("security_group_id")
+                .unwrap_or_else(|| panic!("{what}: no security_group_id"));
+            let from = attrs
+                .get("referenced_security_group_id")
+                .or_else(|| attrs.get("source_security_group_id"))
+                .unwrap_or_else(|| panic!("{what}: no source security group"));
+            match target.as_str() {
+                "aws_security_group.alb.id" => {
+                    assert_eq!(from, "var.vpc_link_security_group_id", "{what}")
+                }
+                "aws_security_group.tasks.id" => {
+                    assert_eq!(from, "aws_security_group.alb.id", "{what}")
+                }
+                other => panic!("{what}: ingress on an unexpected group `{other}`"),
+            }
+        }
+    }
+    for group in ["alb", "tasks"] {
+        let sg = block(&service, file, "resource", "aws_security_group", group);
+        assert!(
+            nested(&sg.body, "ingress").is_empty(),
+            "{file}: inline ingress on the {group} group"
+        );
+    }
+
+    let root = parse("infra/main.tf");
+    let module = root
+        .blocks()
+        .find(|b| {
+            b.identifier.as_str() == "module"
+                && b.body
+                    .attributes()
+                    .any(|a| a.key.as_str() == "vpc_link_security_group_id")
+        })
+        .expect("infra/main.tf: the service module takes vpc_link_security_group_id");
+    assert_eq!(
+        source(attr(
+            &module.body,
+            "infra/main.tf",
+            "vpc_link_security_group_id"
+        )),
+        "module.api.vpc_link_security_group_id"
+    );
+    let api_file = "infra/modules/api/main.tf";
+    let api = parse(api_file);
+    let link = block(
+        &api,
+        api_file,
+        "resource",
+        "aws_apigatewayv2_vpc_link",
+        "this",
+    );
+    let groups: String = source(attr(&link.body, api_file, "security_group_ids"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        groups, "[aws_security_group.vpc_link.id]",
+        "the VPC link has its own security group"
+    );
+    let outputs = parse("infra/modules/api/outputs.tf");
+    let out = outputs
+        .blocks()
+        .find(|b| {
+            b.identifier.as_str() == "output"
+                && b.labels.first().map(|l| l.as_str()) == Some("vpc_link_security_group_id")
+        })
+        .expect("api output vpc_link_security_group_id");
+    assert_eq!(
+        source(attr(&out.body, "api outputs", "value")),
+        "aws_security_group.vpc_link.id"
+    );
+}

@@ -100,7 +100,7 @@ pub struct OAuthErrorBody {
 #[allow(dead_code)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
     grant_type: String,
     /// Space-separated scopes; short (`shows.read`) or full names. Default: all the
     /// client may have.
@@ -506,7 +506,7 @@ async fn handle(issuer: Arc<Issuer>, headers: HeaderMap, body: Bytes) -> Respons
             tracing::debug!(client_id = %client_id, "token issued");
             let mut res = (StatusCode::OK, no_store(), json_body(&token)).into_response();
             res.extensions_mut()
-                .insert(crate::http::extract::ClientId(client_id));
+                .insert(crate::http::extract::AnsweredClient(client_id));
             res
         }
         Err(e) => {

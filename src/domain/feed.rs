@@ -1,7 +1,7 @@
 //! The feed envelope `{"payload":[Show…],"skip","take","totalRecords"}` and its parser:
 //! every item is checked before anything is written, and every problem is listed.
 
-use super::show::{Problem, Show, kind};
+use super::show::{Problem, Show, kind, whole_number};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -49,11 +49,13 @@ impl Feed {
             let msg = format!("the body must be an object, not {}", kind(value));
             return Err(FeedError::Invalid(vec![Problem::new("$", msg)]));
         };
+        // At most i64::MAX: what the Go service (and most clients) can hold.
         let mut count = |name: &str| -> Option<u64> {
             let v = obj.get(name).filter(|v| !v.is_null())?;
-            let n = v.as_u64();
+            let n = whole_number(v, i64::MAX as u64);
             if n.is_none() {
-                problems.push(Problem::new(name, "must be a whole number of 0 or more"));
+                let msg = format!("must be a whole number from 0 to {}", i64::MAX);
+                problems.push(Problem::new(name, msg));
             }
             n
         };
@@ -159,6 +161,22 @@ mod tests {
         assert_eq!(paths, ["skip", "take", "totalRecords"]);
         let ok = Feed::from_value(&json!({"payload": [item("show/a")], "skip": null})).unwrap();
         assert_eq!(ok.skip, None);
+        // Whole numbers written as floats count; the range is i64's (the Go service's).
+        let ok = Feed::from_value(
+            &json!({"payload": [{"slug": "show/a", "title": "T", "episodeCount": 52.0}],
+                    "take": 12.0, "totalRecords": i64::MAX}),
+        )
+        .unwrap();
+        assert_eq!(ok.shows[0].episode_count, Some(52));
+        assert_eq!(
+            (ok.take, ok.total_records),
+            (Some(12), Some(i64::MAX as u64))
+        );
+        let p = problems(
+            json!({"payload": [item("show/a")], "skip": i64::MAX as u64 + 1,
+                                "take": 9.3e18, "totalRecords": -0.5}),
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl HexColour {
     }
 }
 
-/// The longest URL accepted.
+/// The longest URL accepted, in characters.
 pub const MAX_URL_LEN: usize = 2048;
 
 string_newtype!(
@@ -177,7 +177,8 @@ string_newtype!(
 impl HttpUrl {
     pub fn parse(s: impl Into<String>) -> Result<HttpUrl, Rule> {
         let s = s.into();
-        let ok = s.len() <= MAX_URL_LEN
+        // Characters, not bytes, like every other length rule (and the OpenAPI maxLength).
+        let ok = s.chars().count() <= MAX_URL_LEN
             && !s.chars().any(char::is_whitespace)
             && url::Url::parse(&s).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https")

@@ -35,9 +35,12 @@ impl Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Show {
-    #[schema(value_type = String, example = "show/thetaste")]
+    #[schema(value_type = String, example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")]
     pub slug: Slug,
-    #[schema(value_type = String, example = "The Taste")]
+    /// Not blank (holds a character that is not Unicode white space); at most 120
+    /// characters.
+    #[schema(value_type = String, example = "The Taste", min_length = 1, max_length = 120,
+             pattern = "[^\\t-\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub title: Title,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, max_length = 50)]
@@ -60,7 +63,7 @@ pub struct Show {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drm: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub episode_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
@@ -73,7 +76,8 @@ pub struct Show {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Image {
-    #[schema(value_type = String, format = "uri")]
+    /// An absolute http(s) URL.
+    #[schema(value_type = String, max_length = 2048, pattern = "^https?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#]\\S*)?$")]
     pub show_image: HttpUrl,
 }
 
@@ -90,13 +94,15 @@ pub struct NextEpisode {
     pub date: Option<Text<100>>,
     #[schema(value_type = String, max_length = 2000)]
     pub html: Text<2000>,
-    #[schema(value_type = String, format = "uri")]
+    /// An absolute http(s) URL.
+    #[schema(value_type = String, max_length = 2048, pattern = "^https?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#]\\S*)?$")]
     pub url: HttpUrl,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Season {
-    #[schema(value_type = String, example = "show/thetaste/season/1")]
+    #[schema(value_type = String, example = "show/thetaste/season/1", max_length = 400,
+             pattern = "^show/[a-z0-9][a-z0-9-]{0,194}(/season/[0-9]+)?$")]
     pub slug: SeasonSlug,
 }
 
@@ -164,6 +170,20 @@ impl Show {
         };
         (problems.len() == before).then_some(show)
     }
+}
+
+/// A whole number from 0 to `max`. `52.0` counts: JSON (and JSON Schema's `integer`)
+/// does not tell `52.0` from `52`, and some encoders write every number as a float.
+pub(crate) fn whole_number(v: &Value, max: u64) -> Option<u64> {
+    let n = match v.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0)?;
+            // `as` saturates: anything past u64::MAX becomes u64::MAX, then fails below.
+            f as u64
+        }
+    };
+    (n <= max).then_some(n)
 }
 
 /// Short name of a JSON value's type, for messages.
@@ -255,7 +275,7 @@ impl<'a, 'p> Parser<'a, 'p> {
 
     fn optional_count(&mut self, name: &str) -> Option<u32> {
         let v = self.value(name)?;
-        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        match whole_number(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Some(n),
             None => {
                 let msg = format!("must be a whole number from 0 to {}", u32::MAX);

@@ -32,9 +32,15 @@ impl RequiredScope for Write {
 /// The caller, whose token verified and carries scope `S`.
 pub struct Authorized<S: RequiredScope>(pub Principal, PhantomData<S>);
 
-/// The caller's client id, put in the response's extensions for the request log line.
+/// Where the caller's client id goes for the request log line: the outer middleware puts
+/// an empty slot in the request's extensions, the scope extractor fills it, and the
+/// middleware reads it when it logs the answer.
+#[derive(Debug, Clone, Default)]
+pub struct ClientId(pub std::sync::Arc<std::sync::OnceLock<String>>);
+
+/// A client id a handler found itself (the token endpoint), in the response's extensions.
 #[derive(Debug, Clone)]
-pub struct ClientId(pub String);
+pub struct AnsweredClient(pub String);
 
 impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     type Rejection = ApiError;
@@ -42,9 +48,9 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION);
         let principal = state.auth.authorize(header, S::SCOPE).await?;
-        parts
-            .extensions
-            .insert(ClientId(principal.client_id.clone()));
+        if let Some(slot) = parts.extensions.get::<ClientId>() {
+            let _ = slot.0.set(principal.client_id.clone());
+        }
         Ok(Authorized(principal, PhantomData))
     }
 }

@@ -4,13 +4,14 @@
 //! 2. the request log line (method, matched route, status, latency, request id, client id);
 //! 3. the error envelope: every 4xx/5xx answer becomes `{"error","requestId","details"?}`,
 //!    including those made by routing (404, 405) and limits (413);
-//! 4. load shedding (503 past `server.maxconcurrency` requests in flight; probes exempt)
-//!    and the request timeout (503);
+//! 4. the header size limit (431 past [`MAX_HEADER_BYTES`]), load shedding (503 past
+//!    `server.maxconcurrency` requests in flight; probes exempt) and the request timeout
+//!    (503);
 //! 5. panics become a 500 with a generic message (the panic goes to the log);
 //! 6. CORS, when origins are configured; the body size limit.
 
 use super::AppState;
-use super::extract::ClientId;
+use super::extract::{AnsweredClient, ClientId};
 use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
 use axum::Router;
 use axum::body::Body;
@@ -26,6 +27,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+/// The most request header bytes (names, values and `": "`/CRLF separators, as on the
+/// wire) a request may carry; more gets 431 in the envelope. API Gateway and the ALB pass
+/// far smaller headers; a JWT access token is a few KiB at most. (hyper itself answers a
+/// bare 431 to more than 100 headers or about 400 KiB of them, before any of this runs.)
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// The request id, in the request's extensions.
 #[derive(Debug, Clone)]
@@ -108,6 +115,14 @@ fn new_request_id() -> HeaderValue {
         .unwrap_or(HeaderValue::from_static("unknown"))
 }
 
+/// The size of the request's headers as sent (HTTP/1.1 framing).
+fn header_bytes(req: &Request) -> usize {
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 fn is_probe(path: &str) -> bool {
     path == super::LIVENESS_PATH || path == super::READINESS_PATH
 }
@@ -120,6 +135,8 @@ async fn envelope(
     let started = Instant::now();
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let client = ClientId::default();
+    req.extensions_mut().insert(client.clone());
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -127,6 +144,10 @@ async fn envelope(
         .map(|m| m.as_str().to_owned());
     let probe = is_probe(req.uri().path());
 
+    if header_bytes(&req) > MAX_HEADER_BYTES {
+        let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+        return finish(res, &id, &method, route.as_deref(), &client, started);
+    }
     let permit = if probe {
         None
     } else {
@@ -134,7 +155,7 @@ async fn envelope(
             Ok(p) => Some(p),
             Err(_) => {
                 let res = shed();
-                return finish(res, &id, &method, route.as_deref(), started);
+                return finish(res, &id, &method, route.as_deref(), &client, started);
             }
         }
     };
@@ -154,7 +175,7 @@ async fn envelope(
         }
     };
     drop(permit);
-    finish(res, &id, &method, route.as_deref(), started)
+    finish(res, &id, &method, route.as_deref(), &client, started)
 }
 
 fn shed() -> Response {
@@ -172,6 +193,7 @@ fn finish(
     id: &HeaderValue,
     method: &Method,
     route: Option<&str>,
+    client: &ClientId,
     started: Instant,
 ) -> Response {
     let status = res.status();
@@ -179,10 +201,15 @@ fn finish(
         res = render_error(res, id);
     }
     res.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-    let client = res
-        .extensions()
-        .get::<ClientId>()
-        .map(|c| c.0.as_str())
+    let client = client
+        .0
+        .get()
+        .map(String::as_str)
+        .or_else(|| {
+            res.extensions()
+                .get::<AnsweredClient>()
+                .map(|c| c.0.as_str())
+        })
         .unwrap_or("-");
     let latency_us = started.elapsed().as_micros() as u64;
     let route = route.unwrap_or("unmatched");

@@ -23,6 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// The liveness route the ALB target group and the container health check call.
 pub const LIVENESS_PATH: &str = "/health";
@@ -76,8 +77,14 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The last store check, reused for a second by `/health/ready`.
     pub readiness: Arc<health::ReadinessCache>,
+    /// Feed writes in flight, one permit each (see `shows::create`): a write outlives its
+    /// request when the client goes away, and shutdown waits for every permit to return.
+    pub writes: Arc<Semaphore>,
     pub settings: Arc<Settings>,
 }
+
+/// Most feed writes tracked at once; far above any concurrency limit.
+const MAX_TRACKED_WRITES: u32 = 1 << 16;
 
 impl AppState {
     pub fn new(settings: Settings, store: DynStore, auth: Arc<Auth>) -> AppState {
@@ -87,6 +94,7 @@ impl AppState {
             auth,
             ready: Arc::new(AtomicBool::new(true)),
             readiness: Arc::new(health::ReadinessCache::default()),
+            writes: Arc::new(Semaphore::new(MAX_TRACKED_WRITES as usize)),
             settings: Arc::new(settings),
         }
     }
@@ -106,13 +114,14 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:
 /// readiness turns off, after the drain delay the listener closes, in-flight requests
-/// finish (bounded by the shutdown timeout).
+/// and feed writes finish (bounded by the shutdown timeout).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let ready = state.ready.clone();
+    let writes = state.writes.clone();
     let drain = state.settings.server.drain;
     let grace = state.settings.server.shutdown_timeout;
     let app = router(state);
@@ -131,21 +140,36 @@ pub async fn serve(
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        res = &mut server => return Ok(res??),
-        _ = closed_rx => {}
+    // With nothing in flight the server can end as soon as the listener closes, so both
+    // branches may be ready together: either way, feed writes are waited for below.
+    let ended = tokio::select! {
+        res = &mut server => Some(res),
+        _ = closed_rx => None,
+    };
+    let deadline = tokio::time::Instant::now() + grace;
+    let served = match ended {
+        Some(res) => res?,
+        None => match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(res) => res?,
+            Err(_) => {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "in-flight requests did not finish in time"
+                );
+                server.abort();
+                Ok(())
+            }
+        },
+    };
+    // Feed writes whose clients hung up run on without a connection: let them finish
+    // too, or the process would exit half-way through a feed.
+    if tokio::time::timeout_at(deadline, writes.acquire_many(MAX_TRACKED_WRITES))
+        .await
+        .is_err()
+    {
+        tracing::warn!("feed writes did not finish in time");
     }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(res) => Ok(res??),
-        Err(_) => {
-            tracing::warn!(
-                grace_seconds = grace.as_secs(),
-                "in-flight requests did not finish in time"
-            );
-            server.abort();
-            Ok(())
-        }
-    }
+    Ok(served?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -53,7 +53,9 @@ pub struct ListParams {
     /// At most this many items (1 to 1000); without it, the whole catalogue.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
-    /// The `next` value of the previous page.
+    /// The `next` value of the previous page (opaque; only values this service issued
+    /// are accepted, others get 400).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -66,11 +68,11 @@ pub struct FeedRequest {
     /// 1 to 1000 shows with distinct slugs.
     #[schema(min_items = 1, max_items = 1000)]
     payload: Vec<Show>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     skip: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     take: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     total_records: Option<u64>,
 }
 
@@ -245,14 +247,25 @@ pub async fn create(
     FeedBody(feed): FeedBody,
 ) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
     let count = feed.shows.len();
-    let calls_before = state.store.stats().write_calls;
-    state.cache.invalidate();
-    let result = state.store.upsert(feed.shows).await;
-    state.cache.invalidate();
-    // The store's write calls during this feed (concurrent writes through this instance
-    // are counted too): what a feed costs in DynamoDB requests, read by `bench/run.sh`.
-    let store_write_calls = state.store.stats().write_calls.saturating_sub(calls_before);
-    let written = result?;
+    // The write runs in a task of its own. When the client hangs up (or the request times
+    // out) this handler is dropped where it stands; a store that writes in several calls
+    // (DynamoDB's batches of 25) would stop half-way and leave part of the feed. The task
+    // finishes the feed instead, holding a permit that shutdown waits for.
+    let permit = state.writes.clone().try_acquire_owned().ok();
+    let (store, cache) = (state.store.clone(), state.cache.clone());
+    cache.invalidate();
+    let write = tokio::spawn(async move {
+        let calls_before = store.stats().write_calls;
+        let result = store.upsert(feed.shows).await;
+        cache.invalidate();
+        drop(permit);
+        // The store's write calls during this feed (concurrent writes through this
+        // instance are counted too): what a feed costs in DynamoDB requests, read by
+        // `bench/run.sh`.
+        let calls = store.stats().write_calls.saturating_sub(calls_before);
+        result.map(|written| (written, calls))
+    });
+    let (written, store_write_calls) = write.await.map_err(|e| ApiError::Internal(e.into()))??;
     tracing::info!(shows = count, written, store_write_calls, "feed stored");
     Ok((
         StatusCode::CREATED,
@@ -271,7 +284,8 @@ fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
 /// One stored show, whole.
 #[utoipa::path(
     get, path = "/v1/shows/{slug}", tag = "shows",
-    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)")),
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)",
+            example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")),
     security(("bearer" = ["shows.read"])),
     responses(
         (status = 200, description = "The show", body = Show),
@@ -296,7 +310,8 @@ pub async fn get_one(
 /// Removes one show.
 #[utoipa::path(
     delete, path = "/v1/shows/{slug}", tag = "shows",
-    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste")),
+    params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste",
+            example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")),
     security(("bearer" = ["shows.write"])),
     responses(
         (status = 204, description = "Deleted"),

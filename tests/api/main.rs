@@ -9,5 +9,6 @@ mod helpers;
 mod ingest;
 mod lifecycle;
 mod probes;
+mod resilience;
 #[path = "../support/mod.rs"]
 mod support;

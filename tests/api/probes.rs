@@ -89,7 +89,35 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
     assert_eq!(line["route"], "/health");
     assert_eq!(line["status"], 200);
     assert!(line["latency_us"].is_u64());
-    assert!(line["client_id"].is_string());
+    assert_eq!(line["client_id"], "-", "no token, no client");
+}
+
+#[tokio::test]
+async fn the_request_line_names_the_authenticated_client() {
+    let mut app = TestApp::spawn().await;
+    let token = app.token().await;
+    app.client
+        .get(app.url("/v1/shows"))
+        .bearer_auth(token)
+        .header("x-request-id", "client-id-test")
+        .send()
+        .await
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        found = app
+            .log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["request_id"] == "client-id-test");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let line = found.unwrap_or_else(|| panic!("no request line in {:?}", app.log_lines()));
+    assert_eq!(line["client_id"], "local-client");
+    assert_eq!(line["route"], "/v1/shows");
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ pub mod verifier;
 use crate::config::{AuthMode, Settings};
 use anyhow::Context;
 use axum::http::HeaderValue;
-use claims::ClaimRules;
+use claims::{ClaimRules, Verified};
 use issuer::Issuer;
 use jwks::{FetchPolicy, KeySet, KeyStore};
 use keys::SigningKey;
@@ -70,13 +70,21 @@ impl Scope {
     }
 }
 
-/// Who made a request, once their token verified.
+/// Who made a request, once their token verified: the verified token's claims, shared with
+/// the verified-token cache (no copy per request).
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct Principal(Arc<Verified>);
+
+impl Principal {
     /// The token's `client_id` (else its `sub`).
-    pub client_id: String,
+    pub fn client_id(&self) -> &str {
+        &self.0.client_id
+    }
+
     /// Every scope the token grants, full names.
-    pub scopes: Vec<String>,
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
+    }
 }
 
 /// Why a request was refused. The text is for the debug log, never for the client.
@@ -173,10 +181,7 @@ impl Auth {
         if !verified.has_scope(needed) {
             return Err(AuthError::InsufficientScope(needed.to_string()));
         }
-        Ok(Principal {
-            client_id: verified.client_id.clone(),
-            scopes: verified.scopes.clone(),
-        })
+        Ok(Principal(verified))
     }
 
     /// The issuer's own routes in local mode (token endpoint, JWKS, discovery); none in
@@ -350,8 +355,8 @@ mod tests {
             .unwrap();
         let header = HeaderValue::from_str(&format!("Bearer {read_only}")).unwrap();
         let p = auth.authorize(Some(&header), Scope::Read).await.unwrap();
-        assert_eq!(p.client_id, "local-client");
-        assert_eq!(p.scopes, vec!["https://show-service-local.api/shows.read"]);
+        assert_eq!(p.client_id(), "local-client");
+        assert_eq!(p.scopes(), ["https://show-service-local.api/shows.read"]);
         match auth.authorize(Some(&header), Scope::Write).await {
             Err(AuthError::InsufficientScope(s)) => {
                 assert_eq!(s, "https://show-service-local.api/shows.write")

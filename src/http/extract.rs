@@ -32,11 +32,18 @@ impl RequiredScope for Write {
 /// The caller, whose token verified and carries scope `S`.
 pub struct Authorized<S: RequiredScope>(pub Principal, PhantomData<S>);
 
-/// Where the caller's client id goes for the request log line: the outer middleware puts
-/// an empty slot in the request's extensions, the scope extractor fills it, and the
-/// middleware reads it when it logs the answer.
+/// Where the caller goes for the request log line: the outer middleware puts an empty slot
+/// in the request's extensions, the scope extractor fills it, and the middleware reads the
+/// client id from it when it logs the answer.
 #[derive(Debug, Clone, Default)]
-pub struct ClientId(pub std::sync::Arc<std::sync::OnceLock<String>>);
+pub struct ClientId(pub std::sync::Arc<std::sync::OnceLock<Principal>>);
+
+impl ClientId {
+    /// The client id, once the scope extractor has filled the slot.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(Principal::client_id)
+    }
+}
 
 /// A client id a handler found itself (the token endpoint), in the response's extensions.
 #[derive(Debug, Clone)]
@@ -49,7 +56,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
         let header = parts.headers.get(header::AUTHORIZATION);
         let principal = state.auth.authorize(header, S::SCOPE).await?;
         if let Some(slot) = parts.extensions.get::<ClientId>() {
-            let _ = slot.0.set(principal.client_id.clone());
+            let _ = slot.0.set(principal.clone());
         }
         Ok(Authorized(principal, PhantomData))
     }

@@ -34,10 +34,6 @@ static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid")
 /// bare 431 to more than 100 headers or about 400 KiB of them, before any of this runs.)
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// The request id, in the request's extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
 /// State of the outer middleware: shared limits.
 #[derive(Clone)]
 struct Outer {
@@ -134,19 +130,15 @@ async fn envelope(
 ) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
-    req.extensions_mut().insert(RequestId(id.clone()));
     let client = ClientId::default();
     req.extensions_mut().insert(client.clone());
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let probe = is_probe(req.uri().path());
 
     if header_bytes(&req) > MAX_HEADER_BYTES {
         let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
-        return finish(res, &id, &method, route.as_deref(), &client, started);
+        return finish(res, &id, &method, route.as_ref(), &client, started);
     }
     let permit = if probe {
         None
@@ -155,11 +147,12 @@ async fn envelope(
             Ok(p) => Some(p),
             Err(_) => {
                 let res = shed();
-                return finish(res, &id, &method, route.as_deref(), &client, started);
+                return finish(res, &id, &method, route.as_ref(), &client, started);
             }
         }
     };
-    let res = match tokio::time::timeout(outer.timeout, next.run(req)).await {
+    let deadline = tokio::time::Instant::from_std(started) + outer.timeout;
+    let res = match tokio::time::timeout_at(deadline, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
             tracing::warn!(
@@ -175,7 +168,7 @@ async fn envelope(
         }
     };
     drop(permit);
-    finish(res, &id, &method, route.as_deref(), &client, started)
+    finish(res, &id, &method, route.as_ref(), &client, started)
 }
 
 fn shed() -> Response {
@@ -192,7 +185,7 @@ fn finish(
     mut res: Response,
     id: &HeaderValue,
     method: &Method,
-    route: Option<&str>,
+    route: Option<&MatchedPath>,
     client: &ClientId,
     started: Instant,
 ) -> Response {
@@ -202,9 +195,7 @@ fn finish(
     }
     res.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
     let client = client
-        .0
         .get()
-        .map(String::as_str)
         .or_else(|| {
             res.extensions()
                 .get::<AnsweredClient>()
@@ -212,12 +203,12 @@ fn finish(
         })
         .unwrap_or("-");
     let latency_us = started.elapsed().as_micros() as u64;
-    let route = route.unwrap_or("unmatched");
+    let route = route.map_or("unmatched", MatchedPath::as_str);
     let request_id = id.to_str().unwrap_or("-");
     if status.is_server_error() {
-        tracing::warn!(target: "request", %method, route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
+        tracing::warn!(target: "request", method = method.as_str(), route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
     } else {
-        tracing::info!(target: "request", %method, route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
+        tracing::info!(target: "request", method = method.as_str(), route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
     }
     res
 }

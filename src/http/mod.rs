@@ -64,9 +64,20 @@ pub const API_ROUTES: &[RouteSpec] = &[
     r("DELETE", "/shows/{*slug}", Some(Scope::Write)),
 ];
 
-/// What every handler shares. Cloned per request (all fields are `Arc`s).
+/// What every handler shares: one `Arc`, so the clones axum makes per request (one per
+/// boxed route service, one per `State` extractor) cost one reference count each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// The configured store; lives as long as the server.
     pub store: DynStore,
     /// Token verification (and the local issuer).
@@ -80,6 +91,7 @@ pub struct AppState {
     /// Feed writes in flight, one permit each (see `shows::create`): a write outlives its
     /// request when the client goes away, and shutdown waits for every permit to return.
     pub writes: Arc<Semaphore>,
+    /// The settings the server started with.
     pub settings: Arc<Settings>,
 }
 
@@ -88,7 +100,7 @@ const MAX_TRACKED_WRITES: u32 = 1 << 16;
 
 impl AppState {
     pub fn new(settings: Settings, store: DynStore, auth: Arc<Auth>) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             cache: Arc::new(cache::ListCache::new(settings.cache.ttl)),
             store,
             auth,
@@ -96,7 +108,7 @@ impl AppState {
             readiness: Arc::new(health::ReadinessCache::default()),
             writes: Arc::new(Semaphore::new(MAX_TRACKED_WRITES as usize)),
             settings: Arc::new(settings),
-        }
+        }))
     }
 }
 

@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! cargo run --release --example ceiling -- --port P --body FILE
-//!     [--content-encoding gzip] [--status 304]
+//!     [--content-encoding gzip] [--status 304] [--header 'name: value']…
 //! ```
+//!
+//! `--header` adds a response header (repeatable): `bench/run.sh` passes the service's own
+//! response headers (all but `date` and `content-length`, which hyper writes), so the load
+//! generator reads the same bytes from both servers, headers included.
 //!
 //! No routing beyond a fallback, no middleware, no logging. Not part of the service's build
 //! (`cargo build` builds no examples).
@@ -16,13 +20,14 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 
 struct Args {
     port: u16,
     body: Bytes,
     encoding: Option<HeaderValue>,
     status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 fn args() -> Args {
@@ -30,6 +35,7 @@ fn args() -> Args {
     let mut body = Bytes::new();
     let mut encoding = None;
     let mut status = StatusCode::OK;
+    let mut headers = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -42,6 +48,14 @@ fn args() -> Args {
             "--status" => {
                 status = StatusCode::from_u16(value().parse().expect("--status")).expect("status")
             }
+            "--header" => {
+                let line = value();
+                let (name, v) = line.split_once(':').expect("--header 'name: value'");
+                headers.push((
+                    HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+                    HeaderValue::from_str(v.trim()).expect("header value"),
+                ));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -50,6 +64,7 @@ fn args() -> Args {
         body,
         encoding,
         status,
+        headers,
     }
 }
 
@@ -59,10 +74,13 @@ fn main() {
         body,
         encoding,
         status,
+        headers,
     } = args();
+    let headers = std::sync::Arc::new(headers);
     let handler = move || {
         let body = body.clone();
         let encoding = encoding.clone();
+        let headers = headers.clone();
         async move {
             let mut res = Response::builder().status(status);
             if status != StatusCode::NOT_MODIFIED {
@@ -70,6 +88,9 @@ fn main() {
             }
             if let Some(e) = encoding {
                 res = res.header(header::CONTENT_ENCODING, e);
+            }
+            for (name, value) in headers.iter() {
+                res = res.header(name, value);
             }
             res.body(Body::from(body)).unwrap()
         }

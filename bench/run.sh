@@ -142,6 +142,21 @@ start_ceiling() { # NAME BODYFILE [ceiling args…]
     printf -v "pid_$name" '%s' "$pid"
 }
 
+# `--header` arguments for the ceiling: the response headers the service sent (in FILE, as
+# `curl -D` wrote them), but those the ceiling sets itself (content-type/-encoding) or hyper
+# writes (date, content-length). The load generator then reads the same bytes from both.
+same_headers() { # FILE -> sets the array hdr
+    hdr=()
+    local line
+    while IFS= read -r line; do
+        line=${line%$'\r'}
+        case ${line,,} in
+            http/* | date:* | content-length:* | content-type:* | content-encoding:* | "") ;;
+            *) hdr+=(--header "$line") ;;
+        esac
+    done <"$1"
+}
+
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
@@ -232,7 +247,7 @@ curl -sf -D "$work/h10k-gz.txt" -o "$work/body-10000.json.gz" -H 'Accept-Encodin
     "http://127.0.0.1:$port_s10k/v1/shows"
 grep -qi '^content-encoding: gzip' "$work/h10k-gz.txt" || { echo "bench: no gzip variant" >&2; exit 1; }
 etag=$(awk 'tolower($1) == "etag:" {print $2}' "$work/h10k.txt" | tr -d '\r')
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${auth10k[@]}" "http://127.0.0.1:$port_s10k/v1/shows")
+code=$(curl -s -D "$work/h304.txt" -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${auth10k[@]}" "http://127.0.0.1:$port_s10k/v1/shows")
 [[ $code == 304 ]] || { echo "bench: If-None-Match gave $code, not 304" >&2; exit 1; }
 python3 - "$work" <<'EOF' >>"$results"
 import json, sys
@@ -245,11 +260,12 @@ print(json.dumps(dict(kind="bodies", json_100=len(open(f"{w}/body-100.json", "rb
     gzip_10000=len(open(f"{w}/body-10000.json.gz", "rb").read()))))
 EOF
 
-start_ceiling c100 "$work/body-100.json"
-start_ceiling c10k "$work/body-10000.json"
-start_ceiling c10kgz "$work/body-10000.json.gz" --content-encoding gzip
+same_headers "$work/h100.txt"; start_ceiling c100 "$work/body-100.json" "${hdr[@]}"
+same_headers "$work/h10k.txt"; start_ceiling c10k "$work/body-10000.json" "${hdr[@]}"
+same_headers "$work/h10k-gz.txt"
+start_ceiling c10kgz "$work/body-10000.json.gz" --content-encoding gzip "${hdr[@]}"
 : >"$work/empty"
-start_ceiling c304 "$work/empty" --status 304
+same_headers "$work/h304.txt"; start_ceiling c304 "$work/empty" --status 304 "${hdr[@]}"
 
 for r in $(seq 1 "$rounds"); do
     wrk_row ceiling-100 "$r" "$pid_c100" "$port_c100" /v1/shows "${auth100[@]}"
@@ -361,14 +377,14 @@ if ((dynamo)); then
     start_service sd100 "$work/d100" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-100
     start_service sd10k "$work/d10000" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-10000
     record "$(printf '{"kind":"rss","label":"idle-dynamo","shows":100,"rss_kb":%s}' "$(status_kb "$pid_sd100" VmRSS)")"
-    curl -sf -o "$work/body-100-dynamo.json" "${auth100[@]}" "http://127.0.0.1:$port_sd100/v1/shows"
-    curl -sf -o "$work/body-10000-dynamo.json" "${auth10k[@]}" "http://127.0.0.1:$port_sd10k/v1/shows"
+    curl -sf -D "$work/hd100.txt" -o "$work/body-100-dynamo.json" "${auth100[@]}" "http://127.0.0.1:$port_sd100/v1/shows"
+    curl -sf -D "$work/hd10k.txt" -o "$work/body-10000-dynamo.json" "${auth10k[@]}" "http://127.0.0.1:$port_sd10k/v1/shows"
     python3 -c 'import json,sys
 for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
     got = len(json.load(open(f))["response"])
     assert got == n, (f, got)' "$work/body-100-dynamo.json" "$work/body-10000-dynamo.json"
-    start_ceiling cd100 "$work/body-100-dynamo.json"
-    start_ceiling cd10k "$work/body-10000-dynamo.json"
+    same_headers "$work/hd100.txt"; start_ceiling cd100 "$work/body-100-dynamo.json" "${hdr[@]}"
+    same_headers "$work/hd10k.txt"; start_ceiling cd10k "$work/body-10000-dynamo.json" "${hdr[@]}"
     for r in $(seq 1 "$rounds"); do
         wrk_row ceiling-100-dynamo "$r" "$pid_cd100" "$port_cd100" /v1/shows "${auth100[@]}"
         wrk_row get-100-dynamo "$r" "$pid_sd100" "$port_sd100" /v1/shows "${auth100[@]}"
@@ -383,28 +399,40 @@ for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
     env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post APP__STORE__PATH="$work/dpost/shows.db" \
         "$bin" table create >>"$work/import.log" 2>&1
     start_service spostd "$work/dpost" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post
+    # The emulator's own CPU time over the POST runs and over the PutItem runs: how much of
+    # the wall time is the emulator's work rather than the service's or the calls'.
+    emu0=$(cpu_ticks "$pid_dynalite")
     hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post-dynamo.json" \
         -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spostd/v1/shows" \
         -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spostd/health" >&2
+    emu1=$(cpu_ticks "$pid_dynalite")
     stop_pid "$pid_spostd"
     put=()
     for i in $(seq 1 "$((post_runs < 3 ? post_runs : 3))"); do
         put+=("$("$tools" putitem --endpoint "http://127.0.0.1:$dport" --table "bench-putitem-$i" \
             --feed "$work/feed-post-1000.json")")
     done
+    emu2=$(cpu_ticks "$pid_dynalite")
     printf '%s\n' "${put[@]}" >"$work/putitem.jsonl"
+    printf '{"post_ticks":%s,"post_feeds":%s,"putitem_ticks":%s,"putitem_feeds":%s,"hz":%s}\n' \
+        "$((emu1 - emu0))" "$((post_runs + 1))" "$((emu2 - emu1))" "${#put[@]}" "$(getconf CLK_TCK)" \
+        >"$work/emulator-cpu.json"
     python3 - "$work" <<'EOF2' >>"$results"
 import json, statistics, sys
 w = sys.argv[1]
 runs = {r["command"]: r for r in json.load(open(f"{w}/post-dynamo.json"))["results"]}
 calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spostd.log") if '"feed stored"' in l]
 put = [json.loads(l)["ms"] for l in open(f"{w}/putitem.jsonl") if l.strip()]
+emu = json.load(open(f"{w}/emulator-cpu.json"))
+emu_post_ms = emu["post_ticks"] * 1000 / emu["hz"] / emu["post_feeds"]
+emu_put_ms = emu["putitem_ticks"] * 1000 / emu["hz"] / emu["putitem_feeds"]
 post_ms = runs["post-1000"]["median"] * 1e3
 print(json.dumps(dict(kind="post", store="dynamodb (dynalite)", shows=1000, median_ms=post_ms,
     mean_ms=runs["post-1000"]["mean"] * 1e3, stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3,
     runs=len(runs["post-1000"]["times"]), curl_median_ms=runs["curl-health"]["median"] * 1e3,
     write_calls=calls, putitem_ms=statistics.median(put), putitem_runs=put,
-    speedup=statistics.median(put) / post_ms)))
+    speedup=statistics.median(put) / post_ms,
+    emulator_cpu_ms=emu_post_ms, putitem_emulator_cpu_ms=emu_put_ms)))
 EOF2
     stop_pid "$pid_dynalite"
 fi

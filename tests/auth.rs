@@ -724,31 +724,3 @@ async fn the_token_subcommand_prints_a_token_the_service_accepts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
 }
-
-/// Rough per-request cost, in-process (no sockets, one request at a time): `GET /v1/shows`
-/// with a token (cached verification, cached catalogue) against `/health`. Timing only:
-/// `cargo test --release --test auth throughput -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore]
-async fn throughput_of_an_authenticated_get_against_health() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(settings(dir.path(), &[])).await;
-    let token = local_token(&app, "shows.read%20shows.write").await;
-    assert_eq!(send(&app, post_feed(&token)).await.status, 201);
-    let n: u32 = 20_000;
-    let mut rates = Vec::new();
-    for (path, token) in [("/health", None), ("/v1/shows", Some(token.as_str()))] {
-        let started = Instant::now();
-        for _ in 0..n {
-            let res = app.clone().oneshot(get(path, token)).await.unwrap();
-            assert_eq!(res.status(), 200);
-            res.into_body().collect().await.unwrap();
-        }
-        let per = started.elapsed() / n;
-        rates.push(format!(
-            "{path}: {per:?} per request, {:.0}/s",
-            1.0 / per.as_secs_f64()
-        ));
-    }
-    println!("{}", rates.join("; "));
-}

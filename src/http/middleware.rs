@@ -17,11 +17,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -34,20 +38,87 @@ static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid")
 /// bare 431 to more than 100 headers or about 400 KiB of them, before any of this runs.)
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// State of the outer middleware: shared limits.
-#[derive(Clone)]
-struct Outer {
+/// The outer middleware's shared limits.
+struct Limits {
     timeout: Duration,
-    permits: Arc<Semaphore>,
+    /// Requests in flight (probes not counted), at most `max_in_flight`.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+}
+
+/// One request counted in [`Limits::in_flight`] until dropped.
+struct InFlight(Arc<Limits>);
+
+impl InFlight {
+    /// Counts a request in, unless `max_in_flight` are already in flight.
+    fn enter(limits: &Arc<Limits>) -> Option<InFlight> {
+        let before = limits.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= limits.max_in_flight {
+            limits.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(InFlight(limits.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The outer middleware as a tower layer: request id, limits, envelope and log line
+/// around each route. Hand-written rather than `axum::middleware::from_fn`, which boxes the
+/// inner service again and splits and rebuilds the request for its extractors on every
+/// call (measured: see `bench/profiling.md`).
+#[derive(Clone)]
+struct EnvelopeLayer(Arc<Limits>);
+
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+    fn layer(&self, inner: S) -> Envelope<S> {
+        Envelope {
+            inner,
+            limits: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Envelope<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+impl<S> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready handles this request; a clone stays behind.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(envelope(self.limits.clone(), req, inner))
+    }
 }
 
 /// Wraps `app` in every layer, in the order the module doc gives.
 pub fn wrap(app: Router, state: AppState) -> Router {
     let server = &state.settings.server;
-    let outer = Outer {
+    let limits = EnvelopeLayer(Arc::new(Limits {
         timeout: server.request_timeout,
-        permits: Arc::new(Semaphore::new(server.max_concurrency)),
-    };
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: server.max_concurrency,
+    }));
     let mut app = app
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(server.body_limit));
@@ -57,7 +128,7 @@ pub fn wrap(app: Router, state: AppState) -> Router {
     app.layer(CatchPanicLayer::custom(|_panic| {
         ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
     }))
-    .layer(from_fn_with_state(outer, envelope))
+    .layer(limits)
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -123,11 +194,14 @@ fn is_probe(path: &str) -> bool {
     path == super::LIVENESS_PATH || path == super::READINESS_PATH
 }
 
-async fn envelope(
-    axum::extract::State(outer): axum::extract::State<Outer>,
+async fn envelope<S>(
+    limits: Arc<Limits>,
     mut req: Request,
-    next: Next,
-) -> Response {
+    inner: S,
+) -> Result<Response, Infallible>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let started = Instant::now();
     let id = request_id(&req);
     let client = ClientId::default();
@@ -138,25 +212,27 @@ async fn envelope(
 
     if header_bytes(&req) > MAX_HEADER_BYTES {
         let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
-        return finish(res, &id, &method, route.as_ref(), &client, started);
+        return Ok(finish(res, &id, &method, route.as_ref(), &client, started));
     }
     let permit = if probe {
         None
     } else {
-        match outer.permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
+        match InFlight::enter(&limits) {
+            Some(p) => Some(p),
+            None => {
                 let res = shed();
-                return finish(res, &id, &method, route.as_ref(), &client, started);
+                return Ok(finish(res, &id, &method, route.as_ref(), &client, started));
             }
         }
     };
-    let deadline = tokio::time::Instant::from_std(started) + outer.timeout;
-    let res = match tokio::time::timeout_at(deadline, next.run(req)).await {
-        Ok(res) => res,
+    let deadline = tokio::time::Instant::from_std(started) + limits.timeout;
+    let mut inner = inner;
+    let res = match tokio::time::timeout_at(deadline, inner.call(req)).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(never)) => match never {},
         Err(_) => {
             tracing::warn!(
-                timeout_ms = outer.timeout.as_millis() as u64,
+                timeout_ms = limits.timeout.as_millis() as u64,
                 "request timed out"
             );
             ApiError::Unavailable {
@@ -168,7 +244,7 @@ async fn envelope(
         }
     };
     drop(permit);
-    finish(res, &id, &method, route.as_ref(), &client, started)
+    Ok(finish(res, &id, &method, route.as_ref(), &client, started))
 }
 
 fn shed() -> Response {

@@ -135,3 +135,114 @@ async fn routing_errors_carry_the_envelope() {
         assert!(v["error"].is_string() && v["requestId"].is_string(), "{v}");
     }
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_in_the_envelope_and_its_message_stays_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shows.db");
+    let settings = Settings::load(
+        None,
+        [("APP__STORE__PATH".to_string(), path.display().to_string())],
+    )
+    .unwrap();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let auth = Auth::from_settings(&settings).await.unwrap();
+    let state = AppState::new(settings, store, auth);
+    let boom = axum::Router::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            if std::hint::black_box(true) {
+                panic!("secret internal detail");
+            }
+            "unreachable"
+        }),
+    );
+    let app = show_service::http::middleware::wrap(boom, state);
+
+    for _ in 0..2 {
+        let res = call(&app, "GET", "/boom", None).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().contains_key("x-request-id"));
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("secret"), "{text}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string() && v["requestId"].is_string(), "{v}");
+    }
+    // The service goes on answering after a panic.
+    let res = call(&app, "GET", "/nope", None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shows.db");
+    let settings = Settings::load(
+        None,
+        [
+            ("APP__STORE__PATH".to_string(), path.display().to_string()),
+            (
+                "APP__CORS__ALLOWEDORIGINS".to_string(),
+                "https://app.example".to_string(),
+            ),
+        ],
+    )
+    .unwrap();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let auth = Auth::from_settings(&settings).await.unwrap();
+    let app = router(AppState::new(settings, store, auth));
+
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/shows")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let res = app
+        .clone()
+        .oneshot(preflight("https://app.example"))
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    let res = app
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        !res.headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+
+    // A simple request from the allowed origin sees the request id header.
+    let res = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/health")
+                .header(header::ORIGIN, "https://app.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    let exposed = res.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -92,7 +92,8 @@ struct Envelope<S> {
 
 impl<S> Service<Request> for Envelope<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -111,24 +112,25 @@ where
     }
 }
 
-/// Wraps `app` in every layer, in the order the module doc gives.
+/// Wraps `app` in every layer, in the order the module doc gives. The layers are composed
+/// into one stack and given to the router once: each `Router::layer` call boxes every
+/// route once more, and each box costs a clone and an allocation per request.
 pub fn wrap(app: Router, state: AppState) -> Router {
     let server = &state.settings.server;
-    let limits = EnvelopeLayer(Arc::new(Limits {
+    let envelope = EnvelopeLayer(Arc::new(Limits {
         timeout: server.request_timeout,
         in_flight: AtomicUsize::new(0),
         max_in_flight: server.max_concurrency,
     }));
-    let mut app = app
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+    let stack = ServiceBuilder::new()
+        .layer(envelope)
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+        }))
+        .option_layer(cors_layer(&state.settings.cors.allowed_origins))
         .layer(DefaultBodyLimit::max(server.body_limit));
-    if let Some(cors) = cors_layer(&state.settings.cors.allowed_origins) {
-        app = app.layer(cors);
-    }
-    app.layer(CatchPanicLayer::custom(|_panic| {
-        ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
-    }))
-    .layer(limits)
+    app.fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(stack)
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -200,7 +202,8 @@ async fn envelope<S>(
     inner: S,
 ) -> Result<Response, Infallible>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
 {
     let started = Instant::now();
     let id = request_id(&req);
@@ -228,7 +231,7 @@ where
     let deadline = tokio::time::Instant::from_std(started) + limits.timeout;
     let mut inner = inner;
     let res = match tokio::time::timeout_at(deadline, inner.call(req)).await {
-        Ok(Ok(res)) => res,
+        Ok(Ok(res)) => res.into_response(),
         Ok(Err(never)) => match never {},
         Err(_) => {
             tracing::warn!(

@@ -20,17 +20,22 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shows.db");
-    let settings = Settings::load(
-        None,
-        [("APP__STORE__PATH".to_string(), path.display().to_string())],
-    )
-    .unwrap();
+/// Settings and app state on a SQLite store in `dir`, with `extra` settings on top.
+async fn state(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Settings, AppState) {
+    let path = dir.join("shows.db");
+    let vars = [("APP__STORE__PATH".to_string(), path.display().to_string())]
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load(None, vars).unwrap();
     let store = Arc::new(SqliteStore::open(&path).unwrap());
     let auth = Auth::from_settings(&settings).await.unwrap();
-    let app = router(AppState::new(settings.clone(), store, auth));
+    (settings.clone(), AppState::new(settings, store, auth))
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, state) = state(dir.path(), &[]).await;
+    let app = router(state);
     Fixture {
         app,
         settings,
@@ -139,15 +144,7 @@ async fn routing_errors_carry_the_envelope() {
 #[tokio::test]
 async fn a_panicking_handler_is_a_500_in_the_envelope_and_its_message_stays_inside() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shows.db");
-    let settings = Settings::load(
-        None,
-        [("APP__STORE__PATH".to_string(), path.display().to_string())],
-    )
-    .unwrap();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let auth = Auth::from_settings(&settings).await.unwrap();
-    let state = AppState::new(settings, store, auth);
+    let (_, state) = state(dir.path(), &[]).await;
     let boom = axum::Router::new().route(
         "/boom",
         axum::routing::get(|| async {
@@ -177,21 +174,12 @@ async fn a_panicking_handler_is_a_500_in_the_envelope_and_its_message_stays_insi
 #[tokio::test]
 async fn cors_answers_only_the_configured_origins() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shows.db");
-    let settings = Settings::load(
-        None,
-        [
-            ("APP__STORE__PATH".to_string(), path.display().to_string()),
-            (
-                "APP__CORS__ALLOWEDORIGINS".to_string(),
-                "https://app.example".to_string(),
-            ),
-        ],
+    let (_, state) = state(
+        dir.path(),
+        &[("APP__CORS__ALLOWEDORIGINS", "https://app.example")],
     )
-    .unwrap();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let auth = Auth::from_settings(&settings).await.unwrap();
-    let app = router(AppState::new(settings, store, auth));
+    .await;
+    let app = router(state);
 
     let preflight = |origin: &str| {
         Request::builder()

@@ -82,18 +82,20 @@ where
     ) -> fmt::Result {
         // The line is built in this thread's scratch `String` (a concrete type: every small
         // write inlines to a copy) and handed to the writer in one piece.
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                format_line(&mut line, event)?;
-                writer.write_str(&line)
-            }
-            // An event while this thread formats one (a `Debug` impl that logs).
-            Err(_) => {
-                let mut line = String::new();
-                format_line(&mut line, event)?;
-                writer.write_str(&line)
-            }
+        LINE.with(|cell| {
+            // Busy only for an event logged while this thread formats one (a `Debug` impl
+            // that logs): that one gets a fresh `String`.
+            let mut fresh = String::new();
+            let mut scratch = cell.try_borrow_mut();
+            let line = match scratch {
+                Ok(ref mut line) => {
+                    line.clear();
+                    &mut **line
+                }
+                Err(_) => &mut fresh,
+            };
+            format_line(line, event)?;
+            writer.write_str(line)
         })
     }
 }

@@ -175,8 +175,18 @@ impl Auth {
         authorization: Option<&HeaderValue>,
         scope: Scope,
     ) -> Result<Principal, AuthError> {
-        let token = bearer_token(authorization)?;
-        let verified = self.verifier.verify(token).await?;
+        let now = verifier::unix_now();
+        // The common case first: a token verified before, found by its bytes as sent.
+        let verified = match authorization
+            .and_then(|h| bearer_bytes(h.as_bytes()))
+            .and_then(|t| self.verifier.cached(t, now))
+        {
+            Some(hit) => hit,
+            None => {
+                let token = bearer_token(authorization)?;
+                self.verifier.verify_at(token, now).await?
+            }
+        };
         let needed = self.full_scope(scope);
         if !verified.has_scope(needed) {
             return Err(AuthError::InsufficientScope(needed.to_string()));
@@ -192,6 +202,22 @@ impl Auth {
             None => axum::Router::new(),
         }
     }
+}
+
+/// The token of a `Bearer <token>` header value, as bytes and unchecked: the key for a
+/// verified-token cache lookup, nothing more. It is the token [`bearer_token`] would find
+/// whenever that succeeds (the scheme is matched without regard to case, and only the
+/// spaces and tabs a header value can hold are trimmed); a header it can't split goes to
+/// [`bearer_token`], which says what is wrong.
+fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let start = rest.iter().position(|b| !blank(b))?;
+    let end = rest.iter().rposition(|b| !blank(b))?;
+    Some(&rest[start..=end])
 }
 
 /// The token in an `Authorization` header (see the module doc).
@@ -344,6 +370,42 @@ mod tests {
             bearer_token(Some(&not_ascii)),
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    /// The cache-lookup shortcut never finds a token the full reading would not: whenever
+    /// it splits a header into a key that could be a cached token (visible ASCII, as every
+    /// verified token is), the full reading accepts that header and finds the same bytes.
+    #[test]
+    fn the_cache_key_of_a_header_is_the_token_the_full_reading_finds() {
+        let mut split = 0;
+        for prefix in [
+            "Bearer ", "bearer ", "BeArEr ", "Bearer\t", "Basic ", "Bearer", " Bearer ",
+        ] {
+            for pad in ["", " ", "\t", "  \t"] {
+                for token in ["a.b.c", "x", "a b", "a\tb", "", "\u{e9}t\u{e9}"] {
+                    for tail in ["", " ", "\t "] {
+                        let raw = format!("{prefix}{pad}{token}{tail}");
+                        let Ok(header) = HeaderValue::from_bytes(raw.as_bytes()) else {
+                            continue;
+                        };
+                        let Some(key) = bearer_bytes(header.as_bytes())
+                            .filter(|k| k.iter().all(u8::is_ascii_graphic))
+                        else {
+                            continue;
+                        };
+                        split += 1;
+                        let full = bearer_token(Some(&header));
+                        assert_eq!(full.map(str::as_bytes).ok(), Some(key), "{raw:?}");
+                    }
+                }
+            }
+        }
+        assert!(split > 20, "the shortcut split only {split} headers");
+        // What the full reading refuses is never split into a key that could hit.
+        for raw in [&b"Bearer "[..], b"Bearer \t ", b"Bearer", b"Bearer\ta.b.c"] {
+            let header = HeaderValue::from_bytes(raw).unwrap();
+            assert_eq!(bearer_bytes(header.as_bytes()), None, "{raw:?}");
+        }
     }
 
     #[tokio::test]

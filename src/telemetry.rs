@@ -36,15 +36,22 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
+    // A filter on field values or spans (`request[status]=…`, `[span]`) needs each request
+    // line to be a real event; a filter on targets and levels alone is checked just as well
+    // by `tracing::enabled!` before a direct line.
+    let direct = !filter.to_string().contains('[');
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         let (writer, guard) = BatchedStdout::start();
         let installed = builder
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines)
-            .with_writer(writer)
+            .with_writer(writer.clone())
             .try_init();
         if installed.is_ok() {
+            if direct {
+                let _ = REQUEST_LINES.set(writer);
+            }
             return guard;
         }
         drop(guard);
@@ -61,6 +68,98 @@ pub fn init_for_tests() {
         .with_env_filter(EnvFilter::new(filter))
         .with_test_writer()
         .try_init();
+}
+
+/// The fields of the request log line, which `http::middleware` logs once per request:
+/// WARN for a server error, INFO otherwise, target `request`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub latency_us: u64,
+    pub request_id: &'a str,
+    pub client_id: &'a str,
+}
+
+/// Where [`RequestLine::log`] writes JSON lines itself, once [`init`] has installed the
+/// JSON format with a filter on targets and levels only.
+static REQUEST_LINES: std::sync::OnceLock<BatchedStdout> = std::sync::OnceLock::new();
+
+impl RequestLine<'_> {
+    /// Logs the line. With the JSON format it is written straight to the log writer: the
+    /// same bytes the tracing event gives through [`JsonLines`] (a test compares them),
+    /// after the same filter check, without recording the event field by field (the
+    /// line is written on every request; the event's dispatch and visitors cost about as
+    /// much as formatting it). Otherwise it is an ordinary tracing event.
+    pub fn log(&self) {
+        let Some(out) = REQUEST_LINES.get() else {
+            return self.event();
+        };
+        let (level, enabled) = if self.status >= 500 {
+            (
+                Level::WARN,
+                tracing::enabled!(target: "request", Level::WARN),
+            )
+        } else {
+            (
+                Level::INFO,
+                tracing::enabled!(target: "request", Level::INFO),
+            )
+        };
+        if !enabled {
+            return;
+        }
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                if self.write_json(&mut line, &level).is_ok() {
+                    let _ = out.push(line.as_bytes());
+                }
+            }
+            // Only while this thread formats another line, which never logs a request.
+            Err(_) => self.event(),
+        });
+    }
+
+    /// The line as a tracing event.
+    fn event(&self) {
+        let RequestLine {
+            method,
+            route,
+            status,
+            latency_us,
+            request_id,
+            client_id,
+        } = *self;
+        if status >= 500 {
+            tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
+        } else {
+            tracing::info!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
+        }
+    }
+
+    /// The line as [`JsonLines`] formats the event.
+    fn write_json(&self, out: &mut String, level: &Level) -> fmt::Result {
+        out.push_str("{\"timestamp\":\"");
+        write_timestamp(out, std::time::SystemTime::now())?;
+        out.push_str("\",\"level\":\"");
+        out.push_str(level_name(level));
+        out.push_str("\",\"message\":\"request\",\"method\":");
+        write_json_str(out, self.method)?;
+        out.push_str(",\"route\":");
+        write_json_str(out, self.route)?;
+        out.push_str(",\"status\":");
+        write_u64(out, u64::from(self.status))?;
+        out.push_str(",\"latency_us\":");
+        write_u64(out, self.latency_us)?;
+        out.push_str(",\"request_id\":");
+        write_json_str(out, self.request_id)?;
+        out.push_str(",\"client_id\":");
+        write_json_str(out, self.client_id)?;
+        out.push_str(",\"target\":\"request\"}\n");
+        Ok(())
+    }
 }
 
 /// One JSON object per event: `timestamp` (RFC 3339, UTC, microseconds), `level`, the
@@ -409,8 +508,9 @@ impl Batch {
     }
 }
 
-impl std::io::Write for BatchedStdout {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+impl BatchedStdout {
+    /// Adds `line` to the batch (waiting while the batch is full).
+    fn push(&self, line: &[u8]) -> std::io::Result<usize> {
         let mut st = self.0.lock();
         while st.buf.len() >= MAX_BUFFERED && !st.closed {
             st.loggers_waiting = true;
@@ -419,13 +519,19 @@ impl std::io::Write for BatchedStdout {
         if st.closed {
             // After the guard is gone (or without a writer thread): straight to stdout.
             drop(st);
-            return std::io::stdout().write_all(line).map(|()| line.len());
+            return std::io::Write::write_all(&mut std::io::stdout(), line).map(|()| line.len());
         }
         st.buf.extend_from_slice(line);
         if std::mem::take(&mut st.writer_idle) {
             self.0.lines.notify_one();
         }
         Ok(line.len())
+    }
+}
+
+impl std::io::Write for BatchedStdout {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.push(line)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -565,6 +671,57 @@ mod tests {
         assert_eq!(ours.lines().count(), 8, "{ours}");
         assert_eq!(mask(&ours), mask(&theirs));
         assert!(ours.ends_with('\n'));
+    }
+
+    #[test]
+    fn direct_request_lines_are_the_events_bytes() {
+        let lines = [
+            RequestLine {
+                method: "GET",
+                route: "/v1/shows",
+                status: 200,
+                latency_us: 0,
+                request_id: "0b7c-4",
+                client_id: "partner-1",
+            },
+            RequestLine {
+                method: "DELETE",
+                route: "/v1/shows/{*slug}",
+                status: 503,
+                latency_us: u64::MAX,
+                request_id: "Root=1-5e1b4151",
+                client_id: "odd \"client\"\\\n\u{1}é",
+            },
+            RequestLine {
+                method: "POST",
+                route: "unmatched",
+                status: 404,
+                latency_us: 12_345,
+                request_id: "-",
+                client_id: "-",
+            },
+        ];
+        let out = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("info"))
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
+            .with_writer(out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || lines.iter().for_each(|l| l.event()));
+        let events = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let mut direct = String::new();
+        for l in &lines {
+            let level = if l.status >= 500 {
+                Level::WARN
+            } else {
+                Level::INFO
+            };
+            l.write_json(&mut direct, &level).unwrap();
+        }
+        assert_eq!(events.lines().count(), 3, "{events}");
+        assert_eq!(mask(&direct), mask(&events));
+        assert!(direct.contains(r#""level":"WARN","message":"request","method":"DELETE""#));
     }
 
     #[test]

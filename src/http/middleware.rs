@@ -281,14 +281,15 @@ fn finish(
                 .map(|c| c.0.as_str())
         })
         .unwrap_or("-");
-    let latency_us = started.elapsed().as_micros() as u64;
-    let route = route.map_or("unmatched", MatchedPath::as_str);
-    let request_id = id.to_str().unwrap_or("-");
-    if status.is_server_error() {
-        tracing::warn!(target: "request", method = method.as_str(), route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
-    } else {
-        tracing::info!(target: "request", method = method.as_str(), route, status = status.as_u16(), latency_us, request_id, client_id = client, "request");
+    crate::telemetry::RequestLine {
+        method: method.as_str(),
+        route: route.map_or("unmatched", MatchedPath::as_str),
+        status: status.as_u16(),
+        latency_us: started.elapsed().as_micros() as u64,
+        request_id: id.to_str().unwrap_or("-"),
+        client_id: client,
     }
+    .log();
     res
 }
 

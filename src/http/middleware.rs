@@ -104,11 +104,53 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The service that was polled ready handles this request; a clone stays behind.
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
-        Box::pin(envelope(self.limits.clone(), req, inner))
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&req);
+        let client = ClientId::default();
+        req.extensions_mut().insert(client.clone());
+        let line = Line {
+            started,
+            id,
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            client,
+        };
+        // Refusals are answered here, without calling the route.
+        if header_bytes(&req) > MAX_HEADER_BYTES {
+            let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+            return Box::pin(std::future::ready(Ok(line.finish(res))));
+        }
+        let permit = if is_probe(req.uri().path()) {
+            None
+        } else {
+            match InFlight::enter(&self.limits) {
+                Some(p) => Some(p),
+                None => return Box::pin(std::future::ready(Ok(line.finish(shed())))),
+            }
+        };
+        // Called now, on the service that was polled ready: a route's future owns what it
+        // needs, so no clone of the inner service is kept for later.
+        let answer = self.inner.call(req);
+        let timeout = self.limits.timeout;
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::from_std(started) + timeout;
+            let res = match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(res)) => res.into_response(),
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+                    ApiError::Unavailable {
+                        message: "the request timed out; retry later".into(),
+                        retry_after: Duration::from_secs(1),
+                        details: Vec::new(),
+                    }
+                    .into_response()
+                }
+            };
+            drop(permit);
+            Ok(line.finish(res))
+        })
     }
 }
 
@@ -196,60 +238,6 @@ fn is_probe(path: &str) -> bool {
     path == super::LIVENESS_PATH || path == super::READINESS_PATH
 }
 
-async fn envelope<S>(
-    limits: Arc<Limits>,
-    mut req: Request,
-    inner: S,
-) -> Result<Response, Infallible>
-where
-    S: Service<Request, Error = Infallible>,
-    S::Response: IntoResponse,
-{
-    let started = Instant::now();
-    let id = request_id(&req);
-    let client = ClientId::default();
-    req.extensions_mut().insert(client.clone());
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let probe = is_probe(req.uri().path());
-
-    if header_bytes(&req) > MAX_HEADER_BYTES {
-        let res = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
-        return Ok(finish(res, &id, &method, route.as_ref(), &client, started));
-    }
-    let permit = if probe {
-        None
-    } else {
-        match InFlight::enter(&limits) {
-            Some(p) => Some(p),
-            None => {
-                let res = shed();
-                return Ok(finish(res, &id, &method, route.as_ref(), &client, started));
-            }
-        }
-    };
-    let deadline = tokio::time::Instant::from_std(started) + limits.timeout;
-    let mut inner = inner;
-    let res = match tokio::time::timeout_at(deadline, inner.call(req)).await {
-        Ok(Ok(res)) => res.into_response(),
-        Ok(Err(never)) => match never {},
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = limits.timeout.as_millis() as u64,
-                "request timed out"
-            );
-            ApiError::Unavailable {
-                message: "the request timed out; retry later".into(),
-                retry_after: Duration::from_secs(1),
-                details: Vec::new(),
-            }
-            .into_response()
-        }
-    };
-    drop(permit);
-    Ok(finish(res, &id, &method, route.as_ref(), &client, started))
-}
-
 fn shed() -> Response {
     ApiError::Unavailable {
         message: "the service is at capacity; retry later".into(),
@@ -259,38 +247,43 @@ fn shed() -> Response {
     .into_response()
 }
 
-/// Renders the error envelope when needed, echoes the request id, logs the line.
-fn finish(
-    mut res: Response,
-    id: &HeaderValue,
-    method: &Method,
-    route: Option<&MatchedPath>,
-    client: &ClientId,
+/// What the request log line needs from the request.
+struct Line {
     started: Instant,
-) -> Response {
-    let status = res.status();
-    if status.is_client_error() || status.is_server_error() {
-        res = render_error(res, id);
+    id: HeaderValue,
+    method: Method,
+    route: Option<MatchedPath>,
+    client: ClientId,
+}
+
+impl Line {
+    /// Renders the error envelope when needed, echoes the request id, logs the line.
+    fn finish(self, mut res: Response) -> Response {
+        let status = res.status();
+        if status.is_client_error() || status.is_server_error() {
+            res = render_error(res, &self.id);
+        }
+        let client = self
+            .client
+            .get()
+            .or_else(|| {
+                res.extensions()
+                    .get::<AnsweredClient>()
+                    .map(|c| c.0.as_str())
+            })
+            .unwrap_or("-");
+        crate::telemetry::RequestLine {
+            method: self.method.as_str(),
+            route: self.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            status: status.as_u16(),
+            latency_us: self.started.elapsed().as_micros() as u64,
+            request_id: self.id.to_str().unwrap_or("-"),
+            client_id: client,
+        }
+        .log();
+        res.headers_mut().insert(X_REQUEST_ID.clone(), self.id);
+        res
     }
-    res.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-    let client = client
-        .get()
-        .or_else(|| {
-            res.extensions()
-                .get::<AnsweredClient>()
-                .map(|c| c.0.as_str())
-        })
-        .unwrap_or("-");
-    crate::telemetry::RequestLine {
-        method: method.as_str(),
-        route: route.map_or("unmatched", MatchedPath::as_str),
-        status: status.as_u16(),
-        latency_us: started.elapsed().as_micros() as u64,
-        request_id: id.to_str().unwrap_or("-"),
-        client_id: client,
-    }
-    .log();
-    res
 }
 
 /// Gives an error response the JSON envelope, unless it already has a JSON body of its

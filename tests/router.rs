@@ -234,3 +234,74 @@ async fn cors_answers_only_the_configured_origins() {
         .to_ascii_lowercase();
     assert!(exposed.contains("x-request-id"), "{exposed}");
 }
+
+/// The body limit holds for bodies that don't declare their length (chunked), on the feed
+/// route and on the token endpoint, and a refused feed writes nothing.
+#[tokio::test]
+async fn bodies_past_the_limit_are_413_declared_or_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, state) = state(dir.path(), &[("APP__SERVER__BODYLIMITBYTES", "4096")]).await;
+    let app = router(state);
+    let token = show_service::auth::mint_for_cli(
+        &settings,
+        "local-client",
+        &["shows.read".into(), "shows.write".into()],
+    )
+    .await
+    .unwrap();
+    let items: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"slug":"show/big-{i}","title":"Big {i}"}}"#))
+        .collect();
+    let big = format!(r#"{{"payload":[{}]}}"#, items.join(","));
+    assert!(big.len() > 4096);
+    // In pieces, with no Content-Length: only the running count can stop it.
+    let streamed = |bytes: &str| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes
+            .as_bytes()
+            .chunks(1000)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        Body::from_stream(futures::stream::iter(chunks))
+    };
+    for (path, content_type, auth) in [
+        ("/v1/shows", "application/json", true),
+        ("/oauth/token", "application/x-www-form-urlencoded", false),
+    ] {
+        for declared in [true, false] {
+            let mut req = Request::builder()
+                .method("POST")
+                .uri(path)
+                .header(header::CONTENT_TYPE, content_type);
+            if auth {
+                req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let body = if declared {
+                Body::from(big.clone())
+            } else {
+                streamed(&big)
+            };
+            let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{path}, declared length: {declared}"
+            );
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(v["error"].is_string(), "{v}");
+        }
+    }
+    // A feed within the limit, streamed, is stored; the refused ones left nothing.
+    let small = r#"{"payload":[{"slug":"show/small","title":"Small"}]}"#;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/shows")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(streamed(small))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = call(&app, "GET", "/v1/shows/show/big-0", Some(&token)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

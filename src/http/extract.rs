@@ -1,6 +1,7 @@
 //! Extractors whose rejections are our own [`ApiError`]s:
 //! - [`Authorized<S>`] requires a token carrying scope `S` (401/403 before the body is read);
-//! - [`FeedBody`] requires `application/json`, a body within the limit, and a valid feed.
+//! - [`FeedBody`] requires `application/json`, a body within `server.bodylimitbytes`
+//!   (413 past it), and a valid feed.
 
 use super::AppState;
 use crate::auth::{Principal, Scope};
@@ -10,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::marker::PhantomData;
 
 /// A scope, as a type, so a handler's signature says what it requires.
@@ -88,13 +90,23 @@ impl FromRequest<AppState> for FeedBody {
         if !is_json(&req) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("could not read the request body")
-            }
-        })?;
+        // The body limit is applied here, where the only large body is read, rather than
+        // by a layer on every route (axum's `DefaultBodyLimit` adds a request extension to
+        // each request, a cached GET included).
+        let limit = state.settings.server.body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::PayloadTooLarge),
+            Err(_) => return Err(ApiError::bad_request("could not read the request body")),
+        };
         // Parsing a large feed is CPU work: keep it off the async workers.
         let feed = if body.len() > 64 * 1024 {
             tokio::task::spawn_blocking(move || Feed::parse(&body))

@@ -8,14 +8,17 @@
 //!    `server.maxconcurrency` requests in flight; probes exempt) and the request timeout
 //!    (503);
 //! 5. panics become a 500 with a generic message (the panic goes to the log);
-//! 6. CORS, when origins are configured; the body size limit.
+//! 6. CORS, when origins are configured.
+//!
+//! The body size limit is not a layer here: the feed extractor applies it, and the
+//! issuer's routes carry their own (see `http::router`).
 
 use super::AppState;
 use super::extract::{AnsweredClient, ClientId};
 use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -169,8 +172,7 @@ pub fn wrap(app: Router, state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
-        .option_layer(cors_layer(&state.settings.cors.allowed_origins))
-        .layer(DefaultBodyLimit::max(server.body_limit));
+        .option_layer(cors_layer(&state.settings.cors.allowed_origins));
     app.fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(stack)
 }

@@ -19,6 +19,7 @@ use crate::auth::{Auth, Scope};
 use crate::config::Settings;
 use crate::store::DynStore;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +122,12 @@ pub fn router(state: AppState) -> Router {
             state.settings.auth.mode == crate::config::AuthMode::Local,
         ))
         .with_state(state.clone());
-    middleware::wrap(api.merge(state.auth.routes()), state)
+    // The only other routes that read a body (the token endpoint's form): the same limit.
+    let issuer = state
+        .auth
+        .routes()
+        .layer(DefaultBodyLimit::max(state.settings.server.body_limit));
+    middleware::wrap(api.merge(issuer), state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:

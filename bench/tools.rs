@@ -18,6 +18,11 @@
 //! - `putitem --endpoint URL --table NAME --feed FILE`: the Go service's way of storing a
 //!   feed, one sequential `PutItem` per show, on a new table of a DynamoDB emulator: the
 //!   baseline the batched writer is compared with.
+//! - `delay-proxy --listen P --upstream HOST:PORT --rtt-ms MS`: a TCP relay on 127.0.0.1:P
+//!   that delivers every byte, both ways, half a round trip after it arrived (a fixed
+//!   network latency, no bandwidth limit): the emulator as if it were across a network,
+//!   where each store call costs a round trip. Prints one line when listening; runs until
+//!   killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench tool: a panic is a failed run
 
@@ -45,6 +50,7 @@ fn main() {
         "auth-cost" => auth_cost(&args),
         "fill-cost" => fill_cost(&args),
         "putitem" => putitem(&args),
+        "delay-proxy" => delay_proxy(&args),
         other => panic!("unknown subcommand {other}"),
     }
 }
@@ -355,4 +361,70 @@ fn putitem(args: &[String]) {
         "{}",
         json!({"shows": items.len(), "put_item_calls": items.len(), "ms": took.as_secs_f64() * 1e3})
     );
+}
+
+fn delay_proxy(args: &[String]) {
+    let listen: u16 = opt(args, "--listen")
+        .expect("--listen PORT")
+        .parse()
+        .unwrap();
+    let upstream = opt(args, "--upstream").expect("--upstream HOST:PORT");
+    let rtt_ms: f64 = opt(args, "--rtt-ms").expect("--rtt-ms MS").parse().unwrap();
+    let one_way = Duration::from_secs_f64(rtt_ms / 2e3);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", listen)).unwrap();
+    println!(
+        "{}",
+        json!({"listening": listen, "upstream": upstream, "rtt_ms": rtt_ms})
+    );
+    // Threads and the OS's sleep, not an async timer: tokio's timer has a 1 ms grain,
+    // which would round each one-way delay up by as much again.
+    for client in listener.incoming() {
+        let Ok(client) = client else { continue };
+        let Ok(server) = TcpStream::connect(&upstream) else {
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        for (from, to) in [
+            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+            (server, client),
+        ] {
+            relay(from, to, one_way);
+        }
+    }
+}
+
+/// One direction of the delay proxy: a reader stamps each chunk on arrival, a writer sends
+/// it on at arrival + `delay`. Chunks keep their order and don't add up their delays (a
+/// pipe with latency, not a pause per chunk).
+fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for (due, bytes) in rx {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
 }

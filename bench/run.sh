@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite: one command, loopback only, bounded (about 12 minutes after the
+# The benchmark suite: one command, loopback only, bounded (about 15 minutes after the
 # release build, DynamoDB emulator rows included; --smoke: a few minutes). Writes
 # docs/benchmarks.md (--smoke: bench/out/benchmarks-smoke.md) from this one run's figures.
 #

@@ -97,6 +97,14 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+wait_answering() { # PORT: until something answers HTTP there (any status), at most 10 s
+    local i
+    for i in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.05
+    done
+}
+
 wait_healthy() { # PORT PID
     local i
     for i in $(seq 1 400); do
@@ -137,10 +145,7 @@ start_ceiling() { # NAME BODYFILE [ceiling args…]
     "$ceiling" --port "$port" --body "$body" "$@" &
     local pid=$!
     pids+=("$pid")
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-        sleep 0.05
-    done
+    wait_answering "$port"
     printf -v "port_$name" '%s' "$port"
     printf -v "pid_$name" '%s' "$pid"
 }
@@ -366,10 +371,7 @@ if ((dynamo)); then
         >"$work/dynalite.log" 2>&1 &
     pid_dynalite=$!
     pids+=("$pid_dynalite")
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "http://127.0.0.1:$dport/" && break
-        sleep 0.05
-    done
+    wait_answering "$dport"
     ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dport")
     for n in 100 10000; do
         env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \
@@ -450,10 +452,7 @@ EOF2
             >"$work/proxy-$rtt.log" 2>&1 &
         pid_proxy=$!
         pids+=("$pid_proxy")
-        for _ in $(seq 1 100); do
-            curl -s -o /dev/null "http://127.0.0.1:$pport/" && break
-            sleep 0.05
-        done
+        wait_answering "$pport"
         pddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$pport")
         env "${pddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-post-rtt$rtt" \
             APP__STORE__PATH="$work/dpost/shows.db" "$bin" table create >>"$work/import.log" 2>&1

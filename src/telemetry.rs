@@ -96,16 +96,11 @@ impl RequestLine<'_> {
         let Some(out) = REQUEST_LINES.get() else {
             return self.event();
         };
-        let (level, enabled) = if self.status >= 500 {
-            (
-                Level::WARN,
-                tracing::enabled!(target: "request", Level::WARN),
-            )
+        let level = self.level();
+        let enabled = if level == Level::WARN {
+            tracing::enabled!(target: "request", Level::WARN)
         } else {
-            (
-                Level::INFO,
-                tracing::enabled!(target: "request", Level::INFO),
-            )
+            tracing::enabled!(target: "request", Level::INFO)
         };
         if !enabled {
             return;
@@ -122,6 +117,15 @@ impl RequestLine<'_> {
         });
     }
 
+    /// WARN for a server error, INFO otherwise.
+    fn level(&self) -> Level {
+        if self.status >= 500 {
+            Level::WARN
+        } else {
+            Level::INFO
+        }
+    }
+
     /// The line as a tracing event.
     fn event(&self) {
         let RequestLine {
@@ -132,7 +136,7 @@ impl RequestLine<'_> {
             request_id,
             client_id,
         } = *self;
-        if status >= 500 {
+        if self.level() == Level::WARN {
             tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
         } else {
             tracing::info!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
@@ -712,12 +716,7 @@ mod tests {
         let events = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let mut direct = String::new();
         for l in &lines {
-            let level = if l.status >= 500 {
-                Level::WARN
-            } else {
-                Level::INFO
-            };
-            l.write_json(&mut direct, &level).unwrap();
+            l.write_json(&mut direct, &l.level()).unwrap();
         }
         assert_eq!(events.lines().count(), 3, "{events}");
         assert_eq!(mask(&direct), mask(&events));

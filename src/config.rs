@@ -627,6 +627,21 @@ impl Reader {
             },
             &[("local", AuthMode::Local), ("jwt", AuthMode::Jwt)],
         )?;
+        // The built-in issuer and its well-known development client write feeds for anyone
+        // who reads the README: never outside a developer's machine.
+        if mode == AuthMode::Local && !local {
+            let r = self
+                .get("auth.mode")
+                .expect("local mode outside local was set");
+            return Err(ConfigError {
+                source_name: r.source.clone(),
+                value: r.value.clone(),
+                message: format!(
+                    "the built-in issuer and its development client run only with \
+                     APP_ENV=local (APP_ENV is {env_name}); use APP__AUTH__MODE=jwt"
+                ),
+            });
+        }
 
         // Cognito, as the Go deployment configured it.
         let pool = self.string("cognito.userpoolid");
@@ -869,6 +884,33 @@ mod tests {
             let line = err.to_string();
             assert!(line.contains(name) && !line.contains('\n'), "{line}");
         }
+    }
+
+    #[test]
+    fn local_mode_is_refused_outside_the_local_environment() {
+        for env in ["dev", "test", "prod"] {
+            let err = load(&[
+                ("APP_ENV", env),
+                ("APP__AUTH__MODE", "local"),
+                ("APP__STORE__KIND", "sqlite"),
+            ])
+            .expect_err(env);
+            assert_eq!(err.source_name, "APP__AUTH__MODE");
+            let line = err.to_string();
+            assert!(
+                line.contains("APP_ENV")
+                    && line.contains("APP__AUTH__MODE")
+                    && !line.contains('\n'),
+                "{line}"
+            );
+        }
+        // The Go spelling is refused the same way, naming the variable that was set.
+        let err = load(&[("APP_ENV", "prod"), ("APP_AUTH__MODE", "LOCAL")]).unwrap_err();
+        assert_eq!(err.source_name, "APP_AUTH__MODE");
+        // Locally it is the default and may be said explicitly.
+        let s = load(&[("APP_ENV", "local"), ("APP__AUTH__MODE", "local")]).unwrap();
+        assert_eq!(s.auth.mode, AuthMode::Local);
+        assert_eq!(s.auth.clients[0].id, "local-client");
     }
 
     #[test]

@@ -94,6 +94,45 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     }
 }
 
+/// The built-in issuer (and its well-known write-capable client) never starts outside
+/// `APP_ENV=local`: `APP_ENV=prod APP__AUTH__MODE=local` used to serve it on 0.0.0.0.
+#[test]
+fn local_auth_mode_outside_the_local_environment_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("APP_ENV", "prod")
+        .env("APP__AUTH__MODE", "local")
+        .env("APP__STORE__KIND", "sqlite")
+        .env("APP__STORE__PATH", dir.path().join("shows.db"))
+        .env("APP__SERVER__HOST", "127.0.0.1")
+        .env("APP__SERVER__PORT", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before the fix it served; wait a generous while, then call that a failure.
+    let started = std::time::Instant::now();
+    while out.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = out.kill();
+            panic!("the service started with APP_ENV=prod APP__AUTH__MODE=local");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = out.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("APP__AUTH__MODE") && err.contains("APP_ENV"),
+        "{err}"
+    );
+    // Stopped before anything was created: no database, no issuer key.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 #[tokio::test]
 async fn import_loads_a_feed_file_and_refuses_an_invalid_one_whole() {
     let dir = tempfile::tempdir().unwrap();

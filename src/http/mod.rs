@@ -7,6 +7,7 @@
 //! - `extract`: request extractors (scope checks, the JSON feed body).
 //! - `cache`: the serialized catalogue kept in memory.
 //! - `middleware`: request ids, the request log line, the error envelope, limits.
+//! - `trace`: the trace id of a request, from its trace context headers.
 
 pub mod cache;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod shows;
+pub mod trace;
 
 use crate::auth::{Auth, Scope};
 use crate::config::Settings;
@@ -116,7 +118,6 @@ impl AppState {
 /// The whole application: API routes, the issuer's routes, fallbacks and middleware.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .merge(health::router())
         .merge(shows::router())
         .merge(openapi::router(
             state.settings.auth.mode == crate::config::AuthMode::Local,
@@ -127,7 +128,10 @@ pub fn router(state: AppState) -> Router {
         .auth
         .routes()
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit));
-    middleware::wrap(api.merge(issuer), state)
+    // Load shedding on everything but the probes, so a busy task stays healthy.
+    let limited = middleware::limit(api.merge(issuer), &state);
+    let probes = health::router().with_state(state.clone());
+    middleware::wrap(probes.merge(limited), state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:

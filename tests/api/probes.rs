@@ -1,4 +1,4 @@
-//! Health, readiness, request ids, OpenAPI, routing errors.
+//! Health, readiness, request ids, trace ids, OpenAPI, routing errors.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -118,6 +118,72 @@ async fn the_request_line_names_the_authenticated_client() {
     let line = found.unwrap_or_else(|| panic!("no request line in {:?}", app.log_lines()));
     assert_eq!(line["client_id"], "local-client");
     assert_eq!(line["route"], "/v1/shows");
+}
+
+/// The request lines whose `request_id` is `id`, waited for (the log lags a moment).
+async fn lines_of(app: &TestApp, id: &str) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let found: Vec<Value> = app
+            .log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["request_id"] == id)
+            .collect();
+        if !found.is_empty() || started.elapsed() > std::time::Duration::from_secs(5) {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_request_line_carries_a_valid_trace_id_never_a_hostile_one() {
+    let app = TestApp::spawn().await;
+    let send = |id: &'static str, header: Option<(&'static str, &'static str)>| {
+        let mut req = app.client.get(app.url("/nope")).header("x-request-id", id);
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
+        async move { assert_eq!(req.send().await.unwrap().status(), 404) }
+    };
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+    let hostile = "00-\"},{\"forged\":true,\"x\":\"-00f067aa0ba902b7-01";
+    send("trace-w3c", Some(("traceparent", w3c))).await;
+    send("trace-xray", Some(("x-amzn-trace-id", xray))).await;
+    send("trace-hostile", Some(("traceparent", hostile))).await;
+    send("trace-none", None).await;
+    let trace_of = |lines: Vec<Value>| -> String {
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines[0]["span"]["trace_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no span.trace_id in {}", lines[0]))
+            .to_string()
+    };
+    assert_eq!(
+        trace_of(lines_of(&app, "trace-w3c").await),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(
+        trace_of(lines_of(&app, "trace-xray").await),
+        "5759e988bd862e3fe1be46a994272793"
+    );
+    let fresh = [
+        trace_of(lines_of(&app, "trace-hostile").await),
+        trace_of(lines_of(&app, "trace-none").await),
+    ];
+    for id in &fresh {
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+    assert_ne!(fresh[0], fresh[1]);
+    assert!(
+        !app.log_lines().iter().any(|l| l.contains("forged")),
+        "a hostile traceparent reached the log"
+    );
 }
 
 #[tokio::test]

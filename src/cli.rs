@@ -1,14 +1,21 @@
 //! The command line: `serve` (default), `import FILE`, `table create`, `token`,
 //! `healthcheck`. Each subcommand is a function here; `main.rs` only dispatches.
+//!
+//! Every subcommand reads the settings `serve` reads ([`settings`]), and `token` and
+//! `import` say on stderr which ones they act on (data file, issuer, key, table), since a
+//! relative `APP__STORE__PATH` run from another folder is another data file. A failure is
+//! reported once ([`Report`]): one plain line on stderr, or one ERROR log line when the
+//! log is JSON (stdout not a terminal and `APP__LOG__FORMAT` `json` or `auto`).
 
 use crate::auth::Auth;
-use crate::config::{Settings, StoreKind};
+use crate::config::{LogFormat, LogSettings, Settings, StoreKind};
 use crate::domain::{Feed, FeedError};
 use crate::http::{self, AppState};
 use crate::store::{self, DynStore};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
@@ -59,7 +66,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TableAction {
     /// Create the table and its GSI when missing and wait until ACTIVE; a no-op otherwise.
-    Create,
+    Create {
+        /// How long to wait for DynamoDB to accept connections (an emulator starting).
+        #[arg(long, default_value_t = 5)]
+        wait_seconds: u64,
+    },
 }
 
 /// Loads settings for `cli`, or returns the one line that explains why not.
@@ -67,9 +78,143 @@ pub fn settings(cli: &Cli) -> Result<Settings, crate::config::ConfigError> {
     Settings::load(cli.config.as_deref(), std::env::vars())
 }
 
-/// Opens the configured store.
+/// How a warning or a failure reaches the person running the command: exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// One plain line on stderr, prefixed `show-service:`.
+    Plain,
+    /// One log event (an ERROR or WARN line of the JSON log on stdout).
+    Log,
+}
+
+impl Report {
+    /// [`Report::Log`] when the command logs (`logging`) and the log is JSON: the same
+    /// rule as the log itself, `json`, or `auto` with stdout not a terminal.
+    pub fn choose(logging: bool, log: &LogSettings) -> Report {
+        let json = match log.format {
+            LogFormat::Json => true,
+            LogFormat::Text => false,
+            LogFormat::Auto => !std::io::stdout().is_terminal(),
+        };
+        if logging && json {
+            Report::Log
+        } else {
+            Report::Plain
+        }
+    }
+
+    pub fn warning(self, message: &str) {
+        match self {
+            Report::Plain => eprintln!("show-service: warning: {}", one_line(message)),
+            Report::Log => tracing::warn!("{}", one_line(message)),
+        }
+    }
+
+    /// The failure and its causes on one line.
+    pub fn failure(self, error: &anyhow::Error) {
+        let text = one_line(&format!("{error:#}"));
+        match self {
+            Report::Plain => eprintln!("show-service: {text}"),
+            Report::Log => tracing::error!(error = text, "failed"),
+        }
+    }
+}
+
+/// `text` with every run of whitespace (line breaks included) as one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Opens the configured store; for SQLite, after checking its folder can be written, so
+/// a permission problem is named as one instead of SQLite's "unable to open database file".
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
+    if settings.store.kind == StoreKind::Sqlite {
+        check_writable(&settings.store.path)?;
+    }
     store::open(settings).await
+}
+
+/// The SQLite file `path` (or, when absent, its folder) can be written by this user.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let shown = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let denied = |e: &std::io::Error, what: String, needs: &str| {
+        let reason = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "{what} ({reason}): the user running show-service needs {needs}; or set \
+             APP__STORE__PATH to a file in a writable folder"
+        )
+    };
+    if !dir.is_dir() {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            denied(
+                &e,
+                format!("cannot create the data folder {}", shown(&dir).display()),
+                "write permission on its parent folder",
+            )
+        })?;
+    }
+    let probe = dir.join(format!(".show-service-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => {
+            return Err(denied(
+                &e,
+                format!("cannot write in the data folder {}", shown(&dir).display()),
+                "write permission on the folder (SQLite keeps its journal beside the file)",
+            ));
+        }
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| {
+                denied(
+                    &e,
+                    format!(
+                        "cannot open the SQLite file {} for writing",
+                        shown(path).display()
+                    ),
+                    "read and write permission on the file",
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Where the configured store is, in words: `sqlite /abs/data/shows.db` or the table.
+pub fn store_description(settings: &Settings) -> String {
+    match settings.store.kind {
+        StoreKind::Sqlite => {
+            let path = &settings.store.path;
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            format!("sqlite {} (APP__STORE__PATH)", path.display())
+        }
+        StoreKind::Dynamodb => {
+            let d = &settings.dynamodb;
+            let at = match (&d.endpoint_override, &d.region) {
+                (Some(endpoint), _) => format!(" at {endpoint}"),
+                (None, Some(region)) => format!(" in {region}"),
+                (None, None) => String::new(),
+            };
+            format!("DynamoDB table {}{at}", d.table)
+        }
+    }
 }
 
 /// `serve`: binds, serves until SIGTERM/Ctrl-C, drains, returns.
@@ -112,15 +257,15 @@ pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::
             );
         }
     };
-    let store = open_store(&settings).await?;
+    let target = store_description(&settings);
     let total = feed.shows.len();
-    let bar = indicatif::ProgressBar::new(total as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} shows ({per_sec})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    eprintln!(
+        "show-service: importing {total} shows from {} into {target}",
+        file.display()
     );
+    let store = open_store(&settings).await?;
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(progress_style());
     let started = Instant::now();
     let mut written = 0usize;
     let mut shows = feed.shows;
@@ -136,18 +281,34 @@ pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::
     }
     bar.finish_and_clear();
     eprintln!(
-        "imported {written} shows into {} in {:.2?}",
-        store.kind(),
+        "show-service: imported {written} shows into {target} in {:.2?}",
         started.elapsed()
     );
     Ok(())
 }
 
-/// `table create`.
-pub async fn table_create(settings: Settings) -> anyhow::Result<()> {
+/// The import's progress bar: at most 78 columns for up to 9,999,999 shows (the bar
+/// takes what is left of 80 when the counts are shorter), the rate a whole number.
+fn progress_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{spinner} {elapsed_precise} {bar:30} {human_pos}/{human_len} {rate}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}/s", indicatif::HumanCount(state.per_sec() as u64));
+        },
+    )
+}
+
+/// `table create`: fails within about `wait` when DynamoDB cannot be reached or no
+/// credentials resolve ([`store::dynamodb::client::preflight`]).
+pub async fn table_create(settings: Settings, wait: Duration) -> anyhow::Result<()> {
     if settings.store.kind != StoreKind::Dynamodb {
         eprintln!("note: APP__STORE__KIND is sqlite; creating the DynamoDB table anyway");
     }
+    store::dynamodb::client::preflight(&settings.dynamodb, wait).await?;
     store::create_table(&settings).await
 }
 
@@ -157,6 +318,15 @@ pub async fn token(
     client_id: String,
     scopes: Vec<String>,
 ) -> anyhow::Result<()> {
+    eprintln!(
+        "show-service: token for {client_id} from issuer {}, signed with {} (the key beside \
+         {})",
+        settings.auth.issuer.as_deref().unwrap_or("(none)"),
+        std::path::absolute(settings.store.data_dir().join(crate::auth::keys::KEY_FILE))
+            .unwrap_or_default()
+            .display(),
+        store_description(&settings),
+    );
     let token = crate::auth::mint_for_cli(&settings, &client_id, &scopes).await?;
     println!("{token}");
     Ok(())
@@ -194,5 +364,111 @@ pub async fn healthcheck(settings: Settings, timeout: Duration) -> anyhow::Resul
             http::LIVENESS_PATH,
             String::from_utf8_lossy(&head)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal of `width` columns that keeps what is drawn.
+    #[derive(Debug, Clone)]
+    struct Screen {
+        width: u16,
+        lines: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.lines.lock().unwrap().push(s.to_string());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.write_line(s)
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_progress_bar_fits_80_columns_with_a_whole_number_rate() {
+        let screen = Screen {
+            width: 80,
+            lines: Arc::default(),
+        };
+        let total = 9_999_999;
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::term_like(Box::new(screen.clone())),
+        );
+        bar.set_style(progress_style());
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(30));
+            bar.inc(1_234_567);
+            bar.tick();
+        }
+        bar.set_position(total);
+        bar.tick();
+        let lines = screen.lines.lock().unwrap().clone();
+        let last = lines
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .expect("drawn");
+        assert!(last.contains("9,999,999/9,999,999"), "{last:?}");
+        let rate = last.rsplit(' ').next().unwrap();
+        assert!(
+            rate.ends_with("/s") && !rate.contains('.') && rate.len() > 2,
+            "{last:?}"
+        );
+        for line in &lines {
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line:?}",
+                line.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn one_line_joins_a_multi_line_error() {
+        let e = anyhow::anyhow!("inner\n  detail").context("outer");
+        assert_eq!(one_line(&format!("{e:#}")), "outer: inner detail");
+    }
+
+    #[test]
+    fn an_unwritable_data_folder_is_named_with_the_missing_permission() {
+        // sysfs refuses new files even to root, so this holds whoever runs the tests.
+        let err = check_writable(Path::new("/sys/shows.db")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/sys")
+                && (msg.contains("permission denied") || msg.contains("read-only"))
+                && msg.contains("write permission"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        check_writable(&dir.path().join("new/shows.db")).unwrap();
+        assert!(dir.path().join("new").is_dir());
     }
 }

@@ -381,6 +381,71 @@ fn overlay_env(env: &HashMap<String, String>, raw: &mut HashMap<&'static str, Ra
     }
 }
 
+/// An `APP__…` variable (or the Go spelling `APP_<SECTION>__…`) that names no setting,
+/// with the known variable nearest to it; see [`unknown_variables`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    pub name: String,
+    pub nearest: &'static str,
+}
+
+impl std::fmt::Display for UnknownVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is not a setting and is ignored; did you mean {}?",
+            self.name, self.nearest
+        )
+    }
+}
+
+/// The variables of `env` that look like settings but name none, each with the nearest
+/// known variable (by edit distance), sorted by name. A TOML file's unknown key stops
+/// start-up; an unknown variable only warns, in every environment: the environment also
+/// carries variables meant for others (the Go service's task definition, wrappers), and a
+/// refusal in `prod` alone would surface a typo first where it costs most, after `dev`
+/// and `test` had accepted it.
+pub fn unknown_variables<'a>(
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<UnknownVariable> {
+    let known = |name: &str| {
+        name == "APP_ENV"
+            || name == "APP_DYNAMODB_SHOWSTABLE"
+            || SETTINGS
+                .iter()
+                .any(|d| d.env == name || d.env.replacen("APP__", "APP_", 1) == name)
+    };
+    let looks_like_a_setting = |name: &str| {
+        name.starts_with("APP__")
+            || name
+                .strip_prefix("APP_")
+                .is_some_and(|rest| rest.contains("__"))
+    };
+    let mut unknown: Vec<UnknownVariable> = env
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| looks_like_a_setting(name) && !known(name))
+        .map(|name| {
+            // Compared in the canonical spelling, so a Go-spelt typo finds its setting.
+            let canonical = match name.strip_prefix("APP__") {
+                Some(_) => name.clone(),
+                None => name.replacen("APP_", "APP__", 1),
+            };
+            let nearest = ENV_VARS
+                .iter()
+                .min_by_key(|known| strsim::levenshtein(known, &canonical))
+                .copied()
+                .unwrap_or("APP_ENV");
+            UnknownVariable {
+                name: name.clone(),
+                nearest,
+            }
+        })
+        .collect();
+    unknown.sort_by(|a, b| a.name.cmp(&b.name));
+    unknown
+}
+
 /// Turns raw strings into typed settings, naming the source of any bad value.
 struct Reader {
     raw: HashMap<&'static str, Raw>,
@@ -936,6 +1001,43 @@ mod tests {
         std::fs::write(&path, "[server]\nprot = 1\n").unwrap();
         let err = Settings::load(Some(&path), []).unwrap_err();
         assert!(err.to_string().contains("server.prot"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_variable_is_named_with_the_nearest_known_one() {
+        let env: HashMap<String, String> = [
+            ("APP__SERVER__PORTT", "9000"),
+            ("APP_SERVER__PROT", "9000"),
+            ("APP__DYNAMODB__SHOWTABLE", "t"),
+            // Known, in every spelling: no warning.
+            ("APP__SERVER__PORT", "1"),
+            ("APP_SERVER__HOST", "0.0.0.0"),
+            ("APP_DYNAMODB_SHOWSTABLE", "t"),
+            ("APP_ENV", "local"),
+            // Not ours.
+            ("APP_NAME", "x"),
+            ("HOME", "/"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let unknown = unknown_variables(&env);
+        let got: Vec<(&str, &str)> = unknown
+            .iter()
+            .map(|u| (u.name.as_str(), u.nearest))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("APP_SERVER__PROT", "APP__SERVER__PORT"),
+                ("APP__DYNAMODB__SHOWTABLE", "APP__DYNAMODB__SHOWSTABLE"),
+                ("APP__SERVER__PORTT", "APP__SERVER__PORT"),
+            ]
+        );
+        assert_eq!(
+            unknown[2].to_string(),
+            "APP__SERVER__PORTT is not a setting and is ignored; did you mean APP__SERVER__PORT?"
+        );
     }
 
     #[test]

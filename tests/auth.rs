@@ -695,17 +695,34 @@ async fn the_token_subcommand_prints_a_token_the_service_accepts() {
             .output()
             .expect("run show-service token")
     };
+    // Before any server has started there: one line naming the missing key, and no key
+    // made (one of its own would sign tokens the server refuses).
+    let out = run(&["token"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let key = dir.path().join("local-issuer.pk8");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("issuer http://127.0.0.1:8080"), "{err}");
+    assert!(
+        lines[1].contains(&format!("no signing key at {}", key.display()))
+            && lines[1].contains("show-service serve"),
+        "{err}"
+    );
+    assert!(!key.exists());
+
+    // The service makes the key on its first start; the command signs with it.
+    let app = app(settings(dir.path(), &[])).await;
     let out = run(&["token", "--scope", "shows.read"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&key.display().to_string()));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(token.split('.').count(), 3, "{token}");
-
-    // The service started afterwards uses the key the command generated.
-    let app = app(settings(dir.path(), &[])).await;
     assert_eq!(send(&app, get("/v1/shows", Some(&token))).await.status, 200);
     assert_eq!(send(&app, post_feed(&token)).await.status, 403);
 

@@ -76,18 +76,23 @@ impl SigningKey {
         Ok(SigningKey::new(pair))
     }
 
-    /// Loads the key from `dir`, or generates and saves one there when there is none.
-    pub fn load_or_generate(dir: &Path) -> anyhow::Result<SigningKey> {
+    /// Loads the key from `dir`; `Ok(None)` when there is none.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<SigningKey>> {
         let path = dir.join(KEY_FILE);
         match std::fs::read(&path) {
-            Ok(der) => return SigningKey::from_file_bytes(&path, &der),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read the local issuer's key {}", path.display())
-                });
-            }
+            Ok(der) => SigningKey::from_file_bytes(&path, &der).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot read the local issuer's key {}", path.display())),
         }
+    }
+
+    /// Loads the key from `dir`, or generates and saves one there when there is none.
+    pub fn load_or_generate(dir: &Path) -> anyhow::Result<SigningKey> {
+        if let Some(key) = SigningKey::load(dir)? {
+            return Ok(key);
+        }
+        let path = dir.join(KEY_FILE);
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let key = SigningKey::generate()?;

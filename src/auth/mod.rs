@@ -292,9 +292,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <IssuerDoc as utoipa::OpenApi>::openapi()
 }
 
-/// Mints a token from the local issuer for `show-service token`, with the persisted key
-/// (generated if there is none yet); no server needs to run. `scopes` are short or full
-/// names; none means every scope the client may have.
+/// Mints a token from the local issuer for `show-service token`, with the key the server
+/// persisted; no server needs to run, but one must have started once with the same
+/// settings: this never generates a key (a new key would sign tokens the running server
+/// refuses). `scopes` are short or full names; none means every scope the client may have.
 pub async fn mint_for_cli(
     settings: &Settings,
     client_id: &str,
@@ -306,7 +307,21 @@ pub async fn mint_for_cli(
              with Cognito, ask its /oauth2/token endpoint"
         );
     }
-    let issuer = Issuer::new(&settings.auth, load_key(settings).await?)?;
+    let dir = settings.store.data_dir();
+    let key = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || SigningKey::load(&dir)
+    })
+    .await??
+    .with_context(|| {
+        format!(
+            "no signing key at {}: the server makes it on its first start; start it once \
+             with the same settings (`show-service serve`), or point APP__STORE__PATH at \
+             the server's data file",
+            dir.join(keys::KEY_FILE).display()
+        )
+    })?;
+    let issuer = Issuer::new(&settings.auth, Arc::new(key))?;
     let requested = scopes.join(" ");
     issuer.mint_for(client_id, Some(requested.as_str()))
 }
@@ -449,6 +464,9 @@ mod tests {
         let auth_a = Auth::from_settings(&local_settings(a.path()))
             .await
             .unwrap();
+        Auth::from_settings(&local_settings(b.path()))
+            .await
+            .unwrap();
         let token_b = mint_for_cli(&local_settings(b.path()), "local-client", &[])
             .await
             .unwrap();
@@ -457,6 +475,21 @@ mod tests {
             auth_a.authorize(Some(&header), Scope::Read).await,
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_token_command_never_makes_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = mint_for_cli(&local_settings(dir.path()), "local-client", &[])
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&dir.path().join(keys::KEY_FILE).display().to_string())
+                && msg.contains("show-service serve"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[tokio::test]

@@ -151,7 +151,12 @@ async fn import_loads_a_feed_file_and_refuses_an_invalid_one_whole() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("imported 2500 shows"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // It says which data file it wrote, as an absolute path.
+    assert!(
+        err.contains(&format!("imported 2500 shows into sqlite {}", db.display())),
+        "{err}"
+    );
 
     let mut bad = feed("bad", 10);
     bad["payload"][9]["slug"] = "BAD".into();
@@ -160,6 +165,7 @@ async fn import_loads_a_feed_file_and_refuses_an_invalid_one_whole() {
         .args(["import", file.to_str().unwrap()])
         .env_clear()
         .env("APP__STORE__PATH", &db)
+        .env("APP__LOG__FORMAT", "text")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -195,4 +201,160 @@ async fn healthcheck_exits_zero_only_when_the_service_answers() {
         .status()
         .unwrap();
     assert!(!status.success());
+}
+
+/// Runs the binary in a clean environment with `env`, stdout and stderr captured.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (std::process::Output, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn a_failure_is_one_plain_line_or_one_json_line_never_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let (out, stdout, stderr) = run(&["import", missing], &[("APP__LOG__FORMAT", "text")]);
+    assert!(!out.status.success());
+    assert_eq!(stdout, "", "nothing on stdout");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("show-service: cannot read ") && stderr.contains(missing),
+        "{stderr}"
+    );
+
+    let (out, stdout, stderr) = run(&["import", missing], &[("APP__LOG__FORMAT", "json")]);
+    assert!(!out.status.success());
+    assert_eq!(stderr, "", "the JSON log carries it alone");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains(missing),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unknown_variable_is_a_warning_naming_the_nearest_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shows.db");
+    let (_, stdout, stderr) = run(
+        &["token"],
+        &[
+            ("APP__STORE__PATH", db.to_str().unwrap()),
+            ("APP__SERVER__PORTT", "9000"),
+        ],
+    );
+    assert_eq!(stdout, "");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "show-service: warning: APP__SERVER__PORTT is not a setting and is ignored; did you mean APP__SERVER__PORT?"
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unwritable_data_folder_is_named_with_the_missing_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("feed.json");
+    std::fs::write(&file, serde_json::to_vec(&feed("perm", 3)).unwrap()).unwrap();
+    // sysfs refuses new files even to root.
+    let (out, stdout, stderr) = run(
+        &["import", file.to_str().unwrap()],
+        &[
+            ("APP__STORE__PATH", "/sys/shows.db"),
+            ("APP__LOG__FORMAT", "text"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stdout, "");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "the import line, then the failure: {stderr}"
+    );
+    assert!(
+        last.contains("cannot write in the data folder /sys")
+            && (last.contains("permission denied") || last.contains("read-only"))
+            && last.contains("needs write permission"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn table_create_fails_fast_in_one_line_without_dynamodb_or_credentials() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let text = ("APP__LOG__FORMAT", "text");
+    let no_imds = ("AWS_EC2_METADATA_DISABLED", "true");
+    let (out, stdout, stderr) = run(
+        &["table", "create", "--wait-seconds", "1"],
+        &[
+            ("APP__STORE__KIND", "dynamodb"),
+            ("APP__DYNAMODB__ENDPOINTOVERRIDE", &endpoint),
+            text,
+            no_imds,
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("DynamoDB at {endpoint} does not answer"))
+            && stderr.contains("APP__DYNAMODB__ENDPOINTOVERRIDE"),
+        "{stderr}"
+    );
+
+    // A region but no credentials: said at once, not retried as "not up yet".
+    let home = tempfile::tempdir().unwrap();
+    let (out, stdout, stderr) = run(
+        &["table", "create"],
+        &[
+            ("APP__STORE__KIND", "dynamodb"),
+            ("AWS_REGION", "eu-west-1"),
+            ("HOME", home.path().to_str().unwrap()),
+            text,
+            no_imds,
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no AWS credentials") && stderr.contains("AWS_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+
+    // No region anywhere: one line, no instance-metadata dump.
+    let (out, stdout, stderr) = run(
+        &["table", "create"],
+        &[
+            ("APP__STORE__KIND", "dynamodb"),
+            ("HOME", home.path().to_str().unwrap()),
+            text,
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no AWS region"), "{stderr}");
+    assert!(!stderr.contains("IMDS") && !stdout.contains("IMDS"));
 }

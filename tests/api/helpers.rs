@@ -55,6 +55,11 @@ impl TestApp {
             .env("APP__STORE__PATH", data.path().join("shows.db"))
             .env("APP__LOG__FORMAT", "json")
             .env("APP__LOG__LEVEL", "info")
+            // Generous deadlines: the tests run beside other builds and test processes,
+            // and a write that takes longer than production's 8 s on a loaded machine is
+            // slow, not wrong. Tests of the deadlines themselves set their own.
+            .env("APP__SERVER__REQUESTTIMEOUTMS", "60000")
+            .env("APP__DYNAMODB__WRITEDEADLINEMS", "50000")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());

@@ -4,6 +4,11 @@ data "aws_region" "current" {}
 
 locals {
   name = "show-service-${var.env}"
+
+  # The app clients' ids, in one order: API Gateway's JWT audiences and the service's
+  # allowed client ids (APP__COGNITO__CLIENTID) are both this list, so a client the
+  # gateway admits is one the service admits too (tests/infra_consistency.rs).
+  client_ids = values(module.identity.client_ids)
 }
 
 module "network" {
@@ -27,6 +32,7 @@ module "identity" {
 
   name                = local.name
   domain_prefix       = coalesce(var.cognito_domain_prefix, "${local.name}-${data.aws_caller_identity.current.account_id}")
+  clients             = var.cognito_clients
   deletion_protection = var.deletion_protection
 }
 
@@ -38,11 +44,18 @@ module "service" {
   vpc_id                     = module.network.vpc_id
   private_subnet_ids         = module.network.private_subnet_ids
   vpc_link_security_group_id = module.api.vpc_link_security_group_id
-  image_tag                  = var.image_tag
-  log_retention_days         = var.log_retention_days
-  table_arn                  = module.data.table_arn
-  deletion_protection        = var.deletion_protection
-  force_delete_images        = !var.deletion_protection
+
+  endpoints = {
+    security_group_id       = module.network.endpoints_security_group_id
+    dynamodb_prefix_list_id = module.network.dynamodb_prefix_list_id
+    s3_prefix_list_id       = module.network.s3_prefix_list_id
+  }
+
+  image_tag           = var.image_tag
+  log_retention_days  = var.log_retention_days
+  table_arn           = module.data.table_arn
+  deletion_protection = var.deletion_protection
+  force_delete_images = !var.deletion_protection
 
   task = {
     cpu           = var.task_cpu
@@ -56,7 +69,7 @@ module "service" {
     table_name                 = module.data.table_name
     gsi_name                   = module.data.gsi_name
     user_pool_id               = module.identity.user_pool_id
-    client_id                  = module.identity.client_id
+    client_ids                 = local.client_ids
     resource_server_identifier = module.identity.resource_server_identifier
   }
 }
@@ -71,7 +84,7 @@ module "api" {
   alb_listener_arn           = module.service.alb_listener_arn
   alb_listener_port          = module.service.alb_listener_port
   jwt_issuer                 = module.identity.issuer_url
-  jwt_audiences              = [module.identity.client_id]
+  jwt_audiences              = local.client_ids
   resource_server_identifier = module.identity.resource_server_identifier
   token_endpoint             = module.identity.token_endpoint
   log_retention_days         = var.log_retention_days

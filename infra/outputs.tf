@@ -18,15 +18,20 @@ output "cognito_user_pool_id" {
   value       = module.identity.user_pool_id
 }
 
-output "cognito_client_id" {
-  description = "Client-credentials app client ID."
-  value       = module.identity.client_id
+output "cognito_client_ids" {
+  description = "App client id of each consumer (name => id): terraform output -json cognito_client_ids | jq -r .partner"
+  value       = module.identity.client_ids
 }
 
-output "cognito_client_secret" {
-  description = "Client-credentials app client secret (terraform output -raw cognito_client_secret)."
-  value       = module.identity.client_secret
+output "cognito_client_secrets" {
+  description = "App client secret of each consumer (name => secret): terraform output -json cognito_client_secrets | jq -r .partner"
+  value       = module.identity.client_secrets
   sensitive   = true
+}
+
+output "cognito_client_scopes" {
+  description = "Full scope names each app client may request (name => scopes)."
+  value       = module.identity.client_scopes
 }
 
 output "cognito_issuer_url" {

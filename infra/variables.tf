@@ -132,6 +132,15 @@ variable "api_throttling" {
   }
 }
 
+variable "cognito_clients" {
+  description = "Cognito app clients (client credentials), name => the short scopes it may request. One client per consumer: a read-only app never holds shows.write."
+  type        = map(list(string))
+  default = {
+    partner = ["shows.write"]
+    app     = ["shows.read"]
+  }
+}
+
 variable "cognito_domain_prefix" {
   description = "Cognito hosted domain prefix; null derives show-service-<env>-<account id> (unique per region)."
   type        = string

@@ -14,7 +14,7 @@ change that is not one:
   enableECSManagedTags and availabilityZoneRebalancing; DescribeServices never
   returns them;
 * EC2 DescribeSecurityGroupRules loses the description of a rule that references
-  another security group (it only reads descriptions of CIDR rules).
+  another security group or a prefix list (it only reads descriptions of CIDR rules).
 
 This module adds or fixes those actions on moto's own classes, in memory only, and
 then runs moto's normal server entry point with the given arguments. The behaviour
@@ -130,14 +130,28 @@ _ecs.create_service = _keep_service_fields(_ecs.create_service, creating=True)
 _ecs.update_service = _keep_service_fields(_ecs.update_service, creating=False)
 
 ################################################################################
-# EC2 security group rules that reference a group keep their description
+# EC2 security group rules that reference a group or a prefix list keep their
+# description
 ################################################################################
 
 _rule = ec2_security_groups.SecurityGroupRule
+_rule_init = _rule.__init__
+
+
+def _init_rule(self: Any, *args: Any, **kwargs: Any) -> None:
+    # (ec2_backend, ip_protocol, group_id, from_port, to_port, ip_range, source_group,
+    # prefix_list_id): moto keeps only the prefix list's id, not its description.
+    prefix_list = kwargs.get("prefix_list_id", args[7] if len(args) > 7 else None)
+    _rule_init(self, *args, **kwargs)
+    self.prefix_list_description = (prefix_list or {}).get("Description")
 
 
 def _rule_description(self: Any) -> str | None:
-    return self.ip_range.get("Description") or self.source_group.get("Description")
+    return (
+        self.ip_range.get("Description")
+        or self.source_group.get("Description")
+        or self.prefix_list_description
+    )
 
 
 def _referenced_group_info(self: Any) -> dict[str, str] | None:
@@ -146,6 +160,7 @@ def _referenced_group_info(self: Any) -> dict[str, str] | None:
     return {k: v for k, v in self.source_group.items() if k in ("GroupId", "UserId", "VpcId")}
 
 
+_rule.__init__ = _init_rule
 _rule.description = property(_rule_description)
 _rule.referenced_group_info = property(_referenced_group_info)
 

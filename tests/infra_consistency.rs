@@ -576,7 +576,7 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
         "var.app_environment.table_name" => table_name(env),
         "var.app_environment.gsi_name" => GSI_NAME.to_owned(),
         "var.app_environment.user_pool_id" => "ap-southeast-2_Example".to_owned(),
-        "var.app_environment.client_id" => "exampleclientid".to_owned(),
+        "join(\",\", var.app_environment.client_ids)" => "exampleclientid,otherclientid".to_owned(),
         "var.app_environment.resource_server_identifier" => {
             format!("https://show-service-{env}.api")
         }
@@ -647,14 +647,13 @@ fn the_task_definition_environment_configures_the_service_as_deployed() {
             Some(authorizer_issuer.as_str()),
             "{what}: the service's issuer differs from the JWT authorizer's (identity issuer_url)"
         );
-        assert!(
-            settings
-                .auth
-                .audience
-                .iter()
-                .any(|a| a == "exampleclientid"),
-            "{what}: the app client must be an allowed client/audience"
-        );
+        for client in ["exampleclientid", "otherclientid"] {
+            assert!(
+                settings.auth.audience.iter().any(|a| a == client),
+                "{what}: every app client must be an allowed client/audience ({client} is not: {:?})",
+                settings.auth.audience
+            );
+        }
         assert_eq!(
             settings.auth.resource_server,
             format!("https://show-service-{env}.api"),
@@ -949,6 +948,10 @@ fn only_the_vpc_link_reaches_the_alb_and_only_the_alb_reaches_the_tasks() {
                 "aws_security_group.tasks.id" => {
                     assert_eq!(from, "aws_security_group.alb.id", "{what}")
                 }
+                // The interface endpoints admit the tasks only.
+                "var.endpoints.security_group_id" => {
+                    assert_eq!(from, "aws_security_group.tasks.id", "{what}")
+                }
                 other => panic!("{what}: ingress on an unexpected group `{other}`"),
             }
         }
@@ -1006,5 +1009,274 @@ fn only_the_vpc_link_reaches_the_alb_and_only_the_alb_reaches_the_tasks() {
     assert_eq!(
         source(attr(&out.body, "api outputs", "value")),
         "aws_security_group.vpc_link.id"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// One Cognito app client per consumer; the gateway and the service admit the same ones
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
+    let root_file = "infra/main.tf";
+    let root = parse(root_file);
+    let locals = locals_of(&root);
+    assert_eq!(
+        source(local(&locals, root_file, "client_ids")),
+        "values(module.identity.client_ids)",
+        "{root_file}: local.client_ids are the identity module's clients"
+    );
+    let module = |name: &str| {
+        root.blocks()
+            .find(|b| b.identifier.as_str() == "module" && b.labels[0].as_str() == name)
+            .unwrap_or_else(|| panic!("{root_file}: no module {name}"))
+    };
+    assert_eq!(
+        source(attr(&module("api").body, "module.api", "jwt_audiences")),
+        "local.client_ids",
+        "{root_file}: the JWT authorizer's audiences must be every app client"
+    );
+    let app_env = attr(&module("service").body, "module.service", "app_environment");
+    assert_eq!(
+        source(field(
+            app_env,
+            "module.service.app_environment",
+            "client_ids"
+        )),
+        "local.client_ids",
+        "{root_file}: the service's allowed client ids must be every app client"
+    );
+    assert_eq!(
+        source(attr(&module("identity").body, "module.identity", "clients")),
+        "var.cognito_clients",
+        "{root_file}: the identity module's clients"
+    );
+    let service = parse(SERVICE_TF);
+    let service_locals = locals_of(&service);
+    let env = object(
+        local(&service_locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    let client_var = env
+        .iter()
+        .find(|(k, _)| k == "APP__COGNITO__CLIENTID")
+        .map(|(_, v)| source(v))
+        .unwrap_or_else(|| panic!("{SERVICE_TF}: APP__COGNITO__CLIENTID is not set"));
+    assert_eq!(
+        client_var, "join(\",\", var.app_environment.client_ids)",
+        "{SERVICE_TF}: APP__COGNITO__CLIENTID lists every app client (comma separated, as config reads it)"
+    );
+
+    // Cognito: one client per map entry, allowed only its own scopes.
+    let identity_file = "infra/modules/identity/main.tf";
+    let identity = parse(identity_file);
+    let clients = resources_of_type(&identity, "aws_cognito_user_pool_client");
+    assert_eq!(
+        clients.len(),
+        1,
+        "{identity_file}: one client resource, for_each over var.clients"
+    );
+    let client = &clients[0].body;
+    let what = "aws_cognito_user_pool_client";
+    assert_eq!(source(attr(client, what, "for_each")), "var.clients");
+    assert_eq!(
+        source(attr(client, what, "allowed_oauth_scopes")),
+        "[for s in sort(each.value) : \"${aws_cognito_resource_server.this.identifier}/${s}\"]",
+        "{identity_file}: a client is allowed exactly the scopes its entry lists"
+    );
+    assert_eq!(
+        strings(attr(client, what, "allowed_oauth_flows"), what),
+        ["client_credentials"]
+    );
+
+    // The default consumers: every scope is one the service knows, and no read-only
+    // consumer holds write power.
+    let vars = parse("infra/variables.tf");
+    let var = vars
+        .blocks()
+        .find(|b| b.identifier.as_str() == "variable" && b.labels[0].as_str() == "cognito_clients")
+        .expect("infra/variables.tf: variable cognito_clients");
+    let defaults = object(
+        attr(&var.body, "cognito_clients", "default"),
+        "cognito_clients",
+    );
+    assert!(
+        defaults.len() >= 2,
+        "infra/variables.tf: one client per consumer, not one for all"
+    );
+    let known = scope_names();
+    let mut read_only = false;
+    for (name, scopes) in &defaults {
+        let scopes = strings(scopes, name);
+        assert!(
+            !scopes.is_empty(),
+            "infra/variables.tf: client {name} has no scope"
+        );
+        for s in &scopes {
+            assert!(
+                known.contains(s.as_str()),
+                "infra/variables.tf: client {name}: unknown scope {s}"
+            );
+        }
+        read_only |= scopes == ["shows.read"];
+    }
+    assert!(
+        read_only,
+        "infra/variables.tf: the defaults should show a read-only client"
+    );
+    for env in ENVS {
+        if let Some(clients) = tfvars(env).get("cognito_clients") {
+            for (name, scopes) in object(clients, env) {
+                for s in strings(scopes, &name) {
+                    assert!(
+                        known.contains(s.as_str()),
+                        "terraform.{env}.tfvars: client {name}: unknown scope {s}"
+                    );
+                }
+            }
+        }
+    }
+
+    // One output entry per client; the secrets are sensitive.
+    let outputs = parse("infra/outputs.tf");
+    let output = |name: &str| {
+        outputs
+            .blocks()
+            .find(|b| b.identifier.as_str() == "output" && b.labels[0].as_str() == name)
+            .unwrap_or_else(|| panic!("infra/outputs.tf: no output {name}"))
+    };
+    assert_eq!(
+        source(attr(&output("cognito_client_ids").body, "output", "value")),
+        "module.identity.client_ids"
+    );
+    let secrets = &output("cognito_client_secrets").body;
+    assert_eq!(
+        source(attr(secrets, "output", "value")),
+        "module.identity.client_secrets"
+    );
+    assert!(
+        boolean(
+            attr(secrets, "cognito_client_secrets", "sensitive"),
+            "sensitive"
+        ),
+        "infra/outputs.tf: cognito_client_secrets must be sensitive"
+    );
+}
+
+#[test]
+fn the_task_definition_sets_jwt_mode_explicitly() {
+    let service = parse(SERVICE_TF);
+    let service_locals = locals_of(&service);
+    let env = object(
+        local(&service_locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    let mode = env
+        .iter()
+        .find(|(k, _)| k == "APP__AUTH__MODE")
+        .map(|(_, v)| string(v, "APP__AUTH__MODE"));
+    assert_eq!(
+        mode.as_deref(),
+        Some("jwt"),
+        "{SERVICE_TF}: the task definition must say APP__AUTH__MODE=jwt, not rely on the default"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Egress: AWS through endpoints, only the issuer's JWKS through NAT
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn tasks_reach_aws_through_vpc_endpoints_and_only_the_jwks_through_nat() {
+    let service = parse(SERVICE_TF);
+    let mut open_to_all = Vec::new();
+    let mut destinations = BTreeSet::new();
+    for rule in resources_of_type(&service, "aws_vpc_security_group_egress_rule") {
+        let name = rule.labels[1].as_str();
+        let what = format!("{SERVICE_TF}: aws_vpc_security_group_egress_rule.{name}");
+        let attrs: BTreeMap<String, String> = rule
+            .body
+            .attributes()
+            .map(|a| (a.key.as_str().to_owned(), source(&a.expr)))
+            .collect();
+        if attrs["security_group_id"] != "aws_security_group.tasks.id" {
+            continue;
+        }
+        assert_eq!(attrs["ip_protocol"], "\"tcp\"", "{what}");
+        assert_eq!(
+            (attrs["from_port"].as_str(), attrs["to_port"].as_str()),
+            ("443", "443"),
+            "{what}: HTTPS only"
+        );
+        if let Some(cidr) = attrs.get("cidr_ipv4") {
+            assert_eq!(cidr, "\"0.0.0.0/0\"", "{what}");
+            open_to_all.push(name.to_owned());
+        } else if let Some(group) = attrs.get("referenced_security_group_id") {
+            destinations.insert(group.clone());
+        } else if let Some(list) = attrs.get("prefix_list_id") {
+            destinations.insert(list.clone());
+            assert_eq!(
+                attrs.get("for_each").map(|f| f.split_whitespace().collect::<String>()),
+                Some("{dynamodb=var.endpoints.dynamodb_prefix_list_ids3=var.endpoints.s3_prefix_list_id}".to_owned()),
+                "{what}: the gateway endpoints of DynamoDB and S3"
+            );
+        } else {
+            panic!("{what}: egress to an unnamed destination");
+        }
+    }
+    assert_eq!(
+        open_to_all,
+        ["tasks_to_jwks"],
+        "{SERVICE_TF}: exactly one egress rule may leave for any address (the JWKS, through NAT)"
+    );
+    assert!(
+        destinations.contains("var.endpoints.security_group_id")
+            && destinations.contains("each.value"),
+        "{SERVICE_TF}: tasks must reach the interface endpoints' group and the gateway prefix lists ({destinations:?})"
+    );
+
+    // The interface endpoints are the ones the tasks call; the gateway endpoints route
+    // from every private subnet.
+    let file = "infra/modules/network/main.tf";
+    let network = parse(file);
+    let services: BTreeSet<String> = strings(
+        local(&locals_of(&network), file, "interface_endpoints"),
+        "local.interface_endpoints",
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(
+        services,
+        ["ecr.api", "ecr.dkr", "logs"].map(String::from).into(),
+        "{file}: the tasks call ECR's API, its registry and CloudWatch Logs"
+    );
+    for gateway in ["dynamodb", "s3"] {
+        let endpoint = block(&network, file, "resource", "aws_vpc_endpoint", gateway);
+        let what = format!("aws_vpc_endpoint.{gateway}");
+        assert_eq!(
+            string(attr(&endpoint.body, &what, "vpc_endpoint_type"), &what),
+            "Gateway"
+        );
+        assert_eq!(
+            source(attr(&endpoint.body, &what, "route_table_ids")),
+            "aws_route_table.private[*].id"
+        );
+    }
+    let interface = block(&network, file, "resource", "aws_vpc_endpoint", "interface");
+    let what = "aws_vpc_endpoint.interface";
+    assert!(
+        boolean(attr(&interface.body, what, "private_dns_enabled"), what),
+        "{file}: private DNS"
+    );
+    assert_eq!(
+        source(attr(&interface.body, what, "security_group_ids"))
+            .split_whitespace()
+            .collect::<String>(),
+        "[aws_security_group.endpoints.id]"
+    );
+    let readme = read("infra/README.md");
+    assert!(
+        readme.contains("JWKS") && readme.contains("NAT"),
+        "infra/README.md must say what still needs the NAT (the JWKS) and why"
     );
 }

@@ -41,7 +41,7 @@ resource "aws_cognito_user_pool_domain" "this" {
 }
 
 ################################################################################
-# Resource server and the client-credentials app client
+# Resource server and the client-credentials app clients
 ################################################################################
 
 resource "aws_cognito_resource_server" "this" {
@@ -58,14 +58,19 @@ resource "aws_cognito_resource_server" "this" {
   }
 }
 
+# One client per consumer, each allowed only the scopes it needs (var.clients): a
+# read-only app cannot write because another consumer may. The API's JWT audiences and
+# the service's allowed client ids are this map's ids (see the root module).
 resource "aws_cognito_user_pool_client" "this" {
-  name         = "${var.name}-m2m"
+  for_each = var.clients
+
+  name         = "${var.name}-${each.key}"
   user_pool_id = aws_cognito_user_pool.this.id
 
   generate_secret                      = true
   allowed_oauth_flows_user_pool_client = true
   allowed_oauth_flows                  = ["client_credentials"]
-  allowed_oauth_scopes                 = [for s in keys(local.scopes) : "${aws_cognito_resource_server.this.identifier}/${s}"]
+  allowed_oauth_scopes                 = [for s in sort(each.value) : "${aws_cognito_resource_server.this.identifier}/${s}"]
   supported_identity_providers         = ["COGNITO"]
   explicit_auth_flows                  = ["ALLOW_REFRESH_TOKEN_AUTH"]
   prevent_user_existence_errors        = "ENABLED"
@@ -76,5 +81,12 @@ resource "aws_cognito_user_pool_client" "this" {
     access_token  = "minutes"
     id_token      = "minutes"
     refresh_token = "days"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(each.value) > 0 && length(setsubtract(each.value, keys(local.scopes))) == 0
+      error_message = "Client ${each.key}: needs at least one scope, each one of ${join(", ", keys(local.scopes))}."
+    }
   }
 }

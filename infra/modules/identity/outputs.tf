@@ -8,15 +8,20 @@ output "user_pool_arn" {
   value       = aws_cognito_user_pool.this.arn
 }
 
-output "client_id" {
-  description = "ID of the client-credentials app client (the JWT authorizer's audience)."
-  value       = aws_cognito_user_pool_client.this.id
+output "client_ids" {
+  description = "App client id of each client (name => id): the JWT authorizer's audiences and the service's allowed client ids."
+  value       = { for name, client in aws_cognito_user_pool_client.this : name => client.id }
 }
 
-output "client_secret" {
-  description = "Secret of the client-credentials app client."
-  value       = aws_cognito_user_pool_client.this.client_secret
+output "client_secrets" {
+  description = "App client secret of each client (name => secret)."
+  value       = { for name, client in aws_cognito_user_pool_client.this : name => client.client_secret }
   sensitive   = true
+}
+
+output "client_scopes" {
+  description = "Full scope names each client may request (name => scopes)."
+  value       = { for name, client in aws_cognito_user_pool_client.this : name => client.allowed_oauth_scopes }
 }
 
 output "issuer_url" {

@@ -13,6 +13,21 @@ variable "domain_prefix" {
   }
 }
 
+variable "clients" {
+  description = "Client-credentials app clients: name => the short scopes it may request (shows.read, shows.write). One client per consumer, e.g. { partner = [\"shows.write\"], app = [\"shows.read\"] }."
+  type        = map(list(string))
+
+  validation {
+    condition     = length(var.clients) > 0
+    error_message = "clients must name at least one app client."
+  }
+
+  validation {
+    condition     = alltrue([for name in keys(var.clients) : can(regex("^[a-z0-9][a-z0-9-]{0,40}$", name))])
+    error_message = "Client names are lower-case letters, digits and hyphens (at most 41 characters)."
+  }
+}
+
 variable "access_token_validity_minutes" {
   description = "Lifetime of the client-credentials access tokens, in minutes (5 to 1440)."
   type        = number

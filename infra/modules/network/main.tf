@@ -1,5 +1,7 @@
 data "aws_region" "current" {}
 
+data "aws_partition" "current" {}
+
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:Only the first az_count zones by name are used (slice below); a zone AWS adds later gets a later letter and cannot move existing subnets.
   state = "available"
@@ -137,11 +139,23 @@ resource "aws_route_table_association" "private" {
 ################################################################################
 # Endpoints
 #
-# DynamoDB traffic stays on AWS's network through a free gateway endpoint instead of
-# paying NAT processing. Deliberately no `execute-api` interface endpoint: with private
-# DNS it would send the VPC's calls to every public API Gateway API to a private
-# endpoint (403), and this service's API is public anyway.
+# Everything the tasks call on AWS stays on AWS's network instead of leaving through
+# NAT: DynamoDB and S3 (ECR's image layers) through free gateway endpoints, the ECR API,
+# the registry and CloudWatch Logs (awslogs driver, hence also the EMF metrics) through
+# interface endpoints. Only Cognito's JWKS still needs NAT: Cognito's interface endpoint
+# does not serve a user pool that has a domain, and this pool needs its domain for the
+# client-credentials token endpoint.
+#
+# Deliberately no `execute-api` interface endpoint: with private DNS it would send the
+# VPC's calls to every public API Gateway API to a private endpoint (403), and this
+# service's API is public anyway.
 ################################################################################
+
+locals {
+  # Interface endpoints the tasks use: ECR's API (auth token, manifests), its registry
+  # (image pulls) and CloudWatch Logs.
+  interface_endpoints = ["ecr.api", "ecr.dkr", "logs"]
+}
 
 resource "aws_vpc_endpoint" "dynamodb" {
   vpc_id            = aws_vpc.this.id
@@ -150,6 +164,54 @@ resource "aws_vpc_endpoint" "dynamodb" {
   route_table_ids   = aws_route_table.private[*].id
 
   tags = merge(var.tags, { Name = "${var.name}-dynamodb" })
+}
+
+# ECR serves image layers from S3; this endpoint only lets the VPC read ECR's layer
+# bucket for the region, nothing else in S3.
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${data.aws_region.current.name}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = aws_route_table.private[*].id
+  policy            = data.aws_iam_policy_document.s3_endpoint.json
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+data "aws_iam_policy_document" "s3_endpoint" {
+  statement {
+    sid       = "EcrImageLayers"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::prod-${data.aws_region.current.name}-starport-layer-bucket/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
+}
+
+# The interface endpoints' network interfaces. The service module adds the one ingress
+# rule (HTTPS from the tasks' security group); nothing else may reach them.
+resource "aws_security_group" "endpoints" {
+  name        = "${var.name}-endpoints"
+  description = "Interface VPC endpoints: HTTPS from the service's tasks only"
+  vpc_id      = aws_vpc.this.id
+
+  tags = merge(var.tags, { Name = "${var.name}-endpoints" })
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = toset(local.interface_endpoints)
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints.id]
+  private_dns_enabled = true
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
 ################################################################################

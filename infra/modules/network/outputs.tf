@@ -32,3 +32,23 @@ output "dynamodb_endpoint_id" {
   description = "ID of the DynamoDB gateway endpoint on the private route tables."
   value       = aws_vpc_endpoint.dynamodb.id
 }
+
+output "dynamodb_prefix_list_id" {
+  description = "AWS-managed prefix list of DynamoDB in this region (the gateway endpoint's destinations)."
+  value       = aws_vpc_endpoint.dynamodb.prefix_list_id
+}
+
+output "s3_prefix_list_id" {
+  description = "AWS-managed prefix list of S3 in this region (the gateway endpoint's destinations; ECR's image layers)."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+output "endpoints_security_group_id" {
+  description = "Security group of the interface endpoints (ECR API, ECR registry, CloudWatch Logs); callers add their own ingress rule."
+  value       = aws_security_group.endpoints.id
+}
+
+output "interface_endpoint_services" {
+  description = "Services reached through interface endpoints (ecr.api, ecr.dkr, logs)."
+  value       = local.interface_endpoints
+}

@@ -69,7 +69,11 @@ data "aws_iam_policy_document" "this" {
 
   statement {
     sid = "TaskDefinitions"
-    # No resource-level permissions for these actions.
+    # AWS defines no resource type for these two actions (a revision has no ARN before it
+    # is registered), so no policy can narrow them to this family: "*" is the only
+    # resource they accept. What a registered revision can do is bounded instead by
+    # PassTheTaskRoles below (only this service's two roles, only to ECS tasks) and by
+    # DeployThisService (only this service runs it).
     actions   = ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"]
     resources = ["*"]
   }

@@ -8,6 +8,11 @@ locals {
   health_check_path = "/health"
   listener_port     = 80
   log_group_name    = "/ecs/${var.name}"
+  # Below the service's keep-alive idle timeout (APP__SERVER__IDLETIMEOUTSECONDS, 75 s
+  # by default): the ALB must be the side that closes an idle connection, or it may send
+  # a request on a connection the service is closing and answer 502
+  # (tests/infra_consistency.rs compares the two).
+  alb_idle_timeout_seconds = 60
 
   # Only variables the service reads (show_service::config::ENV_VARS), in its own
   # spelling; tests/infra_consistency.rs fails on any other.
@@ -20,7 +25,8 @@ locals {
     APP__DYNAMODB__SHOWSGSI   = var.app_environment.gsi_name
     APP__COGNITO__USERPOOLID  = var.app_environment.user_pool_id
     APP__COGNITO__REGION      = var.app_environment.region
-    APP__COGNITO__CLIENTID    = var.app_environment.client_id
+    APP__COGNITO__CLIENTID    = join(",", var.app_environment.client_ids)
+    APP__AUTH__MODE           = "jwt"
     APP__AUTH__RESOURCESERVER = var.app_environment.resource_server_identifier
     APP__LOG__FORMAT          = "json"
   }
@@ -226,15 +232,54 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   referenced_security_group_id = aws_security_group.alb.id
 }
 
-# HTTPS out: DynamoDB (through the gateway endpoint), ECR, CloudWatch Logs and the
-# issuer's JWKS (through NAT). Nothing else.
-resource "aws_vpc_security_group_egress_rule" "tasks_https" {
+# HTTPS out, each destination by name: DynamoDB and S3 (ECR's image layers) through
+# their gateway endpoints' prefix lists, the ECR API, the registry and CloudWatch Logs
+# through the interface endpoints' security group.
+resource "aws_vpc_security_group_egress_rule" "tasks_to_endpoints" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "HTTPS to the ECR and CloudWatch Logs interface endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = var.endpoints.security_group_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "tasks_to_gateway_endpoints" {
+  for_each = {
+    dynamodb = var.endpoints.dynamodb_prefix_list_id
+    s3       = var.endpoints.s3_prefix_list_id
+  }
+
   security_group_id = aws_security_group.tasks.id
-  description       = "HTTPS to AWS APIs and the token issuer's JWKS"
+  description       = "HTTPS to ${each.key} through its gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = each.value
+}
+
+# What is left for the NAT gateway: the issuer's JWKS (cognito-idp.<region>.amazonaws.com/
+# <pool>/.well-known/jwks.json). Cognito's interface endpoint refuses requests for a
+# user pool with a domain, and the pool needs its domain for the client-credentials
+# token endpoint; Cognito publishes no prefix list, and a security group cannot name a
+# host. So this one rule stays open to any address on 443; the route to it is the NAT.
+resource "aws_vpc_security_group_egress_rule" "tasks_to_jwks" {
+  security_group_id = aws_security_group.tasks.id
+  description       = "HTTPS to the token issuer's JWKS (Cognito, through NAT)"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+}
+
+# The interface endpoints admit the tasks and nothing else.
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_tasks" {
+  security_group_id            = var.endpoints.security_group_id
+  description                  = "HTTPS from the show-service tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.tasks.id
 }
 
 ################################################################################
@@ -252,7 +297,7 @@ resource "aws_lb" "this" {
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
-  idle_timeout               = 35
+  idle_timeout               = local.alb_idle_timeout_seconds
 
   tags = var.tags
 }

@@ -23,6 +23,15 @@ variable "vpc_link_security_group_id" {
   type        = string
 }
 
+variable "endpoints" {
+  description = "VPC endpoints the tasks reach AWS through: the interface endpoints' security group and the DynamoDB and S3 gateway endpoints' prefix lists."
+  type = object({
+    security_group_id       = string
+    dynamodb_prefix_list_id = string
+    s3_prefix_list_id       = string
+  })
+}
+
 variable "task" {
   description = "Fargate task size and count: cpu units, memory MiB, desired (= autoscaling minimum) and maximum tasks."
   type = object({
@@ -55,7 +64,7 @@ variable "app_environment" {
     table_name                 = string
     gsi_name                   = string
     user_pool_id               = string
-    client_id                  = string
+    client_ids                 = list(string)
     resource_server_identifier = string
   })
 }

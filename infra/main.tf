@@ -117,3 +117,32 @@ module "pipeline" {
     task_role_arn      = module.service.task_role_arn
   }
 }
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name                = local.name
+  env                 = var.env
+  thresholds          = var.alarm_thresholds
+  alarm_subscriptions = var.alarm_subscriptions
+
+  api = {
+    id    = module.api.api_id
+    stage = module.api.stage_name
+  }
+
+  load_balancer = {
+    arn_suffix              = module.service.alb_arn_suffix
+    target_group_arn_suffix = module.service.target_group_arn_suffix
+  }
+
+  ecs = {
+    cluster_name = module.service.cluster_name
+    service_name = module.service.service_name
+  }
+
+  table = {
+    name     = module.data.table_name
+    gsi_name = module.data.gsi_name
+  }
+}

@@ -83,3 +83,13 @@ output "api_access_log_group" {
   description = "CloudWatch log group of the API's access logs."
   value       = module.api.access_log_group_name
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies (subscribe with alarm_subscriptions)."
+  value       = module.monitoring.alarm_topic_arn
+}
+
+output "dashboard_url" {
+  description = "The environment's CloudWatch dashboard."
+  value       = "https://console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.name}#dashboards:name=${module.monitoring.dashboard_name}"
+}

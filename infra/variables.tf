@@ -172,3 +172,37 @@ variable "enable_webhook" {
   type        = bool
   default     = false
 }
+
+################################################################################
+# Monitoring
+################################################################################
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds of the environment (set in terraform.<env>.tfvars; see modules/monitoring for what each one watches)."
+  type = object({
+    api_5xx_rate                      = number
+    api_latency_p90_ms                = number
+    alb_5xx_per_minute                = number
+    target_5xx_per_minute             = number
+    target_response_time_p90_seconds  = number
+    unhealthy_targets                 = number
+    task_cpu_percent                  = number
+    task_memory_percent               = number
+    dynamodb_throttles_per_minute     = number
+    dynamodb_system_errors_per_minute = number
+    store_unavailable_per_minute      = number
+    jwks_fetch_errors_per_minute      = number
+    partial_feeds_per_minute          = number
+    shed_requests_per_minute          = number
+    service_5xx_per_minute            = number
+  })
+}
+
+variable "alarm_subscriptions" {
+  description = "Who the alarm topic notifies: a list of { protocol, endpoint } (email, https, sms, ...). Email subscriptions must be confirmed from the mail before they deliver."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+  default = []
+}

@@ -1013,6 +1013,882 @@ fn only_the_vpc_link_reaches_the_alb_and_only_the_alb_reaches_the_tasks() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Monitoring: every alarm and dashboard widget names a metric that exists
+// ---------------------------------------------------------------------------------------
+
+const MONITORING_TF: &str = "infra/modules/monitoring/main.tf";
+
+/// The service's own namespace (CloudWatch Embedded Metric Format on stdout).
+const SERVICE_NAMESPACE: &str = "ShowService";
+
+/// What AWS publishes for the stack's resource types: namespace → metric → every set of
+/// dimensions it is published with. CloudWatch finds a metric only under exactly one of
+/// these sets (it does not aggregate over a missing dimension), so an alarm with any
+/// other set watches nothing, silently. From the CloudWatch metrics references of API
+/// Gateway (HTTP APIs), Elastic Load Balancing (ALB), ECS, Container Insights for ECS
+/// and DynamoDB.
+fn aws_metrics() -> BTreeMap<&'static str, BTreeMap<&'static str, Vec<BTreeSet<&'static str>>>> {
+    fn sets(dims: &[&[&'static str]]) -> Vec<BTreeSet<&'static str>> {
+        dims.iter().map(|d| d.iter().copied().collect()).collect()
+    }
+    let api = sets(&[
+        &["ApiId"],
+        &["ApiId", "Stage"],
+        &["ApiId", "Stage", "Route"],
+    ]);
+    let lb_only = sets(&[&["LoadBalancer"], &["LoadBalancer", "AvailabilityZone"]]);
+    let lb_or_tg = sets(&[
+        &["LoadBalancer"],
+        &["LoadBalancer", "AvailabilityZone"],
+        &["LoadBalancer", "TargetGroup"],
+        &["LoadBalancer", "TargetGroup", "AvailabilityZone"],
+        &["TargetGroup"],
+    ]);
+    let tg_hosts = sets(&[
+        &["LoadBalancer", "TargetGroup"],
+        &["LoadBalancer", "TargetGroup", "AvailabilityZone"],
+        &["TargetGroup"],
+        &["TargetGroup", "AvailabilityZone"],
+    ]);
+    let ecs = sets(&[&["ClusterName"], &["ClusterName", "ServiceName"]]);
+    let insights_service = sets(&[&["ClusterName", "ServiceName"]]);
+    let table = sets(&[&["TableName"], &["TableName", "GlobalSecondaryIndexName"]]);
+    let table_op = sets(&[&["TableName", "Operation"]]);
+
+    let mut out: BTreeMap<_, BTreeMap<_, _>> = BTreeMap::new();
+    let mut put =
+        |ns: &'static str, metrics: &[&'static str], dims: &Vec<BTreeSet<&'static str>>| {
+            for m in metrics {
+                out.entry(ns).or_default().insert(*m, dims.clone());
+            }
+        };
+    put(
+        "AWS/ApiGateway",
+        &[
+            "4xx",
+            "5xx",
+            "Count",
+            "Latency",
+            "IntegrationLatency",
+            "DataProcessed",
+        ],
+        &api,
+    );
+    put(
+        "AWS/ApplicationELB",
+        &["HTTPCode_ELB_5XX_Count", "HTTPCode_ELB_4XX_Count"],
+        &lb_only,
+    );
+    put(
+        "AWS/ApplicationELB",
+        &[
+            "HTTPCode_Target_5XX_Count",
+            "HTTPCode_Target_4XX_Count",
+            "TargetResponseTime",
+            "RequestCount",
+        ],
+        &lb_or_tg,
+    );
+    put(
+        "AWS/ApplicationELB",
+        &["HealthyHostCount", "UnHealthyHostCount"],
+        &tg_hosts,
+    );
+    put("AWS/ECS", &["CPUUtilization", "MemoryUtilization"], &ecs);
+    put(
+        "ECS/ContainerInsights",
+        &["RunningTaskCount", "DesiredTaskCount", "PendingTaskCount"],
+        &insights_service,
+    );
+    put(
+        "AWS/DynamoDB",
+        &[
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+        ],
+        &table,
+    );
+    put(
+        "AWS/DynamoDB",
+        &[
+            "SystemErrors",
+            "ThrottledRequests",
+            "SuccessfulRequestLatency",
+        ],
+        &table_op,
+    );
+    out
+}
+
+/// One metric the service sends to CloudWatch through EMF: its name, and the closed set
+/// of values of each EMF dimension it carries besides `Environment`.
+struct ServiceMetric {
+    name: &'static str,
+    dims: BTreeMap<&'static str, BTreeSet<&'static str>>,
+}
+
+/// THE ONE PLACE TO SWITCH TO THE CODE'S METRICS TABLE. Until the service's metrics
+/// table (the telemetry module's, which its own test keeps equal to every metric the
+/// code emits) has landed, this is the metrics contract the team agreed on, written out:
+/// the EMF-exported metrics, their EMF dimensions and those dimensions' label values.
+/// Once the table exists, build this list from it and delete the literal.
+fn service_emf_metrics() -> Vec<ServiceMetric> {
+    let plain = |name| ServiceMetric {
+        name,
+        dims: BTreeMap::new(),
+    };
+    let with = |name, dim, values: &[&'static str]| ServiceMetric {
+        name,
+        dims: [(dim, values.iter().copied().collect())].into(),
+    };
+    vec![
+        with(
+            "http_requests_total",
+            "status_class",
+            &["1xx", "2xx", "3xx", "4xx", "5xx"],
+        ),
+        plain("http_request_duration_seconds"),
+        plain("http_requests_shed_total"),
+        plain("http_requests_timed_out_total"),
+        with(
+            "feeds_total",
+            "outcome",
+            &["accepted", "rejected", "partial", "failed"],
+        ),
+        plain("shows_written_total"),
+        with(
+            "store_calls_total",
+            "outcome",
+            &["ok", "unavailable", "throttled", "error"],
+        ),
+        plain("store_call_duration_seconds"),
+        plain("store_consumed_read_units_total"),
+        plain("store_consumed_write_units_total"),
+        with(
+            "catalogue_change_checks_total",
+            "outcome",
+            &["unchanged", "changed", "missing", "invalid", "error"],
+        ),
+        plain("catalogue_refills_total"),
+        plain("catalogue_refill_duration_seconds"),
+        with(
+            "auth_token_verifications_total",
+            "outcome",
+            &[
+                "ok",
+                "cached",
+                "malformed",
+                "expired",
+                "not_yet_valid",
+                "bad_signature",
+                "unknown_key",
+                "wrong_issuer",
+                "wrong_audience",
+                "wrong_token_use",
+                "missing_scope",
+                "issuer_unavailable",
+            ],
+        ),
+        with("auth_jwks_fetches_total", "outcome", &["ok", "error"]),
+        plain("issuer_tokens_issued_total"),
+        with(
+            "issuer_token_requests_rejected_total",
+            "reason",
+            &[
+                "invalid_client",
+                "invalid_request",
+                "invalid_scope",
+                "unsupported_grant_type",
+                "rate_limited",
+            ],
+        ),
+    ]
+}
+
+/// Evaluates the small part of Terraform the monitoring module builds its alarms and
+/// widgets with: `local.x` and loop variables are substituted, `merge()` and `concat()`
+/// applied, `for` over a known list expanded. Everything else (`var.*`, resource
+/// attributes) stays as it is: its value does not decide which metric is named.
+fn eval(
+    expr: &Expression,
+    locals: &BTreeMap<String, Expression>,
+    scope: &BTreeMap<String, Expression>,
+) -> Expression {
+    use hcl::expr::{FuncCall, TraversalOperator};
+    match expr {
+        Expression::Traversal(t) => {
+            let Expression::Variable(root) = &t.expr else {
+                return expr.clone();
+            };
+            let mut ops = t.operators.iter();
+            let mut value = match root.as_str() {
+                "local" => match ops.next() {
+                    Some(TraversalOperator::GetAttr(name)) => match locals.get(name.as_str()) {
+                        Some(e) => eval(e, locals, scope),
+                        None => panic!("{MONITORING_TF}: no local value `{name}`"),
+                    },
+                    _ => return expr.clone(),
+                },
+                name => match scope.get(name) {
+                    Some(e) => e.clone(),
+                    None => return expr.clone(),
+                },
+            };
+            for op in ops {
+                let TraversalOperator::GetAttr(attr) = op else {
+                    return expr.clone();
+                };
+                let Expression::Object(o) = &value else {
+                    return expr.clone();
+                };
+                let Some((_, v)) = o.iter().find(|(k, _)| key_name(k) == attr.as_str()) else {
+                    return expr.clone();
+                };
+                value = v.clone();
+            }
+            value
+        }
+        Expression::Variable(v) => scope
+            .get(v.as_str())
+            .cloned()
+            .unwrap_or_else(|| expr.clone()),
+        Expression::Array(a) => {
+            Expression::Array(a.iter().map(|e| eval(e, locals, scope)).collect())
+        }
+        Expression::Object(o) => Expression::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), eval(v, locals, scope)))
+                .collect(),
+        ),
+        Expression::FuncCall(call) => {
+            let args: Vec<Expression> = call.args.iter().map(|a| eval(a, locals, scope)).collect();
+            match call.name.name.as_str() {
+                "merge" if args.iter().all(|a| matches!(a, Expression::Object(_))) => {
+                    let mut merged = hcl::expr::Object::new();
+                    for arg in args {
+                        let Expression::Object(o) = arg else {
+                            unreachable!()
+                        };
+                        for (k, v) in o {
+                            merged.insert(k, v);
+                        }
+                    }
+                    Expression::Object(merged)
+                }
+                "flatten" if matches!(args.as_slice(), [Expression::Array(_)]) => {
+                    fn flat(e: Expression, out: &mut Vec<Expression>) {
+                        match e {
+                            Expression::Array(items) => {
+                                items.into_iter().for_each(|i| flat(i, out))
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                    let mut out = Vec::new();
+                    args.into_iter().for_each(|a| flat(a, &mut out));
+                    Expression::Array(out)
+                }
+                "concat" if args.iter().all(|a| matches!(a, Expression::Array(_))) => {
+                    Expression::Array(
+                        args.into_iter()
+                            .flat_map(|a| match a {
+                                Expression::Array(items) => items,
+                                _ => unreachable!(),
+                            })
+                            .collect(),
+                    )
+                }
+                _ => Expression::FuncCall(Box::new(FuncCall {
+                    name: call.name.clone(),
+                    args,
+                    expand_final: call.expand_final,
+                })),
+            }
+        }
+        Expression::ForExpr(f) if f.key_expr.is_none() && f.cond_expr.is_none() => {
+            // (key, value) of each element: index and item of a list, key and value of
+            // an object.
+            let entries: Vec<(Expression, Expression)> =
+                match eval(&f.collection_expr, locals, scope) {
+                    Expression::Array(items) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| (Expression::Number((i as u64).into()), item))
+                        .collect(),
+                    Expression::Object(o) => o
+                        .into_iter()
+                        .map(|(k, v)| (Expression::String(key_name(&k)), v))
+                        .collect(),
+                    _ => return expr.clone(),
+                };
+            Expression::Array(
+                entries
+                    .into_iter()
+                    .map(|(key, item)| {
+                        let mut inner = scope.clone();
+                        inner.insert(f.value_var.as_str().to_owned(), item);
+                        if let Some(k) = &f.key_var {
+                            inner.insert(k.as_str().to_owned(), key);
+                        }
+                        eval(&f.value_expr, locals, &inner)
+                    })
+                    .collect(),
+            )
+        }
+        other => other.clone(),
+    }
+}
+
+/// One metric an alarm or a widget names: where, namespace, name, dimensions.
+#[derive(Debug)]
+struct MetricRef {
+    at: String,
+    namespace: String,
+    name: String,
+    dims: BTreeMap<String, Expression>,
+}
+
+fn is_namespace(s: &str) -> bool {
+    s == SERVICE_NAMESPACE || aws_metrics().contains_key(s)
+}
+
+/// Every dashboard-style metric array (`[namespace, name, dim, value, …, {options}]`)
+/// inside an evaluated expression.
+fn widget_metrics(expr: &Expression, at: &str, out: &mut Vec<MetricRef>) {
+    match expr {
+        Expression::Array(items) => {
+            if let [Expression::String(ns), Expression::String(name), rest @ ..] = items.as_slice()
+                && is_namespace(ns)
+            {
+                let rest: Vec<&Expression> = rest
+                    .iter()
+                    .filter(|e| !matches!(e, Expression::Object(_)))
+                    .collect();
+                assert!(
+                    rest.len().is_multiple_of(2),
+                    "{at}: metric {ns} {name}: dimensions must come in name/value pairs"
+                );
+                let dims = rest
+                    .chunks(2)
+                    .map(|pair| (string(pair[0], at), pair[1].clone()))
+                    .collect();
+                out.push(MetricRef {
+                    at: at.to_owned(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    dims,
+                });
+            } else {
+                for item in items {
+                    widget_metrics(item, at, out);
+                }
+            }
+        }
+        Expression::Object(o) => {
+            for (_, v) in o.iter() {
+                widget_metrics(v, at, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn metric_ref(at: String, metric: &Expression) -> MetricRef {
+    let dims = object(field(metric, &at, "dimensions"), &at)
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    MetricRef {
+        namespace: string(field(metric, &at, "namespace"), &at),
+        name: string(field(metric, &at, "metric_name"), &at),
+        dims,
+        at,
+    }
+}
+
+/// A block's attributes as one object expression, so `eval` can work on it.
+fn block_object(body: &Body) -> Expression {
+    Expression::Object(
+        body.attributes()
+            .map(|a| {
+                (
+                    ObjectKey::Expression(Expression::String(a.key.as_str().to_owned())),
+                    a.expr.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Every metric any alarm of the monitoring module watches.
+fn alarm_metrics(body: &Body, locals: &BTreeMap<String, Expression>) -> Vec<MetricRef> {
+    let mut out = Vec::new();
+    let empty = BTreeMap::new();
+    for alarm in resources_of_type(body, "aws_cloudwatch_metric_alarm") {
+        let name = alarm.labels[1].as_str();
+        let what = format!("{MONITORING_TF}: aws_cloudwatch_metric_alarm.{name}");
+        if let Some(for_each) = alarm
+            .body
+            .attributes()
+            .find(|a| a.key.as_str() == "for_each")
+        {
+            // One alarm per entry of a map: its metric fields come from each.value.
+            let map = eval(&for_each.expr, locals, &empty);
+            for (key, attrs) in [
+                ("namespace", "each.value.namespace"),
+                ("metric_name", "each.value.metric_name"),
+                ("dimensions", "each.value.dimensions"),
+            ] {
+                assert_eq!(
+                    source(attr(&alarm.body, &what, key)),
+                    attrs,
+                    "{what}: {key}"
+                );
+            }
+            for (key, entry) in object(&map, &what) {
+                out.push(metric_ref(format!("{what}[\"{key}\"]"), entry));
+            }
+            continue;
+        }
+        let mut found = 0;
+        for query in nested(&alarm.body, "metric_query") {
+            for metric in nested(&query.body, "metric") {
+                let m = eval(&block_object(&metric.body), locals, &empty);
+                out.push(metric_ref(what.clone(), &m));
+                found += 1;
+            }
+        }
+        for dynamic in nested(&alarm.body, "dynamic") {
+            assert_eq!(
+                dynamic.labels[0].as_str(),
+                "metric_query",
+                "{what}: dynamic block"
+            );
+            let Expression::Array(items) =
+                eval(attr(&dynamic.body, &what, "for_each"), locals, &empty)
+            else {
+                panic!("{what}: dynamic metric_query must iterate a known list");
+            };
+            let content = &nested(&dynamic.body, "content")[0].body;
+            for (i, item) in items.into_iter().enumerate() {
+                let iteration: Expression = Expression::Object(
+                    [
+                        (
+                            ObjectKey::Expression(Expression::String("key".into())),
+                            Expression::Number((i as u64).into()),
+                        ),
+                        (
+                            ObjectKey::Expression(Expression::String("value".into())),
+                            item,
+                        ),
+                    ]
+                    .into_iter()
+                    .collect(),
+                );
+                let scope: BTreeMap<String, Expression> =
+                    [("metric_query".to_owned(), iteration)].into();
+                for metric in nested(content, "metric") {
+                    let m = eval(&block_object(&metric.body), locals, &scope);
+                    out.push(metric_ref(format!("{what} (metric_query {i})"), &m));
+                    found += 1;
+                }
+            }
+        }
+        assert!(found > 0, "{what}: watches no metric");
+    }
+    out
+}
+
+fn dashboard_metrics(locals: &BTreeMap<String, Expression>) -> Vec<MetricRef> {
+    let widgets = eval(
+        local(locals, MONITORING_TF, "widgets"),
+        locals,
+        &BTreeMap::new(),
+    );
+    let mut out = Vec::new();
+    for (i, widget) in array(&widgets, "local.widgets").iter().enumerate() {
+        widget_metrics(
+            widget,
+            &format!("{MONITORING_TF}: dashboard widget {i}"),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Fails unless the metric exists under exactly these dimensions: AWS's table for AWS
+/// namespaces; for the service's own, the metric's EMF dimensions plus `Environment`
+/// (= `var.env`, the service's APP_ENV), each value in the label's closed set.
+fn assert_metric_exists(m: &MetricRef) {
+    let dims: BTreeSet<&str> = m.dims.keys().map(String::as_str).collect();
+    if m.namespace == SERVICE_NAMESPACE {
+        let metrics = service_emf_metrics();
+        let Some(known) = metrics.iter().find(|s| s.name == m.name) else {
+            panic!(
+                "{}: {SERVICE_NAMESPACE} {} is not a metric the service sends through EMF",
+                m.at, m.name
+            );
+        };
+        let expected: BTreeSet<&str> = known.dims.keys().copied().chain(["Environment"]).collect();
+        assert_eq!(
+            dims, expected,
+            "{}: {SERVICE_NAMESPACE} {} is published with exactly these dimensions",
+            m.at, m.name
+        );
+        assert_eq!(
+            source(&m.dims["Environment"]),
+            "var.env",
+            "{}: the Environment dimension is the service's APP_ENV (var.env)",
+            m.at
+        );
+        for (dim, values) in &known.dims {
+            let value = string(&m.dims[*dim], &m.at);
+            assert!(
+                values.contains(value.as_str()),
+                "{}: {} has no {dim} \"{value}\" (its values: {values:?})",
+                m.at,
+                m.name
+            );
+        }
+        return;
+    }
+    let table = aws_metrics();
+    let Some(metrics) = table.get(m.namespace.as_str()) else {
+        panic!(
+            "{}: namespace {} is not one the stack publishes to",
+            m.at, m.namespace
+        );
+    };
+    let Some(sets) = metrics.get(m.name.as_str()) else {
+        panic!("{}: {} publishes no metric {}", m.at, m.namespace, m.name);
+    };
+    assert!(
+        sets.contains(&dims),
+        "{}: {} {} is not published with dimensions {dims:?} (only with {sets:?})",
+        m.at,
+        m.namespace,
+        m.name
+    );
+    for (dim, value) in &m.dims {
+        assert!(
+            !matches!(value, Expression::String(s) if s.is_empty()),
+            "{}: empty {dim}",
+            m.at
+        );
+    }
+}
+
+/// A signal: namespace, metric, and the dimension value it must be narrowed to, if any.
+type Signal = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
+
+/// The signals the alarms must cover (AWS's recommended alarms for the stack's resource
+/// types, and the service's own failure signals).
+const REQUIRED_SIGNALS: &[Signal] = &[
+    ("AWS/ApiGateway", "5xx", None),
+    ("AWS/ApiGateway", "Latency", None),
+    ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", None),
+    ("AWS/ApplicationELB", "UnHealthyHostCount", None),
+    ("AWS/ApplicationELB", "TargetResponseTime", None),
+    ("AWS/ECS", "CPUUtilization", None),
+    ("AWS/ECS", "MemoryUtilization", None),
+    ("ECS/ContainerInsights", "RunningTaskCount", None),
+    ("ECS/ContainerInsights", "DesiredTaskCount", None),
+    ("AWS/DynamoDB", "ReadThrottleEvents", None),
+    ("AWS/DynamoDB", "WriteThrottleEvents", None),
+    ("AWS/DynamoDB", "SystemErrors", None),
+    (
+        SERVICE_NAMESPACE,
+        "store_calls_total",
+        Some(("outcome", "unavailable")),
+    ),
+    (
+        SERVICE_NAMESPACE,
+        "auth_jwks_fetches_total",
+        Some(("outcome", "error")),
+    ),
+    (
+        SERVICE_NAMESPACE,
+        "feeds_total",
+        Some(("outcome", "partial")),
+    ),
+    (SERVICE_NAMESPACE, "http_requests_shed_total", None),
+    (
+        SERVICE_NAMESPACE,
+        "http_requests_total",
+        Some(("status_class", "5xx")),
+    ),
+];
+
+fn names_signal(refs: &[MetricRef], (ns, name, dim): Signal) -> bool {
+    refs.iter().any(|m| {
+        m.namespace == ns
+            && m.name == name
+            && dim.is_none_or(|(d, v)| {
+                m.dims
+                    .get(d)
+                    .is_some_and(|e| matches!(e, Expression::String(s) if s == v))
+            })
+    })
+}
+
+#[test]
+fn every_alarm_watches_a_metric_that_exists_with_the_dimensions_it_has() {
+    let body = parse(MONITORING_TF);
+    let locals = locals_of(&body);
+    let metrics = alarm_metrics(&body, &locals);
+    assert!(
+        metrics.len() >= REQUIRED_SIGNALS.len(),
+        "{MONITORING_TF}: too few alarms"
+    );
+    for m in &metrics {
+        assert_metric_exists(m);
+    }
+    for signal in REQUIRED_SIGNALS {
+        assert!(
+            names_signal(&metrics, *signal),
+            "{MONITORING_TF}: no alarm on {signal:?}"
+        );
+    }
+
+    // Every alarm notifies the topic, on ALARM and on OK.
+    assert_eq!(
+        source(local(&locals, MONITORING_TF, "alarm_actions"))
+            .split_whitespace()
+            .collect::<String>(),
+        "[aws_sns_topic.alarms.arn]",
+        "{MONITORING_TF}: local.alarm_actions"
+    );
+    for alarm in resources_of_type(&body, "aws_cloudwatch_metric_alarm") {
+        let what = format!("aws_cloudwatch_metric_alarm.{}", alarm.labels[1].as_str());
+        for key in ["alarm_actions", "ok_actions"] {
+            assert_eq!(
+                source(attr(&alarm.body, &what, key)),
+                "local.alarm_actions",
+                "{MONITORING_TF}: {what}.{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_dashboard_widget_names_a_metric_that_exists_and_shows_every_alarmed_signal() {
+    let body = parse(MONITORING_TF);
+    let locals = locals_of(&body);
+    let shown = dashboard_metrics(&locals);
+    assert!(
+        !shown.is_empty(),
+        "{MONITORING_TF}: the dashboard shows no metric"
+    );
+    for m in &shown {
+        assert_metric_exists(m);
+    }
+    for m in alarm_metrics(&body, &locals) {
+        assert!(
+            shown.iter().any(|s| s.namespace == m.namespace
+                && s.name == m.name
+                && s.dims.keys().eq(m.dims.keys())),
+            "{}: the dashboard does not show {} {} {:?}",
+            m.at,
+            m.namespace,
+            m.name,
+            m.dims.keys().collect::<Vec<_>>()
+        );
+    }
+
+    // The alarm widget lists every alarm resource.
+    let arns = source(local(&locals, MONITORING_TF, "alarm_arns"));
+    for alarm in resources_of_type(&body, "aws_cloudwatch_metric_alarm") {
+        let name = alarm.labels[1].as_str();
+        assert!(
+            arns.contains(&format!("aws_cloudwatch_metric_alarm.{name}")),
+            "{MONITORING_TF}: local.alarm_arns (the alarm widget) misses {name}"
+        );
+    }
+    let dashboard = block(
+        &body,
+        MONITORING_TF,
+        "resource",
+        "aws_cloudwatch_dashboard",
+        "this",
+    );
+    assert_eq!(
+        source(attr(
+            &dashboard.body,
+            "aws_cloudwatch_dashboard.this",
+            "dashboard_body"
+        ))
+        .split_whitespace()
+        .collect::<String>(),
+        "jsonencode({widgets=local.widgets})",
+        "{MONITORING_TF}: the dashboard is local.widgets"
+    );
+}
+
+/// The keys of a variable whose type is `object({ … })`.
+fn object_type_keys(file: &str, variable: &str) -> BTreeSet<String> {
+    let body = parse(file);
+    let var = body
+        .blocks()
+        .find(|b| b.identifier.as_str() == "variable" && b.labels[0].as_str() == variable)
+        .unwrap_or_else(|| panic!("{file}: no variable {variable}"));
+    let Expression::FuncCall(ty) = attr(&var.body, variable, "type") else {
+        panic!("{file}: variable {variable} should be of type object({{...}})");
+    };
+    object(&ty.args[0], variable)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[test]
+fn every_environment_sets_every_alarm_threshold() {
+    let module_keys = object_type_keys("infra/modules/monitoring/variables.tf", "thresholds");
+    let root_keys = object_type_keys("infra/variables.tf", "alarm_thresholds");
+    assert_eq!(
+        root_keys, module_keys,
+        "infra/variables.tf alarm_thresholds and the monitoring module's thresholds differ"
+    );
+    let monitoring = read(MONITORING_TF);
+    for key in &module_keys {
+        assert!(
+            monitoring.contains(&format!("local.t.{key}")),
+            "{MONITORING_TF}: threshold {key} is never used"
+        );
+    }
+    for env in ENVS {
+        let file = format!("infra/terraform.{env}.tfvars");
+        let vars = tfvars(env);
+        let thresholds = vars
+            .get("alarm_thresholds")
+            .unwrap_or_else(|| panic!("{file}: no alarm_thresholds"));
+        let set: BTreeMap<String, f64> = object(thresholds, &file)
+            .into_iter()
+            .map(|(k, v)| match v {
+                Expression::Number(n) => (k, n.as_f64().expect("a finite number")),
+                other => panic!("{file}: {k} = `{}` is not a number", source(other)),
+            })
+            .collect();
+        assert_eq!(
+            set.keys().cloned().collect::<BTreeSet<_>>(),
+            module_keys,
+            "{file}: alarm_thresholds must set every threshold"
+        );
+        for (k, v) in &set {
+            assert!(*v >= 0.0, "{file}: {k} is negative");
+            if k.ends_with("_rate") {
+                assert!(*v <= 1.0, "{file}: {k} is a share of requests (0..1)");
+            }
+            if k.ends_with("_percent") {
+                assert!(*v <= 100.0, "{file}: {k} is a percentage");
+            }
+        }
+    }
+    let root = parse("infra/main.tf");
+    let module = root
+        .blocks()
+        .find(|b| b.identifier.as_str() == "module" && b.labels[0].as_str() == "monitoring")
+        .expect("infra/main.tf: module monitoring");
+    let m = &module.body;
+    assert_eq!(
+        source(attr(m, "module.monitoring", "thresholds")),
+        "var.alarm_thresholds"
+    );
+    assert_eq!(
+        source(attr(m, "module.monitoring", "env")),
+        "var.env",
+        "infra/main.tf: the Environment dimension is the env the task definition sets as APP_ENV"
+    );
+}
+
+#[test]
+fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
+    let service = parse(SERVICE_TF);
+    let task = block(
+        &service,
+        SERVICE_TF,
+        "data",
+        "aws_iam_policy_document",
+        "task",
+    );
+    let statement = &nested(&task.body, "statement")[0];
+    let allowed: BTreeSet<String> =
+        strings(attr(&statement.body, "statement", "actions"), "actions")
+            .into_iter()
+            .map(|a| a.trim_start_matches("dynamodb:").to_owned())
+            // A control-plane call: DynamoDB publishes no SystemErrors for it.
+            .filter(|a| a != "DescribeTable")
+            .collect();
+    let body = parse(MONITORING_TF);
+    let locals = locals_of(&body);
+    let watched: BTreeSet<String> = alarm_metrics(&body, &locals)
+        .into_iter()
+        .filter(|m| m.namespace == "AWS/DynamoDB" && m.name == "SystemErrors")
+        .map(|m| string(&m.dims["Operation"], &m.at))
+        .collect();
+    assert_eq!(
+        watched, allowed,
+        "{MONITORING_TF}: the SystemErrors alarm must watch exactly the data-plane calls of the task role ({SERVICE_TF})"
+    );
+}
+
+#[test]
+fn the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() {
+    let body = parse(MONITORING_TF);
+    let topic = block(&body, MONITORING_TF, "resource", "aws_sns_topic", "alarms");
+    assert_eq!(
+        source(attr(
+            &topic.body,
+            "aws_sns_topic.alarms",
+            "kms_master_key_id"
+        )),
+        "aws_kms_key.alarms.arn",
+        "{MONITORING_TF}: the topic is encrypted with its own key (CloudWatch cannot use aws/sns)"
+    );
+    let key = block(&body, MONITORING_TF, "resource", "aws_kms_key", "alarms");
+    assert!(boolean(
+        attr(&key.body, "aws_kms_key.alarms", "enable_key_rotation"),
+        "rotation"
+    ));
+    let policy = block(
+        &body,
+        MONITORING_TF,
+        "data",
+        "aws_iam_policy_document",
+        "alarm_key",
+    );
+    let cloudwatch_may_encrypt = nested(&policy.body, "statement").iter().any(|s| {
+        nested(&s.body, "principals").iter().any(|p| {
+            strings(attr(&p.body, "principals", "identifiers"), "identifiers")
+                .contains(&"cloudwatch.amazonaws.com".to_owned())
+        }) && strings(attr(&s.body, "statement", "actions"), "actions")
+            .iter()
+            .any(|a| a == "kms:GenerateDataKey")
+    });
+    assert!(
+        cloudwatch_may_encrypt,
+        "{MONITORING_TF}: the key policy must let cloudwatch.amazonaws.com generate data keys"
+    );
+    let subscription = block(
+        &body,
+        MONITORING_TF,
+        "resource",
+        "aws_sns_topic_subscription",
+        "alarms",
+    );
+    assert!(
+        source(attr(&subscription.body, "subscription", "for_each"))
+            .contains("var.alarm_subscriptions"),
+        "{MONITORING_TF}: subscriptions come from var.alarm_subscriptions"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // One Cognito app client per consumer; the gateway and the service admit the same ones
 // ---------------------------------------------------------------------------------------
 

@@ -27,3 +27,8 @@ output "route_keys" {
   description = "Every route key of the API."
   value       = concat(keys(local.protected_routes), local.public_routes, [local.token_route])
 }
+
+output "stage_name" {
+  description = "Name of the stage ($default): its Stage dimension in CloudWatch."
+  value       = aws_apigatewayv2_stage.this.name
+}

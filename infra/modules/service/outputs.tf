@@ -77,3 +77,13 @@ output "log_group_name" {
   description = "CloudWatch log group of the service (/ecs/<name>)."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "alb_arn_suffix" {
+  description = "ARN suffix of the ALB (app/<name>/<id>): its LoadBalancer dimension in CloudWatch."
+  value       = aws_lb.this.arn_suffix
+}
+
+output "target_group_arn_suffix" {
+  description = "ARN suffix of the target group (targetgroup/<name>/<id>): its TargetGroup dimension in CloudWatch."
+  value       = aws_lb_target_group.this.arn_suffix
+}

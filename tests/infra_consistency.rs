@@ -62,6 +62,15 @@ fn block<'a>(body: &'a Body, file: &str, kind: &str, ty: &str, name: &str) -> &'
         .unwrap_or_else(|| panic!("{file}: no {kind} \"{ty}\" \"{name}\""))
 }
 
+/// `<kind> "<name>" { … }` (kind is `module`, `variable` or `output`).
+fn labelled<'a>(body: &'a Body, file: &str, kind: &str, name: &str) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier.as_str() == kind && b.labels.len() == 1 && b.labels[0].as_str() == name
+        })
+        .unwrap_or_else(|| panic!("{file}: no {kind} \"{name}\""))
+}
+
 fn resources_of_type<'a>(body: &'a Body, ty: &str) -> Vec<&'a Block> {
     body.blocks()
         .filter(|b| {
@@ -1733,10 +1742,7 @@ fn every_dashboard_widget_names_a_metric_that_exists_and_shows_every_alarmed_sig
 /// The keys of a variable whose type is `object({ … })`.
 fn object_type_keys(file: &str, variable: &str) -> BTreeSet<String> {
     let body = parse(file);
-    let var = body
-        .blocks()
-        .find(|b| b.identifier.as_str() == "variable" && b.labels[0].as_str() == variable)
-        .unwrap_or_else(|| panic!("{file}: no variable {variable}"));
+    let var = labelled(&body, file, "variable", variable);
     let Expression::FuncCall(ty) = attr(&var.body, variable, "type") else {
         panic!("{file}: variable {variable} should be of type object({{...}})");
     };
@@ -1790,11 +1796,7 @@ fn every_environment_sets_every_alarm_threshold() {
         }
     }
     let root = parse("infra/main.tf");
-    let module = root
-        .blocks()
-        .find(|b| b.identifier.as_str() == "module" && b.labels[0].as_str() == "monitoring")
-        .expect("infra/main.tf: module monitoring");
-    let m = &module.body;
+    let m = &labelled(&root, "infra/main.tf", "module", "monitoring").body;
     assert_eq!(
         source(attr(m, "module.monitoring", "thresholds")),
         "var.alarm_thresholds"
@@ -1902,11 +1904,7 @@ fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
         "values(module.identity.client_ids)",
         "{root_file}: local.client_ids are the identity module's clients"
     );
-    let module = |name: &str| {
-        root.blocks()
-            .find(|b| b.identifier.as_str() == "module" && b.labels[0].as_str() == name)
-            .unwrap_or_else(|| panic!("{root_file}: no module {name}"))
-    };
+    let module = |name: &str| labelled(&root, root_file, "module", name);
     assert_eq!(
         source(attr(&module("api").body, "module.api", "jwt_audiences")),
         "local.client_ids",
@@ -1968,10 +1966,7 @@ fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
     // The default consumers: every scope is one the service knows, and no read-only
     // consumer holds write power.
     let vars = parse("infra/variables.tf");
-    let var = vars
-        .blocks()
-        .find(|b| b.identifier.as_str() == "variable" && b.labels[0].as_str() == "cognito_clients")
-        .expect("infra/variables.tf: variable cognito_clients");
+    let var = labelled(&vars, "infra/variables.tf", "variable", "cognito_clients");
     let defaults = object(
         attr(&var.body, "cognito_clients", "default"),
         "cognito_clients",
@@ -2015,12 +2010,7 @@ fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
 
     // One output entry per client; the secrets are sensitive.
     let outputs = parse("infra/outputs.tf");
-    let output = |name: &str| {
-        outputs
-            .blocks()
-            .find(|b| b.identifier.as_str() == "output" && b.labels[0].as_str() == name)
-            .unwrap_or_else(|| panic!("infra/outputs.tf: no output {name}"))
-    };
+    let output = |name: &str| labelled(&outputs, "infra/outputs.tf", "output", name);
     assert_eq!(
         source(attr(&output("cognito_client_ids").body, "output", "value")),
         "module.identity.client_ids"

@@ -56,6 +56,9 @@ settings_table! {
     "server.shutdowntimeoutseconds", "APP__SERVER__SHUTDOWNTIMEOUTSECONDS", "20", "On SIGTERM: longest wait for in-flight requests after the listener closes.";
     "server.bodylimitbytes", "APP__SERVER__BODYLIMITBYTES", "4194304", "Largest accepted request body (413 above).";
     "server.maxconcurrency", "APP__SERVER__MAXCONCURRENCY", "512", "Requests served at once; more are shed with 503 instead of queueing.";
+    "server.headerreadtimeoutms", "APP__SERVER__HEADERREADTIMEOUTMS", "5000", "Longest time from a request's first byte to the end of its headers; slower connections are closed.";
+    "server.idletimeoutseconds", "APP__SERVER__IDLETIMEOUTSECONDS", "75", "Longest a connection may wait for its next request (keep the load balancer's idle timeout below it).";
+    "server.maxconnections", "APP__SERVER__MAXCONNECTIONS", "1024", "Open connections at most; past it new ones wait in the listen backlog.";
     "store.kind", "APP__STORE__KIND", "sqlite (local) / dynamodb", "`sqlite` (embedded, file-backed) or `dynamodb`.";
     "store.path", "APP__STORE__PATH", "data/shows.db", "SQLite file; its folder also holds the local issuer's signing key.";
     "dynamodb.region", "APP__DYNAMODB__REGION", "(SDK default chain)", "AWS region of the table.";
@@ -152,6 +155,9 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub body_limit: usize,
     pub max_concurrency: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -586,6 +592,19 @@ impl Reader {
             body_limit: self.bounded("server.bodylimitbytes", 4 * 1024 * 1024, 1024, 64 << 20)?
                 as usize,
             max_concurrency: self.bounded("server.maxconcurrency", 512, 1, 100_000)? as usize,
+            header_read_timeout: Duration::from_millis(self.bounded(
+                "server.headerreadtimeoutms",
+                5_000,
+                100,
+                600_000,
+            )?),
+            idle_timeout: Duration::from_secs(self.bounded(
+                "server.idletimeoutseconds",
+                75,
+                1,
+                3_600,
+            )?),
+            max_connections: self.bounded("server.maxconnections", 1024, 1, 1_000_000)? as usize,
         };
 
         let store = StoreSettings {

@@ -6,10 +6,13 @@
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `extract`: request extractors (scope checks, the JSON feed body).
 //! - `cache`: the serialized catalogue kept in memory.
+//! - `conn`: the connection layer (header-read and idle timeouts, connection cap,
+//!   lingering close).
 //! - `middleware`: request ids, the request log line, the error envelope, limits.
 //! - `trace`: the trace id of a request, from its trace context headers.
 
 pub mod cache;
+pub mod conn;
 pub mod extract;
 pub mod health;
 pub mod middleware;
@@ -146,7 +149,7 @@ pub async fn serve(
     let writes = state.writes.clone();
     let drain = state.settings.server.drain;
     let grace = state.settings.server.shutdown_timeout;
-    let app = router(state);
+    let app = router(state.clone());
 
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -160,8 +163,15 @@ pub async fn serve(
         tracing::info!("closing the listener; finishing in-flight requests");
         let _ = closed_tx.send(());
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = conn::ConnLimits {
+        header_read_timeout: state.settings.server.header_read_timeout,
+        idle_timeout: state.settings.server.idle_timeout,
+        max_connections: state.settings.server.max_connections,
+    };
+    let mut server = tokio::spawn(async move {
+        conn::serve(listener, app, limits, signal).await;
+        Ok::<(), std::io::Error>(())
+    });
     // With nothing in flight the server can end as soon as the listener closes, so both
     // branches may be ready together: either way, feed writes are waited for below.
     let ended = tokio::select! {

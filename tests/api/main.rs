@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 mod catalogue;
+mod connections;
 mod faults;
 mod helpers;
 mod ingest;

@@ -1,10 +1,18 @@
-//! The embedded store: one SQLite file in WAL mode.
+//! The embedded store: one SQLite file in WAL mode, held by one process.
 //!
 //! Table `shows(slug PRIMARY KEY, drm_key, episode_count, doc)` with an index on
 //! `(drm_key, episode_count)` that mirrors the DynamoDB GSI one-to-one: `drm_key` is 1
 //! for DRM shows and NULL otherwise, `episode_count` NULL when absent, `doc` the show's
 //! JSON. A feed is written in one transaction (all or nothing). One connection writes;
 //! a few read, concurrently with it (WAL). Calls run on the blocking pool.
+//!
+//! Every connection uses SQLite's `unix-excl` VFS: the first one takes an exclusive lock
+//! on the file for the whole process, and the WAL index lives in heap memory instead of a
+//! memory-mapped `-shm` file (none is created; `mmap_size` stays 0). A file that stops
+//! being writable under the running process (read-only remount, `chattr +i`, full disk)
+//! then fails a write with an error code (503) instead of a SIGBUS on a mapped page. The
+//! price: no other process can open the file while the service runs; `show-service
+//! import` or a second server says so and exits ([`HELD`]).
 
 use super::{ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
 use crate::domain::{Show, Slug};
@@ -14,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +30,14 @@ use std::time::Duration;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read connections kept open.
 const READERS: usize = 4;
+/// Free space the store's file system needs for readiness once a write failed: room for
+/// the WAL of the largest feed (4 MiB of JSON) and its checkpoint.
+const MIN_FREE_BYTES: u64 = 16 << 20;
+/// SQLite's VFS with a process-wide exclusive lock and the WAL index in heap memory.
+const VFS: &str = "unix-excl";
+/// Why a store file held by another process cannot be opened, and what to do instead.
+pub const HELD: &str = "is held by another process (a running show-service keeps its SQLite \
+store to itself): POST the feed to that service instead of importing, or stop it first";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shows (
@@ -54,25 +70,61 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     write_calls: AtomicU64,
     read_calls: AtomicU64,
+    /// Set when a write failed as unavailable (I/O error, full or read-only disk), cleared
+    /// by the next write that succeeds: while set, [`ShowStore::ping`] checks that a write
+    /// gets through, so readiness reports the fault.
+    write_fault: Arc<AtomicBool>,
 }
 
 fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Readers open read-write too and are made query-only: on `unix-excl` only a
+    // read-write file shares the process's lock; a read-only one would take (and on
+    // close drop) fcntl locks of its own on the file the process holds.
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if !read_only {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags_and_vfs(path, flags, VFS)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        // SQLite fell back to read-only because the file is not writable now.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some(format!("{} is not writable", path.display())),
+        ));
+    }
+    if read_only {
+        conn.pragma_update(None, "query_only", true)?;
+    } else {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed feed survives a power cut, not only a crash. One fsync per
         // transaction, and a feed is one transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
     Ok(conn)
+}
+
+/// Whether writes get through again after a write fault: the WAL checkpoints into the
+/// database, one page (whose value does not change) commits, and the file system has room
+/// for a large feed. Run only while a write fault is recorded.
+fn probe_write(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(map_err)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(map_err)?;
+    conn.pragma_update(None, "user_version", version)
+        .map_err(map_err)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let fs = rustix::fs::statvfs(dir.unwrap_or(Path::new(".")))
+        .map_err(|e| StoreError::unavailable(format!("sqlite: statvfs: {e}")))?;
+    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+    if free < MIN_FREE_BYTES {
+        return Err(StoreError::unavailable(format!(
+            "sqlite: {free} bytes free after a failed write"
+        )));
+    }
+    Ok(())
 }
 
 /// Maps SQLite failures: locks, a full or read-only disk, I/O errors are "unavailable"
@@ -119,8 +171,13 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
         }
-        let writer = open(path, false)
-            .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
+        let writer = open(path, false).map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                anyhow::anyhow!("the SQLite store {} {HELD}", path.display())
+            }
+            _ => anyhow::Error::new(e)
+                .context(format!("cannot open the SQLite store {}", path.display())),
+        })?;
         writer
             .execute_batch(SCHEMA)
             .context("cannot create the schema")?;
@@ -130,6 +187,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::with_capacity(READERS))),
             write_calls: AtomicU64::new(0),
             read_calls: AtomicU64::new(0),
+            write_fault: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -140,9 +198,16 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.write_calls.fetch_add(1, Ordering::Relaxed);
         let writer = self.writer.clone();
+        let fault = self.write_fault.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
+            let out = f(&mut conn);
+            match &out {
+                Ok(_) => fault.store(false, Ordering::Relaxed),
+                Err(StoreError::Unavailable { .. }) => fault.store(true, Ordering::Relaxed),
+                Err(_) => {}
+            }
+            out
         })
         .await
         .map_err(|e| StoreError::Internal(e.into()))?
@@ -185,7 +250,12 @@ impl ShowStore for SqliteStore {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
                 .map_err(map_err)
         })
-        .await
+        .await?;
+        if self.write_fault.load(Ordering::Relaxed) {
+            let path = self.path.clone();
+            self.write(move |c| probe_write(c, &path)).await?;
+        }
+        Ok(())
     }
 
     async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError> {

@@ -1,81 +1,103 @@
-//! Store faults and limits: a locked SQLite file, the request timeout, load shedding.
-//! Each answers 503 with `Retry-After` in the envelope, writes nothing, and recovers.
-//! They lock SQLite to make the store slow, so they always run on SQLite (DynamoDB's
-//! outage is tested in `tests/dynamodb.rs`).
+//! Store faults and limits: the store of a running service refused to a second process,
+//! the request timeout, load shedding. Each answers with a clear error, writes nothing, and
+//! recovers. They pin SQLite (DynamoDB's outage is tested in `tests/dynamodb.rs`; the
+//! embedded store's disk faults in `storage_faults.rs`).
 
 use crate::helpers::*;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// These tests need the SQLite store, whatever `SHOW_TEST_STORE` says.
 const SQLITE: &[(&str, &str)] = &[("APP__STORE__KIND", "sqlite")];
 
-/// Holds SQLite's write lock on the app's store from another connection.
-fn lock_store(app: &TestApp) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(app.data.path().join("shows.db")).unwrap();
-    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    conn
+/// Starts a POST whose body never finishes arriving: the request holds its slot and runs
+/// into the request timeout. The returned stream reads the answer.
+async fn hold_post(app: &TestApp, token: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/shows HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"payload\":[",
+        app.port
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+/// The answer on `stream`, up to the server closing it (bounded).
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[tokio::test]
-async fn a_locked_store_answers_503_and_the_service_recovers() {
+async fn import_into_the_store_of_a_running_service_is_refused_in_one_line() {
     let mut app = TestApp::spawn_with(SQLITE).await;
-    app.token().await;
-    let lock = lock_store(&app);
+    assert_eq!(app.post_feed(&feed("live", 3)).await.status(), 201);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("feed.json");
+    std::fs::write(&file, serde_json::to_vec(&feed("imp", 50)).unwrap()).unwrap();
+    let db = app.data.path().join("shows.db");
     let started = Instant::now();
-    let res = app.post_feed(&feed("l", 5)).await;
-    assert!(res.headers().contains_key("retry-after"));
-    assert_envelope(res, 503).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "bounded by the busy timeout"
-    );
-    lock.execute_batch("ROLLBACK").unwrap();
-    drop(lock);
-    assert_eq!(app.post_feed(&feed("l", 5)).await.status(), 201);
-    assert_eq!(app.catalogue_slugs().await.len(), 5);
+    let out = Command::new(BIN)
+        .args(["import", file.to_str().unwrap()])
+        .env_clear()
+        .env("APP__STORE__PATH", &db)
+        .env("APP__LOG__FORMAT", "text")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("show-service: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    for part in [
+        db.to_str().unwrap(),
+        "held by another process",
+        "POST the feed",
+        "stop it",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    // Nothing was written, and the running service still writes.
+    assert_eq!(app.catalogue_slugs().await.len(), 3);
+    assert_eq!(app.post_feed(&feed("live", 4)).await.status(), 201);
+    assert_eq!(app.catalogue_slugs().await.len(), 4);
 }
 
 #[tokio::test]
 async fn a_request_over_the_timeout_gets_503() {
     let mut app = TestApp::spawn_with(&[SQLITE[0], ("APP__SERVER__REQUESTTIMEOUTMS", "300")]).await;
-    app.token().await;
-    let lock = lock_store(&app);
+    let token = app.token().await;
     let started = Instant::now();
-    let res = app.post_feed(&feed("t", 5)).await;
+    let mut slow = hold_post(&app, &token).await;
+    let answer = read_answer(&mut slow).await;
     let took = started.elapsed();
-    assert!(res.headers().contains_key("retry-after"));
-    let v = assert_envelope(res, 503).await;
-    assert!(v["error"].as_str().unwrap().contains("timed out"), "{v}");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(
-        took < Duration::from_millis(1500),
+        answer.to_ascii_lowercase().contains("retry-after:"),
+        "{answer}"
+    );
+    assert!(answer.contains("timed out"), "{answer}");
+    assert!(
+        took < Duration::from_secs(10),
         "answered at the timeout, took {took:?}"
     );
-    drop(lock);
+    assert_eq!(app.post_feed(&feed("t", 5)).await.status(), 201);
 }
 
 #[tokio::test]
 async fn requests_past_the_concurrency_limit_are_shed_not_queued() {
     let mut app = TestApp::spawn_with(&[SQLITE[0], ("APP__SERVER__MAXCONCURRENCY", "1")]).await;
     let token = app.token().await;
-    let lock = lock_store(&app);
-    // One POST occupies the only slot while the store is locked.
-    let slow = {
-        let client = app.client.clone();
-        let url = app.url("/v1/shows");
-        let token = token.clone();
-        let body = serde_json::to_vec(&feed("c", 1)).unwrap();
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
+    // One POST whose body never completes occupies the only slot.
+    let slow = hold_post(&app, &token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let res = app.get("/v1/shows").await;
     let v = assert_envelope(res, 503).await;
@@ -83,7 +105,15 @@ async fn requests_past_the_concurrency_limit_are_shed_not_queued() {
     // Probes are exempt, so the load balancer does not kill a busy task.
     let res = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    drop(lock);
-    let _ = slow.await.unwrap();
-    assert_eq!(app.get("/v1/shows").await.status(), 200);
+    drop(slow);
+    // The slot frees once the server sees the hang-up; a client retries its 503.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = app.get("/v1/shows").await.status();
+        if status == 200 {
+            break;
+        }
+        assert!(status == 503 && Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -11,5 +11,6 @@ mod ingest;
 mod lifecycle;
 mod probes;
 mod resilience;
+mod storage_faults;
 #[path = "../support/mod.rs"]
 mod support;

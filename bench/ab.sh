@@ -43,8 +43,10 @@ start() { # NAME BINARY
     echo "ab: $1 did not start" >&2
     exit 1
 }
+# A running service holds its SQLite store exclusively: B serves a copy of the same data.
+cp -r "$work/data" "$work/data-b"
 start a "$a"
-start b "$b"
+APP__STORE__PATH=$work/data-b/shows.db start b "$b"
 hdr=(-H "Authorization: Bearer $token")
 [[ -n ${AB_HEADER:-} ]] && hdr+=(-H "$AB_HEADER")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -239,6 +239,9 @@ token_for() { # DATADIR
 }
 tok100=$(token_for "$work/d100")
 tok10k=$(token_for "$work/d10000")
+# A running service holds its SQLite store exclusively: the servers that run beside s100
+# (request log to /dev/null, log off) each serve a copy of d100.
+cp -r "$work/d100" "$work/d100-null" && cp -r "$work/d100" "$work/d100-off"
 
 # --- GET rows --------------------------------------------------------------------------
 log "GET /v1/shows: service (JSON request log to a file, as in production) and ceilings"
@@ -297,9 +300,9 @@ stop_pid "$pid_c10k"; stop_pid "$pid_c10kgz"; stop_pid "$pid_c304"
 
 log "GET /v1/shows, 100 shows: request log on, to /dev/null, and off"
 port=$(free_port)
-env APP__SERVER__PORT="$port" APP__STORE__PATH="$work/d100/shows.db" "$bin" serve >/dev/null 2>&1 &
+env APP__SERVER__PORT="$port" APP__STORE__PATH="$work/d100-null/shows.db" "$bin" serve >/dev/null 2>&1 &
 pid_null=$!; pids+=("$pid_null"); wait_healthy "$port" "$pid_null"; port_null=$port
-start_service s100off "$work/d100" APP__LOG__LEVEL=off
+start_service s100off "$work/d100-off" APP__LOG__LEVEL=off
 for r in $(seq 1 "$rounds"); do
     wrk_row ceiling-100-b "$r" "$pid_c100" "$port_c100" /v1/shows "${auth100[@]}"
     wrk_row get-100-log-file "$r" "$pid_s100" "$port_s100" /v1/shows "${auth100[@]}"

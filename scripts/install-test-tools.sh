@@ -14,6 +14,22 @@ src="$root/tools/node"
 dest="$root/.tools/node"
 bin="$dest/node_modules/.bin/dynalite"
 
+# The storage fault tests (tests/api/storage_faults.rs) run chattr, mount and umount as
+# root; Debian has them in e2fsprogs and mount (present on most machines, installed here
+# when missing).
+for pkg_tool in e2fsprogs:chattr mount:mount mount:umount; do
+    if ! command -v "${pkg_tool#*:}" >/dev/null 2>&1; then
+        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "test tools: ${pkg_tool#*:} not found; installing Debian's ${pkg_tool%%:*}"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkg_tool%%:*}" >/dev/null
+        else
+            echo "test tools: ${pkg_tool#*:} is required by the storage fault tests" >&2
+            exit 1
+        fi
+    fi
+done
+
 if [[ -x "$bin" ]] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
     echo "test tools: dynalite up to date in .tools/node"
     exit 0

@@ -7,6 +7,9 @@
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh rust       only the Rust steps (fmt, clippy, tests)
+#
+# Run it as root (CI does): the storage fault tests use chattr +i and mount -t tmpfs, and
+# fail, saying so, without CAP_LINUX_IMMUTABLE and CAP_SYS_ADMIN.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -53,9 +53,11 @@ async fn import_into_the_store_of_a_running_service_is_refused_in_one_line() {
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20), "no hang");
     let err = String::from_utf8_lossy(&out.stderr);
+    // The failure is the last line (import first says which file it writes).
     let line = err
         .lines()
-        .find(|l| l.starts_with("show-service: "))
+        .last()
+        .filter(|l| l.starts_with("show-service: "))
         .unwrap_or_else(|| panic!("no error line: {err}"));
     for part in [
         db.to_str().unwrap(),

@@ -122,6 +122,14 @@ fn fill(dir: &Path) -> PathBuf {
     filler
 }
 
+async fn ready(app: &TestApp) -> reqwest::Response {
+    app.client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn assert_alive(app: &mut TestApp, when: &str) {
     let status = app.child.as_mut().expect("running").try_wait().unwrap();
     assert!(status.is_none(), "the service died {when}: {status:?}");
@@ -142,13 +150,7 @@ async fn assert_faulty(app: &mut TestApp, before: &[String]) {
     match res.status().as_u16() {
         200 => {
             let v: Value = res.json().await.unwrap();
-            let mut slugs: Vec<String> = v["response"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["slug"].as_str().unwrap().to_string())
-                .collect();
-            slugs.sort();
+            let slugs: Vec<String> = rows(&v).into_iter().map(|r| r.0).collect();
             assert_eq!(slugs, before, "the catalogue changed under the fault");
         }
         503 => assert!(res.headers().contains_key("retry-after")),
@@ -156,12 +158,7 @@ async fn assert_faulty(app: &mut TestApp, before: &[String]) {
     }
     let res = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(res.status(), 200, "liveness");
-    let res = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let res = ready(app).await;
     assert_eq!(res.status(), 503, "readiness under the fault");
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["store"], "sqlite: unavailable", "{v}");
@@ -200,13 +197,7 @@ async fn assert_recovered(app: &mut TestApp, before: &[String]) {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let res = app
-            .client
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 200 {
+        if ready(app).await.status() == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "readiness did not come back");

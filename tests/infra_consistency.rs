@@ -2146,3 +2146,68 @@ fn tasks_reach_aws_through_vpc_endpoints_and_only_the_jwks_through_nat() {
         "infra/README.md must say what still needs the NAT (the JWKS) and why"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Keep-alive: the ALB closes idle connections before the service does
+// ---------------------------------------------------------------------------------------
+
+/// The service's keep-alive idle timeout as deployed: the task definition's value, or
+/// else the default in config's SETTINGS table.
+fn service_idle_timeout_seconds() -> u64 {
+    const VAR: &str = "APP__SERVER__IDLETIMEOUTSECONDS";
+    let service = parse(SERVICE_TF);
+    let service_locals = locals_of(&service);
+    let env = object(
+        local(&service_locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    if let Some((_, value)) = env.iter().find(|(k, _)| k == VAR) {
+        return string(value, VAR)
+            .parse()
+            .unwrap_or_else(|e| panic!("{SERVICE_TF}: {VAR} is not a number of seconds: {e}"));
+    }
+    let setting = show_service::config::SETTINGS
+        .iter()
+        .find(|s| s.env == VAR)
+        .unwrap_or_else(|| {
+            panic!(
+                "config::SETTINGS has no {VAR}: the service has no keep-alive idle timeout \
+                 to keep the ALB's idle_timeout below"
+            )
+        });
+    setting.default.trim().parse().unwrap_or_else(|e| {
+        panic!(
+            "config::SETTINGS: the default of {VAR} ({:?}) is not a number of seconds: {e}",
+            setting.default
+        )
+    })
+}
+
+#[test]
+fn the_albs_idle_timeout_is_below_the_services_keep_alive_timeout() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let alb = block(&service, SERVICE_TF, "resource", "aws_lb", "this");
+    assert_eq!(
+        source(attr(&alb.body, "aws_lb.this", "idle_timeout")),
+        "local.alb_idle_timeout_seconds",
+        "{SERVICE_TF}: the ALB's idle_timeout"
+    );
+    let alb_idle = number(
+        local(&locals, SERVICE_TF, "alb_idle_timeout_seconds"),
+        "local.alb_idle_timeout_seconds",
+    );
+    let service_idle = service_idle_timeout_seconds();
+    assert!(
+        alb_idle < service_idle,
+        "{SERVICE_TF}: the ALB's idle timeout ({alb_idle} s) must be below the service's \
+         keep-alive idle timeout ({service_idle} s), or the ALB may reuse a connection the \
+         service is closing and answer 502"
+    );
+    // API Gateway's integration gives up after 29 s: a shorter ALB idle timeout would cut
+    // a slow answer the gateway still waits for.
+    assert!(
+        alb_idle > 30,
+        "{SERVICE_TF}: the ALB's idle timeout must outlast API Gateway's 29 s integration timeout"
+    );
+}

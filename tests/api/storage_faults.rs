@@ -28,7 +28,9 @@ fn privileged(program: &str, args: &[&str]) {
     assert!(
         out.status.success(),
         "`{program} {}` failed: {}\nThis test injects storage faults and needs root \
-         (chattr +i: CAP_LINUX_IMMUTABLE; mount: CAP_SYS_ADMIN), as scripts/test.sh has in CI.",
+         (chattr +i: CAP_LINUX_IMMUTABLE; mount: CAP_SYS_ADMIN), as scripts/test.sh has in CI, \
+         and a temporary folder (TMPDIR) on a file system with immutable flags (ext4, xfs, \
+         tmpfs since Linux 6.0).",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     );

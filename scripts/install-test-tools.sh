@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the tools the test suite runs besides cargo: today the DynamoDB emulator
-# dynalite (npm), pinned by tools/node/package-lock.json, into .tools/node (git-ignored).
+# Installs the tools the test suite runs besides cargo: the DynamoDB emulator dynalite
+# (npm), pinned by tools/node/package-lock.json, into .tools/node (git-ignored); and
+# Debian's chromium and chromium-driver for the browser test (scripts/browser-test.sh),
+# only when `chromium` or `chromedriver` is missing (about 300 MB).
 #
 #   scripts/install-test-tools.sh          # install, or do nothing when already current
 #
@@ -10,6 +12,19 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Headless Chromium and its WebDriver, from the distribution's packages.
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    echo "test tools: chromium and chromedriver present"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test tools: installing Debian's chromium and chromium-driver"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null
+else
+    echo "test tools: chromium and chromium-driver are required (apt-get install chromium chromium-driver)" >&2
+    exit 1
+fi
 src="$root/tools/node"
 dest="$root/.tools/node"
 bin="$dest/node_modules/.bin/dynalite"

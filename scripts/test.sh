@@ -56,6 +56,7 @@ step "cargo clippy -D warnings" cargo clippy --locked --all-targets -- -D warnin
 step "tests (unit, router, black-box, store contract, infra consistency)" run_tests
 step "black-box API tests on DynamoDB (dynalite)" run_api_tests_on_dynamodb
 step "API fuzzing: schemathesis against /openapi.json" scripts/schemathesis.sh
+step "browser: the /docs pages in headless Chromium" scripts/browser-test.sh
 step "dependency policy: cargo deny check licenses bans sources" scripts/deny.sh
 if [[ $only == all ]]; then
   step "terraform: fmt, validate, checkov, apply against an emulator" scripts/infra-check.sh

@@ -86,6 +86,7 @@ settings_table! {
     "log.format", "APP__LOG__FORMAT", "auto", "`json`, `text`, or `auto` (text on a terminal, JSON otherwise).";
     "log.level", "APP__LOG__LEVEL", "info", "tracing filter, e.g. `info` or `show_service=debug,info`.";
     "cors.allowedorigins", "APP__CORS__ALLOWEDORIGINS", "(none: CORS off)", "Origins allowed by CORS, comma separated, or `*`.";
+    "docs.enabled", "APP__DOCS__ENABLED", "true (local) / false", "Serve the API reference at `/docs` and the catalogue preview at `/docs/catalogue` (`true` or `false`).";
     "cache.ttlms", "APP__CACHE__TTLMS", "1000", "Longest age of the cached catalogue; writes through this instance invalidate it at once.";
 }
 
@@ -144,6 +145,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub cors: CorsSettings,
     pub cache: CacheSettings,
+    pub docs: DocsSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,12 @@ pub struct LogSettings {
 pub struct CorsSettings {
     /// Empty: no CORS headers. `["*"]`: any origin.
     pub allowed_origins: Vec<String>,
+}
+
+/// The `/docs` pages (`http::docs`).
+#[derive(Debug, Clone)]
+pub struct DocsSettings {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -683,6 +691,10 @@ impl Reader {
             ttl: Duration::from_millis(self.bounded("cache.ttlms", 1000, 0, 3_600_000)?),
         };
 
+        let docs = DocsSettings {
+            enabled: self.parse("docs.enabled", self.env == AppEnv::Local, "true or false")?,
+        };
+
         Ok(Settings {
             env: self.env,
             server,
@@ -692,6 +704,7 @@ impl Reader {
             log,
             cors,
             cache,
+            docs,
         })
     }
 
@@ -1068,5 +1081,25 @@ mod tests {
                 format!("APP__{}", doc.key.replace('.', "__").to_uppercase())
             );
         }
+    }
+
+    #[test]
+    fn the_docs_pages_are_on_in_local_mode_only_unless_set() {
+        assert!(load(&[]).unwrap().docs.enabled);
+        let cloud = [
+            ("APP_ENV", "dev"),
+            ("APP__AUTH__ISSUER", "https://issuer.example"),
+        ];
+        assert!(!load(&cloud).unwrap().docs.enabled);
+        let on = [cloud[0], cloud[1], ("APP__DOCS__ENABLED", "true")];
+        assert!(load(&on).unwrap().docs.enabled);
+        assert!(
+            !load(&[("APP__DOCS__ENABLED", "false")])
+                .unwrap()
+                .docs
+                .enabled
+        );
+        let e = load(&[("APP__DOCS__ENABLED", "yes")]).unwrap_err();
+        assert_eq!(e.source_name, "APP__DOCS__ENABLED");
     }
 }

@@ -4,6 +4,7 @@
 //! - `health`: liveness and readiness.
 //! - `shows`: the catalogue, feeds, one show.
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
+//! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
 //! - `extract`: request extractors (scope checks, the JSON feed body).
 //! - `cache`: the serialized catalogue kept in memory.
 //! - `conn`: the connection layer (header-read and idle timeouts, connection cap,
@@ -13,6 +14,7 @@
 
 pub mod cache;
 pub mod conn;
+pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod middleware;
@@ -124,7 +126,9 @@ pub fn router(state: AppState) -> Router {
         .merge(shows::router())
         .merge(openapi::router(
             state.settings.auth.mode == crate::config::AuthMode::Local,
+            &state.settings.auth.resource_server,
         ))
+        .merge(docs::router(&state.settings))
         .with_state(state.clone());
     // The only other routes that read a body (the token endpoint's form): the same limit.
     let issuer = state

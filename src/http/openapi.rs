@@ -1,5 +1,10 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the types' `ToSchema` derives, served at `/openapi.json`.
+//!
+//! [`document_for`] completes it for the running instance: every route of
+//! [`super::API_ROUTES`] (the aliases `/v1/health` and the deprecated `/shows...` copy the
+//! operations they alias), and an OAuth 2.0 client-credentials scheme with the token
+//! endpoint and the full scope names, so the `/docs` page can authorize.
 
 use super::AppState;
 use super::{health, shows};
@@ -8,7 +13,10 @@ use crate::error::ErrorBody;
 use crate::store::ListItem;
 use axum::Router;
 use axum::routing::get;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -58,10 +66,118 @@ pub fn document(issuer_routes: bool) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Where clients get tokens: the local issuer, or (in AWS) API Gateway's route to Cognito.
+pub const TOKEN_PATH: &str = "/oauth/token";
+
+/// The name of the client-credentials scheme in the document.
+pub const OAUTH2_SCHEME: &str = "oauth2";
+
+/// Aliases served by the same handlers as the documented route they name.
+const ALIASES: &[(&str, &str)] = &[
+    ("/v1/health", "/health"),
+    ("/shows", "/v1/shows"),
+    ("/shows/{slug}", "/v1/shows/{slug}"),
+];
+
+/// The document this instance serves: [`document`] plus every API route and the OAuth 2.0
+/// client-credentials scheme whose scopes are `<resource_server>/<scope>`.
+pub fn document_for(issuer_routes: bool, resource_server: &str) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder};
+
+    let mut doc = document(issuer_routes);
+    let full = |scope: crate::auth::Scope| format!("{resource_server}/{}", scope.name());
+    for (alias, of) in ALIASES {
+        if let Some(mut item) = doc.paths.paths.get(*of).cloned() {
+            for op in operations(&mut item) {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_alias"));
+                if alias.starts_with("/shows") {
+                    op.deprecated = Some(utoipa::openapi::Deprecated::True);
+                    op.description = Some(format!("Deprecated alias of `{of}`."));
+                }
+            }
+            doc.paths.paths.insert((*alias).to_string(), item);
+        }
+    }
+    let json = ContentBuilder::new()
+        .schema(Some(ObjectBuilder::new().build()))
+        .build();
+    doc.paths.paths.insert(
+        "/openapi.json".into(),
+        PathItem::new(
+            HttpMethod::Get,
+            OperationBuilder::new()
+                .operation_id(Some("openapi"))
+                .tag("docs")
+                .summary(Some("This document"))
+                .response(
+                    "200",
+                    ResponseBuilder::new()
+                        .description("The OpenAPI 3 document")
+                        .content("application/json", json),
+                ),
+        ),
+    );
+
+    // The scheme, and on every protected operation the same scope through it.
+    let scopes = Scopes::from_iter(
+        crate::auth::Scope::ALL
+            .iter()
+            .map(|s| (full(*s), format!("`{}`", s.name()))),
+    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            OAUTH2_SCHEME,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::ClientCredentials(ClientCredentials::new(
+                    TOKEN_PATH, scopes,
+                ))],
+                "OAuth 2.0 client credentials: HTTP Basic client authentication at the token endpoint",
+            )),
+        );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let path = path.clone();
+        for (method, op) in methods(item) {
+            let route = super::API_ROUTES
+                .iter()
+                .find(|r| r.method == method && r.path.replace("{*slug}", "{slug}") == path);
+            if let Some(scope) = route.and_then(|r| r.scope) {
+                op.security
+                    .get_or_insert_with(Vec::new)
+                    .push(SecurityRequirement::new(OAUTH2_SCHEME, [full(scope)]));
+            }
+        }
+    }
+    doc
+}
+
+/// The operations of `item` with their methods, upper case as in `API_ROUTES`.
+fn methods(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> Vec<(&'static str, &mut utoipa::openapi::path::Operation)> {
+    [
+        ("GET", &mut item.get),
+        ("POST", &mut item.post),
+        ("PUT", &mut item.put),
+        ("DELETE", &mut item.delete),
+        ("PATCH", &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+    .collect()
+}
+
+fn operations(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    methods(item).into_iter().map(|(_, op)| op)
+}
+
 /// Serves the document, serialized once.
-pub fn router(issuer_routes: bool) -> Router<AppState> {
+pub fn router(issuer_routes: bool, resource_server: &str) -> Router<AppState> {
     let json = axum::body::Bytes::from(
-        document(issuer_routes)
+        document_for(issuer_routes, resource_server)
             .to_json()
             .unwrap_or_else(|_| "{}".into()),
     );
@@ -92,5 +208,49 @@ mod tests {
         for doc in [&local, &jwt] {
             assert!(doc.paths.paths.contains_key("/v1/shows"));
         }
+    }
+
+    #[test]
+    fn the_served_document_lists_every_api_route() {
+        let doc = document_for(false, "https://rs.example");
+        for route in super::super::API_ROUTES {
+            let path = route.path.replace("{*slug}", "{slug}");
+            let mut item = doc
+                .paths
+                .paths
+                .get(&path)
+                .unwrap_or_else(|| panic!("{path} undocumented"))
+                .clone();
+            let op = methods(&mut item)
+                .into_iter()
+                .find(|(m, _)| *m == route.method)
+                .map(|(_, op)| op.clone())
+                .unwrap_or_else(|| panic!("{} {path} undocumented", route.method));
+            // A protected route can be authorized with the client-credentials scheme, with
+            // the full name of exactly its scope.
+            let security = serde_json::to_value(&op.security).unwrap();
+            let oauth: Vec<_> = security
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|req| req.get(OAUTH2_SCHEME))
+                .collect();
+            match route.scope {
+                Some(scope) => assert_eq!(
+                    oauth,
+                    [&serde_json::json!([format!(
+                        "https://rs.example/{}",
+                        scope.name()
+                    )])],
+                    "{} {path}",
+                    route.method
+                ),
+                None => assert!(oauth.is_empty(), "{} {path}", route.method),
+            }
+        }
+        let scheme =
+            serde_json::to_value(&doc.components.as_ref().unwrap().security_schemes[OAUTH2_SCHEME])
+                .unwrap();
+        assert_eq!(scheme["flows"]["clientCredentials"]["tokenUrl"], TOKEN_PATH);
     }
 }

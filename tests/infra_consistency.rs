@@ -326,8 +326,8 @@ fn every_route_api_gateway_forwards_exists_in_the_router_with_the_same_scope() {
         .collect();
     assert_eq!(
         route_blocks,
-        ["public", "this", "token"].map(String::from).into(),
-        "{API_TF}: a route outside protected_routes/public_routes/token_route"
+        ["docs", "public", "this", "token"].map(String::from).into(),
+        "{API_TF}: a route outside protected_routes/public_routes/docs_routes/token_route"
     );
     for key in protected.iter().map(|(k, _)| k.as_str()) {
         assert!(
@@ -2209,5 +2209,54 @@ fn the_albs_idle_timeout_is_below_the_services_keep_alive_timeout() {
     assert!(
         alb_idle > 30,
         "{SERVICE_TF}: the ALB's idle timeout must outlast API Gateway's 29 s integration timeout"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The /docs pages
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn api_gateway_routes_the_docs_pages_and_their_document_without_the_authorizer() {
+    use show_service::http::docs;
+    let api = parse(API_TF);
+    let locals = locals_of(&api);
+    let routed: BTreeSet<String> = strings(local(&locals, API_TF, "docs_routes"), "docs_routes")
+        .iter()
+        .map(|key| {
+            let (method, path) = split_route_key(key);
+            assert_eq!(method, "GET", "{API_TF}: `{key}`: the pages are GET only");
+            normalise(path)
+        })
+        .collect();
+    let served: BTreeSet<String> = docs::ROUTES.iter().map(|p| normalise(p)).collect();
+    assert_eq!(
+        routed, served,
+        "{API_TF}: local.docs_routes differ from http::docs::ROUTES"
+    );
+
+    let what = "aws_apigatewayv2_route.docs";
+    let route = block(&api, API_TF, "resource", "aws_apigatewayv2_route", "docs");
+    assert_eq!(
+        source(attr(&route.body, what, "for_each")),
+        "toset(local.docs_routes)",
+        "{what}: for_each"
+    );
+    assert_eq!(
+        string(attr(&route.body, what, "authorization_type"), what),
+        "NONE",
+        "{what}: the pages are public"
+    );
+    assert_eq!(
+        string(attr(&route.body, what, "target"), what),
+        "integrations/${aws_apigatewayv2_integration.service.id}",
+        "{what}: the pages are served by the service"
+    );
+
+    // The page renders /openapi.json: it must be routed too, without a token.
+    let public = strings(local(&locals, API_TF, "public_routes"), "public_routes");
+    assert!(
+        public.iter().any(|k| k == "GET /openapi.json"),
+        "{API_TF}: /docs needs GET /openapi.json among public_routes"
     );
 }

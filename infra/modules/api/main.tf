@@ -10,8 +10,14 @@ locals {
     "DELETE /v1/shows/{proxy+}" = "shows.write"
   }
 
-  # Routes to the service without a token (liveness only).
-  public_routes = ["GET /health"]
+  # Routes to the service without a token: liveness, and the OpenAPI document the
+  # /docs page renders.
+  public_routes = ["GET /health", "GET /openapi.json"]
+
+  # The /docs pages (static files; their API calls carry the user's token and go
+  # through the protected routes). Served only where APP__DOCS__ENABLED is true,
+  # 404 elsewhere. tests/infra_consistency.rs checks them against http::docs::ROUTES.
+  docs_routes = ["GET /docs", "GET /docs/{proxy+}"]
 
   # Route served by Cognito's token endpoint, not by the service.
   token_route = "POST /oauth/token"
@@ -124,8 +130,18 @@ resource "aws_apigatewayv2_route" "this" {
 }
 
 resource "aws_apigatewayv2_route" "public" {
-  #checkov:skip=CKV_AWS_309:Liveness probe only: answers {"message":"ok"} without touching data, so monitors can reach it without a token.
+  #checkov:skip=CKV_AWS_309:Liveness probe (answers {"message":"ok"} without touching data, so monitors can reach it without a token) and the OpenAPI document (public description of the API, no data).
   for_each = toset(local.public_routes)
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.service.id}"
+  authorization_type = "NONE"
+}
+
+resource "aws_apigatewayv2_route" "docs" {
+  #checkov:skip=CKV_AWS_309:Static documentation pages (HTML, scripts, styles) with no data; the catalogue they show is fetched through the JWT-authorized routes with the user's own token.
+  for_each = toset(local.docs_routes)
 
   api_id             = aws_apigatewayv2_api.this.id
   route_key          = each.key

@@ -29,37 +29,16 @@ if ! "$venv/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==$SELENIUM_VERSION"
 fi
 
-cargo build --locked --quiet
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-artefacts="$target_dir/browser-test"
-
+artefacts="$(target_dir)/browser-test"
 work=$(mktemp -d)
-# A copy, taken at once: a target folder shared with other checkouts may relink the binary.
-cp "$target_dir/debug/show-service" "$work/show-service"
-bin="$work/show-service"
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stop_service; rm -rf "$work"' EXIT
+bin=$(debug_binary "$work")
 
-# Local mode: the docs pages are on by default, the development client exists.
-env -i PATH="$PATH" APP_ENV=local APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT=0 \
-  APP__STORE__PATH="$work/data/shows.db" APP__LOG__FORMAT=json APP__LOG__LEVEL=info \
-  "$bin" serve >"$work/service.log" 2>&1 &
-server_pid=$!
-addr=$(wait_for_addr "$work/service.log" "$server_pid") || exit 1
+start_local_service "$bin" "$work" || exit 1
 base="http://$addr"
 echo "service on $base"
 
-token=$(curl -sS -X POST "$base/oauth/token" -u local-client:local-secret \
-  -d grant_type=client_credentials -d 'scope=shows.read shows.write' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+token=$(local_token "$base")
 
 status=0
 "$venv/bin/python" tests/browser/pages.py "$base" "$token" "$artefacts" || status=1

@@ -1,4 +1,5 @@
-# Shared by the scripts that start the service themselves (schemathesis.sh, soak.sh).
+# Shared by the scripts that start the service themselves (schemathesis.sh, soak.sh,
+# browser-test.sh).
 
 # wait_for_addr LOG PID: waits (up to 10 s) for the "listening" line the service writes
 # to LOG when started with APP__SERVER__PORT=0, and prints the address it bound. Fails,
@@ -17,4 +18,55 @@ wait_for_addr() {
   echo "the service did not start:" >&2
   cat "$log" >&2
   return 1
+}
+
+# start_local_service BIN WORK: starts BIN in local mode on a free loopback port with its
+# data and log (service.log) in WORK; sets server_pid, and addr to the address it bound.
+# Call it directly (not in `$(...)`, which would lose both), and pair it with
+# `trap 'stop_service; rm -rf "$work"' EXIT`.
+server_pid=
+addr=
+start_local_service() {
+  local bin=$1 work=$2
+  # Port 0: the service picks a free port and logs it.
+  env -i PATH="$PATH" APP_ENV=local APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT=0 \
+    APP__STORE__PATH="$work/data/shows.db" APP__LOG__FORMAT=json APP__LOG__LEVEL=info \
+    "$bin" serve >"$work/service.log" 2>&1 &
+  server_pid=$!
+  addr=$(wait_for_addr "$work/service.log" "$server_pid")
+}
+
+# stop_service: stops the service start_local_service started, if any.
+stop_service() {
+  if [[ -n $server_pid ]]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+}
+
+# local_token BASE: a token with both scopes from the local issuer's development client.
+local_token() {
+  curl -sS -X POST "$1/oauth/token" -u local-client:local-secret \
+    -d grant_type=client_credentials -d 'scope=shows.read shows.write' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# debug_binary WORK: builds the debug binary and prints the path of a copy in WORK, taken
+# at once after the build (a target folder shared with other checkouts may relink it).
+# SHOW_SERVICE_BIN=path uses that binary instead (e.g. a release build).
+debug_binary() {
+  if [[ -n ${SHOW_SERVICE_BIN:-} ]]; then
+    cp "$SHOW_SERVICE_BIN" "$1/show-service"
+    echo "$1/show-service"
+    return
+  fi
+  cargo build --locked --quiet
+  cp "$(target_dir)/debug/show-service" "$1/show-service"
+  echo "$1/show-service"
+}
+
+# target_dir: cargo's target folder (CARGO_TARGET_DIR or ./target).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 }

@@ -275,10 +275,12 @@ async fn bodies_past_the_limit_are_413_declared_or_streamed() {
             if auth {
                 req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
             }
+            // The token form has its own, smaller cap (16 KiB), whatever the server's.
+            let bytes = if auth { big.clone() } else { big.repeat(3) };
             let body = if declared {
-                Body::from(big.clone())
+                Body::from(bytes)
             } else {
-                streamed(&big)
+                streamed(&bytes)
             };
             let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
             assert_eq!(

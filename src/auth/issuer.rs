@@ -10,7 +10,16 @@
 //!   `Cache-Control: no-store`; errors in RFC 6749 §5.2's shape, `{"error",
 //!   "error_description"}`: `invalid_request`, `invalid_client` (401 with
 //!   `WWW-Authenticate: Basic`), `unsupported_grant_type`, `invalid_scope` (400), and 429
-//!   `temporarily_unavailable` with `Retry-After` past the per-client rate limit.
+//!   `temporarily_unavailable` with `Retry-After` past a rate limit (below).
+//! - The form is at most 16 KiB (413 past it): the content type and the declared length are checked
+//!   before any of the body is read, and no more than that is ever read.
+//! - Limits: failed attempts are charged to the source address and, separately, to the
+//!   attempted client id (known or not, so unknown and known ids get the same answers). A
+//!   source that failed [`FAILURE_BURST`] times is refused until its bucket refills; an id
+//!   that failed that often is refused only to sources that failed lately themselves, so
+//!   a guesser elsewhere cannot lock the real client out. Issued tokens are limited per
+//!   authenticated client (`auth.tokenratepersecond`, `auth.tokenburst`): only the client
+//!   itself can use up its own bucket.
 //! - Tokens are RS256 JWTs with Cognito's access-token claims (`sub` = `client_id`,
 //!   `token_use: access`, full scope names, `auth_time`, `iss`, `exp`, `iat`, `jti`,
 //!   `version: 2`), signed with the persisted key ([`super::keys`]).
@@ -25,13 +34,15 @@ use super::keys::SigningKey;
 use super::rate_limit::RateLimiter;
 use crate::config::AuthSettings;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -40,9 +51,11 @@ use utoipa::ToSchema;
 /// Lifetime of an issued token (Cognito's default).
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
 /// Largest token request body read; a real one is under 200 bytes.
-const MAX_REQUEST_BYTES: usize = 16 * 1024;
-/// The rate-limit bucket shared by every client id the issuer does not know.
-const UNKNOWN_CLIENT_BUCKET: &str = "\0unknown";
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// Failed attempts a source (or an attempted id) may make at once…
+pub const FAILURE_BURST: u32 = 10;
+/// …and then one every this many seconds.
+pub const FAILURE_REFILL_SECONDS: f64 = 6.0;
 
 /// A configured client, its secret kept only as a digest.
 struct Client {
@@ -63,8 +76,12 @@ pub struct Issuer {
     resource_server: String,
     /// The configured clients (the development client first); fixed at start.
     clients: Vec<Client>,
-    /// Token requests per client id; lives as long as the issuer.
+    /// Tokens issued per authenticated client id; lives as long as the issuer.
     limiter: RateLimiter,
+    /// Failed attempts per source address.
+    failed_by_source: RateLimiter,
+    /// Failed attempts per attempted client id, known or not.
+    failed_by_id: RateLimiter,
     /// The JWKS document, serialized once.
     jwks: Bytes,
     /// The discovery document, serialized once.
@@ -257,6 +274,8 @@ impl Issuer {
             resource_server: settings.resource_server.clone(),
             clients,
             limiter: RateLimiter::new(settings.token_rate_per_second, settings.token_burst),
+            failed_by_source: RateLimiter::with_rate(1.0 / FAILURE_REFILL_SECONDS, FAILURE_BURST),
+            failed_by_id: RateLimiter::with_rate(1.0 / FAILURE_REFILL_SECONDS, FAILURE_BURST),
             jwks: Bytes::from(jwks),
             discovery: Bytes::from(discovery),
         })
@@ -352,23 +371,12 @@ impl Issuer {
         self: &Arc<Self>,
         headers: &HeaderMap,
         body: &[u8],
+        source: IpAddr,
         now: Instant,
     ) -> Result<(String, TokenResponse), OAuthError> {
-        let form_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !form_type {
-            return Err(OAuthError::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            ));
-        }
+        check_form_head(headers)?;
         if body.len() > MAX_REQUEST_BYTES {
-            return Err(OAuthError::invalid_request("request body too large"));
+            return Err(too_large());
         }
         let mut form = std::collections::HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -415,25 +423,31 @@ impl Issuer {
             }
         };
 
-        // Limit before checking the secret: it bounds guessing as well as signing.
-        let client = self.clients.iter().find(|c| c.id == id);
-        let bucket = client.map_or(UNKNOWN_CLIENT_BUCKET, |c| c.id.as_str());
-        if let Err(wait) = self.limiter.check(bucket, now) {
-            let mut e = OAuthError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "too many token requests for this client; retry later (tokens last an hour: reuse them)",
-            );
-            e.retry_after = Some(wait);
-            return Err(e);
+        // Guessing is limited before the secret is looked at, by failures only (see the
+        // module doc); the same for every id, known or not.
+        let source_key = source.to_string();
+        self.failed_by_source
+            .available(&source_key, now)
+            .map_err(rate_limited)?;
+        if let Err(wait) = self.failed_by_id.available(&id, now)
+            && !self.failed_by_source.is_full(&source_key, now)
+        {
+            return Err(rate_limited(wait));
         }
+        let client = self.clients.iter().find(|c| c.id == id);
         let presented = secret_digest(&secret);
         let expected = client.map_or([0u8; 32], |c| c.secret_digest);
         let secret_ok: bool = presented.ct_eq(&expected).into();
         let client = match client {
             Some(c) if secret_ok => c,
-            _ => return Err(OAuthError::invalid_client("unknown client or wrong secret")),
+            _ => {
+                self.failed_by_source.charge(&source_key, now);
+                self.failed_by_id.charge(&id, now);
+                return Err(OAuthError::invalid_client("unknown client or wrong secret"));
+            }
         };
+        // Signing is limited per authenticated client: nobody else can use it up.
+        self.limiter.check(&client.id, now).map_err(rate_limited)?;
 
         match param("grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -483,6 +497,64 @@ impl Issuer {
     }
 }
 
+/// A form past [`MAX_REQUEST_BYTES`]: 413, in RFC 6749's shape.
+fn too_large() -> OAuthError {
+    OAuthError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        "request body too large (16 KiB at most)",
+    )
+}
+
+/// A 429 `temporarily_unavailable` with `Retry-After: wait`.
+fn rate_limited(wait: Duration) -> OAuthError {
+    let mut e = OAuthError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "too many token requests; retry later (tokens last an hour: reuse them)",
+    );
+    e.retry_after = Some(wait);
+    e
+}
+
+/// The checks made before any of the body is read: the form's content type, and a
+/// declared length within [`MAX_REQUEST_BYTES`].
+fn check_form_head(headers: &HeaderMap) -> Result<(), OAuthError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+/// The form, read only after [`check_form_head`] and never past [`MAX_REQUEST_BYTES`].
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Bytes, OAuthError> {
+    check_form_head(headers)?;
+    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(OAuthError::invalid_request(
+            "the request body could not be read",
+        )),
+    }
+}
+
 /// `Basic base64(id:secret)`. Anything else in `Authorization` fails client authentication.
 fn parse_basic(v: &HeaderValue) -> Result<(String, String), OAuthError> {
     let bad =
@@ -500,8 +572,23 @@ fn parse_basic(v: &HeaderValue) -> Result<(String, String), OAuthError> {
     Ok((id.to_string(), secret.to_string()))
 }
 
-async fn handle(issuer: Arc<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
-    match issuer.token_request(&headers, &body, Instant::now()).await {
+/// One token request: its source is the connection's peer (a router driven without a
+/// server, as in tests, has none and counts as one unspecified source).
+async fn handle(issuer: Arc<Issuer>, req: Request) -> Response {
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let body = match read_form(&headers, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match issuer
+        .token_request(&headers, &body, source, Instant::now())
+        .await
+    {
         Ok((client_id, token)) => {
             tracing::debug!(client_id = %client_id, "token issued");
             let mut res = (StatusCode::OK, no_store(), json_body(&token)).into_response();
@@ -526,14 +613,15 @@ async fn handle(issuer: Arc<Issuer>, headers: HeaderMap, body: Bytes) -> Respons
         (status = 200, description = "A token", body = TokenResponse,
          headers(("cache-control" = String, description = "no-store"))),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 413, description = "invalid_request: the form is over 16 KiB", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody,
          headers(("www-authenticate" = String, description = "Basic realm=\"show-service\""))),
-        (status = 429, description = "Too many requests from this client", body = OAuthErrorBody,
+        (status = 429, description = "Too many failed attempts from this source or for this id, or too many tokens for this client", body = OAuthErrorBody,
          headers(("retry-after" = u64, description = "Seconds to wait"))),
     )
 )]
-pub async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(issuer, headers, body).await
+pub async fn token(State(issuer): State<Arc<Issuer>>, req: Request) -> Response {
+    handle(issuer, req).await
 }
 
 /// Cognito's path for the token endpoint; the same as `/oauth/token`.
@@ -544,16 +632,13 @@ pub async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: 
     responses(
         (status = 200, description = "A token", body = TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 413, description = "invalid_request: the form is over 16 KiB", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
-        (status = 429, description = "Too many requests from this client", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed attempts from this source or for this id, or too many tokens for this client", body = OAuthErrorBody),
     )
 )]
-pub async fn token_alias(
-    State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(issuer, headers, body).await
+pub async fn token_alias(State(issuer): State<Arc<Issuer>>, req: Request) -> Response {
+    handle(issuer, req).await
 }
 
 /// The issuer's public signing keys (local mode only).
@@ -592,6 +677,7 @@ mod tests {
     use serde_json::Value;
 
     const RS: &str = "https://show-service-local.api";
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
         let mut env = vec![("APP__AUTH__CLIENTS", "reader:reader-secret:shows.read")];
@@ -630,7 +716,7 @@ mod tests {
 
     async fn ask(issuer: &Arc<Issuer>, h: HeaderMap, body: &str) -> Result<Value, OAuthError> {
         let (_, res) = issuer
-            .token_request(&h, body.as_bytes(), Instant::now())
+            .token_request(&h, body.as_bytes(), HERE, Instant::now())
             .await?;
         assert_eq!(res.token_type, "Bearer");
         assert_eq!(res.expires_in, 3600);
@@ -884,27 +970,136 @@ mod tests {
         let body = "grant_type=client_credentials".as_bytes();
         let now = Instant::now();
         for _ in 0..3 {
-            assert!(iss.token_request(&h, body, now).await.is_ok());
+            assert!(iss.token_request(&h, body, HERE, now).await.is_ok());
         }
-        let err = iss.token_request(&h, body, now).await.unwrap_err();
+        let err = iss.token_request(&h, body, HERE, now).await.unwrap_err();
         assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
         let res = err.into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
-        // Wrong secrets count against the same bucket: guessing is limited too.
+        // A wrong secret is told it is wrong: the issuance bucket is not the guessing one.
         let wrong = headers(&[("authorization", &basic("local-client", "guess"))]);
-        assert_eq!(
-            iss.token_request(&wrong, body, now)
-                .await
-                .unwrap_err()
-                .status,
-            StatusCode::TOO_MANY_REQUESTS
-        );
+        let err = iss
+            .token_request(&wrong, body, HERE, now)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_client");
         // Another client is not affected.
         let reader = headers(&[("authorization", &basic("reader", "reader-secret"))]);
-        assert!(iss.token_request(&reader, body, now).await.is_ok());
+        assert!(iss.token_request(&reader, body, HERE, now).await.is_ok());
         // A second later there is room again.
         let later = now + Duration::from_secs(1);
-        assert!(iss.token_request(&h, body, later).await.is_ok());
+        assert!(iss.token_request(&h, body, HERE, later).await.is_ok());
+    }
+
+    fn source(n: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n))
+    }
+
+    /// Before: 40 wrong secrets for `local-client` gave 20×401, 20×429, and then the
+    /// correct secret got 429 too.
+    #[tokio::test]
+    async fn failed_guesses_do_not_lock_the_real_client_out() {
+        let iss = issuer(&[]);
+        let body = "grant_type=client_credentials".as_bytes();
+        let now = Instant::now();
+        let wrong = headers(&[("authorization", &basic("local-client", "guess"))]);
+        let mut codes = Vec::new();
+        for _ in 0..40 {
+            let err = iss
+                .token_request(&wrong, body, source(66), now)
+                .await
+                .unwrap_err();
+            codes.push(err.status.as_u16());
+        }
+        let refused = FAILURE_BURST as usize;
+        assert!(codes[..refused].iter().all(|c| *c == 401), "{codes:?}");
+        assert!(codes[refused..].iter().all(|c| *c == 429), "{codes:?}");
+        // The real client, elsewhere, still gets its token with the right secret.
+        let good = headers(&[("authorization", &basic("local-client", "local-secret"))]);
+        assert!(iss.token_request(&good, body, source(1), now).await.is_ok());
+        // Guessers spread over many sources: each new source gets one try at this id
+        // before the id's own bucket turns it away; a clean source with the right
+        // secret is still served.
+        let late = iss
+            .token_request(&wrong, body, source(67), now)
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), "invalid_client");
+        let again = iss
+            .token_request(&wrong, body, source(67), now)
+            .await
+            .unwrap_err();
+        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(iss.token_request(&good, body, source(2), now).await.is_ok());
+        // The guessing source waits for its bucket to refill.
+        let later = now + Duration::from_secs_f64(FAILURE_REFILL_SECONDS * 2.0);
+        let err = iss
+            .token_request(&wrong, body, source(66), later)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_client");
+    }
+
+    /// Before: every unknown id shared one bucket, so after 25 unknown ids a new unknown
+    /// id got 429 while a known id with a wrong secret got 401.
+    #[tokio::test]
+    async fn unknown_and_known_ids_are_answered_alike() {
+        let iss = issuer(&[]);
+        let body = "grant_type=client_credentials".as_bytes();
+        let now = Instant::now();
+        for i in 0..25u8 {
+            let h = headers(&[("authorization", &basic(&format!("nobody-{i}"), "guess"))]);
+            let _ = iss.token_request(&h, body, source(100 + i), now).await;
+        }
+        let unknown = headers(&[("authorization", &basic("nobody-new", "guess"))]);
+        let known = headers(&[("authorization", &basic("reader", "guess"))]);
+        let a = iss
+            .token_request(&unknown, body, source(200), now)
+            .await
+            .unwrap_err();
+        let b = iss
+            .token_request(&known, body, source(201), now)
+            .await
+            .unwrap_err();
+        assert_eq!((a.status, a.code()), (b.status, b.code()));
+        assert_eq!(a.code(), "invalid_client");
+        assert_eq!(a.description, b.description);
+    }
+
+    #[tokio::test]
+    async fn the_form_is_checked_before_its_body_is_read() {
+        // A body that never ends: answered from the headers alone.
+        let endless =
+            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let mut h = headers(&[]);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let err = tokio::time::timeout(Duration::from_secs(30), read_form(&h, endless))
+            .await
+            .expect("answered without reading")
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+        let endless =
+            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let mut h = headers(&[]);
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(4u64 << 20));
+        let err = tokio::time::timeout(Duration::from_secs(30), read_form(&h, endless))
+            .await
+            .expect("answered without reading")
+            .unwrap_err();
+        assert!(err.description.contains("too large"), "{err}");
+        // Without a declared length, reading stops at the cap.
+        let big = Body::from_stream(futures::stream::iter(
+            (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'a'; 1024]))),
+        ));
+        let err = read_form(&headers(&[]), big).await.unwrap_err();
+        assert!(err.description.contains("too large"), "{err}");
+        let ok = read_form(&headers(&[]), Body::from("grant_type=client_credentials"))
+            .await
+            .unwrap();
+        assert_eq!(&ok[..], b"grant_type=client_credentials");
     }
 
     #[tokio::test]

@@ -26,7 +26,6 @@ use crate::auth::{Auth, Scope};
 use crate::config::Settings;
 use crate::store::DynStore;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,15 +129,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(docs::router(&state.settings))
         .with_state(state.clone());
-    // The only other routes that read a body (the token endpoint's form): the same limit.
-    let issuer = state
-        .auth
-        .routes()
-        .layer(DefaultBodyLimit::max(state.settings.server.body_limit));
-    // Load shedding on everything but the probes, so a busy task stays healthy.
-    let limited = middleware::limit(api.merge(issuer), &state);
+    // The token endpoint reads its form itself, 16 KiB at most, after checking its
+    // headers: no body limit to configure here.
+    let issuer = state.auth.routes();
+    // Load shedding on the API, so a busy task stays healthy: not on the probes, and not
+    // on the issuer, whose requests (slow form bodies included) must never take the
+    // API's slots.
+    let limited = middleware::limit(api, &state);
     let probes = health::router().with_state(state.clone());
-    middleware::wrap(probes.merge(limited), state)
+    middleware::wrap(probes.merge(issuer).merge(limited), state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:

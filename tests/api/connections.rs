@@ -187,3 +187,63 @@ async fn a_413_reaches_a_client_that_writes_the_whole_body_first() {
     assert!(status.starts_with("HTTP/1.1 413"), "{status:?}");
     assert!(status.contains("\"error\""), "{status:?}");
 }
+
+/// Before: 20 slow token bodies with `APP__SERVER__MAXCONCURRENCY=20` made an
+/// authenticated `GET /v1/shows` answer 503 until they timed out.
+#[tokio::test]
+async fn slow_token_requests_never_take_the_api_slots() {
+    let mut app = TestApp::spawn_with(&[("APP__SERVER__MAXCONCURRENCY", "2")]).await;
+    let token = app.token().await;
+    let addr = format!("127.0.0.1:{}", app.port);
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(
+                b"POST /oauth/token HTTP/1.1\r\nHost: test\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\n\
+                  Content-Length: 200\r\n\r\ngrant_type=",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // Give the server time to take them in (not needed for the check to be right: if
+    // they were not yet served, the API would answer anyway).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let res = app
+            .client
+            .get(app.url("/v1/shows"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    drop(slow);
+}
+
+/// A form past 16 KiB is refused from its declared length, before it is read.
+#[tokio::test]
+async fn a_large_token_form_is_refused_from_its_headers() {
+    let app = TestApp::spawn().await;
+    let addr = format!("127.0.0.1:{}", app.port);
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(
+            b"POST /oauth/token HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 4000000\r\n\r\ngrant_type=",
+        )
+        .unwrap();
+        // Nothing more is sent: the answer must come from the headers.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(answer.contains("invalid_request"), "{answer:?}");
+}

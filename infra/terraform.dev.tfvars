@@ -1,4 +1,5 @@
 env                 = "dev"
+region              = "ap-southeast-2"
 task_cpu            = 256
 task_memory         = 512
 desired_count       = 1

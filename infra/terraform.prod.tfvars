@@ -1,4 +1,5 @@
 env                 = "prod"
+region              = "ap-southeast-2"
 task_cpu            = 512
 task_memory         = 1024
 desired_count       = 2

@@ -1,4 +1,5 @@
 env                 = "test"
+region              = "ap-southeast-2"
 task_cpu            = 512
 task_memory         = 1024
 desired_count       = 1

@@ -13,9 +13,8 @@ variable "env" {
 }
 
 variable "region" {
-  description = "AWS region to deploy to."
+  description = "AWS region to deploy to; no default: each terraform.<env>.tfvars says it."
   type        = string
-  default     = "ap-southeast-2"
 }
 
 variable "tags" {

@@ -2260,3 +2260,167 @@ fn api_gateway_routes_the_docs_pages_and_their_document_without_the_authorizer()
         "{API_TF}: /docs needs GET /openapi.json among public_routes"
     );
 }
+
+/// Every `.tf` file under `infra/` (modules included), as paths relative to the repository.
+fn terraform_files() -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("infra/ is readable") {
+            let entry = entry.expect("directory entry");
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() && !name.starts_with('.') {
+                walk(&path, root, out);
+            } else if name.ends_with(".tf") && !name.starts_with("zz_") {
+                let rel = path.strip_prefix(root).expect("under the repository");
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    let root = repo_path("");
+    let mut out = Vec::new();
+    walk(&repo_path("infra"), &root, &mut out);
+    out.sort();
+    out
+}
+
+/// The deployer's policy (docs/deploy.md) lets Terraform create every resource type
+/// `infra/` declares, and grants no service-wide wildcard: each type is listed below with
+/// the action that creates it, so a new type fails here until the policy covers it.
+#[test]
+fn the_deployer_policy_can_create_every_resource_type_in_infra() {
+    const CREATED_BY: &[(&str, &str)] = &[
+        ("aws_apigatewayv2_api", "apigateway:POST"),
+        ("aws_apigatewayv2_authorizer", "apigateway:POST"),
+        ("aws_apigatewayv2_integration", "apigateway:POST"),
+        ("aws_apigatewayv2_route", "apigateway:POST"),
+        ("aws_apigatewayv2_stage", "apigateway:POST"),
+        ("aws_apigatewayv2_vpc_link", "apigateway:POST"),
+        (
+            "aws_appautoscaling_policy",
+            "application-autoscaling:PutScalingPolicy",
+        ),
+        (
+            "aws_appautoscaling_target",
+            "application-autoscaling:RegisterScalableTarget",
+        ),
+        ("aws_cloudwatch_dashboard", "cloudwatch:PutDashboard"),
+        ("aws_cloudwatch_log_group", "logs:CreateLogGroup"),
+        ("aws_cloudwatch_metric_alarm", "cloudwatch:PutMetricAlarm"),
+        ("aws_codebuild_project", "codebuild:CreateProject"),
+        ("aws_codebuild_webhook", "codebuild:CreateWebhook"),
+        (
+            "aws_cognito_resource_server",
+            "cognito-idp:CreateResourceServer",
+        ),
+        ("aws_cognito_user_pool", "cognito-idp:CreateUserPool"),
+        (
+            "aws_cognito_user_pool_client",
+            "cognito-idp:CreateUserPoolClient",
+        ),
+        (
+            "aws_cognito_user_pool_domain",
+            "cognito-idp:CreateUserPoolDomain",
+        ),
+        (
+            "aws_default_security_group",
+            "ec2:RevokeSecurityGroupIngress",
+        ),
+        ("aws_dynamodb_table", "dynamodb:CreateTable"),
+        ("aws_ecr_lifecycle_policy", "ecr:PutLifecyclePolicy"),
+        ("aws_ecr_repository", "ecr:CreateRepository"),
+        ("aws_ecr_repository_policy", "ecr:SetRepositoryPolicy"),
+        ("aws_ecs_cluster", "ecs:CreateCluster"),
+        ("aws_ecs_service", "ecs:CreateService"),
+        ("aws_ecs_task_definition", "ecs:RegisterTaskDefinition"),
+        ("aws_eip", "ec2:AllocateAddress"),
+        ("aws_flow_log", "ec2:CreateFlowLogs"),
+        ("aws_iam_role", "iam:CreateRole"),
+        ("aws_iam_role_policy", "iam:PutRolePolicy"),
+        ("aws_internet_gateway", "ec2:CreateInternetGateway"),
+        ("aws_kms_alias", "kms:CreateAlias"),
+        ("aws_kms_key", "kms:CreateKey"),
+        ("aws_lb", "elasticloadbalancing:CreateLoadBalancer"),
+        ("aws_lb_listener", "elasticloadbalancing:CreateListener"),
+        (
+            "aws_lb_target_group",
+            "elasticloadbalancing:CreateTargetGroup",
+        ),
+        ("aws_nat_gateway", "ec2:CreateNatGateway"),
+        ("aws_route", "ec2:CreateRoute"),
+        ("aws_route_table", "ec2:CreateRouteTable"),
+        ("aws_route_table_association", "ec2:AssociateRouteTable"),
+        ("aws_security_group", "ec2:CreateSecurityGroup"),
+        ("aws_sns_topic", "sns:CreateTopic"),
+        ("aws_sns_topic_policy", "sns:SetTopicAttributes"),
+        ("aws_sns_topic_subscription", "sns:Subscribe"),
+        ("aws_subnet", "ec2:CreateSubnet"),
+        ("aws_vpc", "ec2:CreateVpc"),
+        ("aws_vpc_endpoint", "ec2:CreateVpcEndpoint"),
+        (
+            "aws_vpc_security_group_egress_rule",
+            "ec2:AuthorizeSecurityGroupEgress",
+        ),
+        (
+            "aws_vpc_security_group_ingress_rule",
+            "ec2:AuthorizeSecurityGroupIngress",
+        ),
+    ];
+    let policy: serde_json::Value =
+        serde_json::from_str(&read("infra/deployer-policy.json")).expect("deployer policy JSON");
+    let statements = policy["Statement"].as_array().expect("Statement");
+    let mut allowed = BTreeSet::new();
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow", "{s}");
+        for a in s["Action"].as_array().expect("Action list") {
+            let a = a.as_str().unwrap();
+            let (service, verb) = a.split_once(':').unwrap_or(("", a));
+            assert!(
+                !service.is_empty() && verb != "*",
+                "{a}: no wildcard for a whole service"
+            );
+            if a == "iam:PassRole" {
+                assert!(
+                    s["Condition"]["StringEquals"]["iam:PassedToService"].is_array(),
+                    "iam:PassRole only to named services: {s}"
+                );
+            }
+            allowed.insert(a.to_string());
+        }
+    }
+    let covers = |action: &str| {
+        allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => a == action,
+        })
+    };
+    let mut seen = BTreeSet::new();
+    for file in terraform_files() {
+        for line in read(&file).lines() {
+            let Some(rest) = line.trim_start().strip_prefix("resource \"") else {
+                continue;
+            };
+            let ty = rest.split('"').next().unwrap();
+            let Some((_, action)) = CREATED_BY.iter().find(|(t, _)| *t == ty) else {
+                panic!(
+                    "{file}: resource type {ty} is not in this test's table: add it with the \
+                     action that creates it, and that action to infra/deployer-policy.json"
+                );
+            };
+            assert!(
+                covers(action),
+                "{file}: {ty} needs {action} in infra/deployer-policy.json"
+            );
+            seen.insert(ty.to_string());
+        }
+    }
+    assert!(
+        seen.contains("aws_dynamodb_table") && seen.len() > 20,
+        "{seen:?}"
+    );
+    // Terraform reads the state from S3 and the table it takes over from the Go service.
+    for action in ["s3:GetObject", "s3:PutObject", "dynamodb:DescribeTable"] {
+        assert!(covers(action), "{action}");
+    }
+    let runbook = read("docs/deploy.md");
+    assert!(runbook.contains("infra/deployer-policy.json"));
+}

@@ -6,7 +6,10 @@
 #   3. checkov   zero failed checks (skips only inline, with a reason)
 #   4. moto      apply the whole stack for real against moto's server for the dev and
 #                prod tfvars: init, validate, plan, apply, a second plan that must be
-#                empty, destroy, and an empty state
+#                empty, destroy, and an empty state; then the takeover from the Go
+#                service (docs/deploy.md section 5): a table made outside Terraform is
+#                imported with the runbook's command and the plan must neither destroy
+#                nor replace it
 #
 # Everything it installs or writes goes to .tools/ (git-ignored) and the generated,
 # git-ignored infra/zz_moto_override.tf, which is removed on exit.
@@ -343,6 +346,94 @@ check_moto() {
   timed "moto start" start_moto
   write_override
   timed "moto apply cycles" run_cycles
+  timed "moto takeover" takeover_check
+}
+
+# takeover_check: the runbook's takeover of the Go service's table, on moto. The table is
+# made as the Go deployment made it (by the AWS API, not Terraform; no PITR, default
+# encryption, no tags) with an item in it, imported into a fresh state with the
+# runbook's `terraform import`, and planned with the test tfvars: the plan must not
+# delete or replace anything, and the table may only be updated in place. Applying the
+# table alone then must keep the item.
+takeover_check() {
+  local env=test table=shows-test dir="$TOOLS/moto/takeover"
+  local vars=(-var-file="terraform.$env.tfvars" -var image_tag=moto-check
+    -var source_repository_url=https://git.invalid/show-service.git)
+  local region
+  region=$(sed -nE 's/^region *= *"([^"]+)".*/\1/p' "$INFRA/terraform.$env.tfvars")
+  rm -rf "$dir"
+  mkdir -p "$dir/data"
+  export TAKEOVER_URL="$MOTO_URL" TAKEOVER_TABLE="$table" TAKEOVER_REGION="$region"
+  log "takeover: $table created the Go way, imported, planned"
+  "$TOOLS/venv-moto/bin/python" - <<'PY' || fail "takeover: creating $table the Go way"
+import os, sys, boto3
+ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
+                   region_name=os.environ["TAKEOVER_REGION"],
+                   aws_access_key_id="moto", aws_secret_access_key="moto")
+table = os.environ["TAKEOVER_TABLE"]
+ddb.create_table(
+    TableName=table, BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in
+                          [("slug", "S"), ("drmKey", "N"), ("episodeCount", "N")]],
+    KeySchema=[{"AttributeName": "slug", "KeyType": "HASH"}],
+    GlobalSecondaryIndexes=[{
+        "IndexName": "gsi_drm_episode",
+        "KeySchema": [{"AttributeName": "drmKey", "KeyType": "HASH"},
+                      {"AttributeName": "episodeCount", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"}}])
+ddb.put_item(TableName=table, Item={"slug": {"S": "show/go-era"}, "title": {"S": "Go era"},
+                                    "drmKey": {"N": "1"}, "episodeCount": {"N": "3"}})
+PY
+  tf_init "$dir/data" -backend-config="path=$dir/terraform.tfstate"
+  local tfd=(env TF_DATA_DIR="$dir/data" terraform -chdir="$INFRA")
+  # The runbook's command, word for word but for the environment.
+  "${tfd[@]}" import -no-color -input=false "${vars[@]}" \
+    module.data.aws_dynamodb_table.this "$table" >"$dir/import.log" 2>&1 || {
+    cat "$dir/import.log" >&2
+    fail "takeover: terraform import"
+  }
+  grep -E '^Import successful' "$dir/import.log" | sed 's/^/[takeover] /'
+  "${tfd[@]}" plan -no-color -input=false "${vars[@]}" -out="$dir/plan" >"$dir/plan.log" 2>&1 || {
+    cat "$dir/plan.log" >&2
+    fail "takeover: terraform plan"
+  }
+  grep -E '^Plan:' "$dir/plan.log" | sed 's/^/[takeover] /'
+  "${tfd[@]}" show -json "$dir/plan" >"$dir/plan.json" || fail "takeover: terraform show -json"
+  python3 - "$dir/plan.json" <<'PY' || fail "takeover: the plan destroys or replaces something (see $dir/plan.log)"
+import json, sys
+plan = json.load(open(sys.argv[1]))
+table = "module.data.aws_dynamodb_table.this"
+bad, seen = [], None
+for rc in plan.get("resource_changes", []):
+    actions = rc["change"]["actions"]
+    if rc["address"] == table:
+        seen = actions
+    if "delete" in actions:
+        bad.append(f'{rc["address"]}: {actions}')
+if seen is None:
+    bad.append(f"{table} is not in the plan")
+elif seen not in (["no-op"], ["update"]):
+    bad.append(f"{table}: {seen}, expected an update in place or nothing")
+for b in bad:
+    print(f"[takeover] {b}", file=sys.stderr)
+print(f"[takeover] table: {seen}; 0 resources to destroy or replace" if not bad else "")
+sys.exit(1 if bad else 0)
+PY
+  "${tfd[@]}" apply -no-color -input=false -auto-approve "${vars[@]}" \
+    -target=module.data.aws_dynamodb_table.this >"$dir/apply.log" 2>&1 || {
+    tail -n 40 "$dir/apply.log" >&2
+    fail "takeover: apply of the imported table"
+  }
+  "$TOOLS/venv-moto/bin/python" - <<'PY' || fail "takeover: the Go service's item did not survive the apply"
+import os, boto3
+ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
+                   region_name=os.environ["TAKEOVER_REGION"],
+                   aws_access_key_id="moto", aws_secret_access_key="moto")
+got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
+assert got["Item"]["title"]["S"] == "Go era", got
+print("[takeover] applied; the Go service's item is still there")
+PY
+  SUMMARIES+=("moto takeover: $table imported, plan without destroy or replace, item kept")
 }
 
 run_cycles() {

@@ -319,13 +319,12 @@ pub async fn token(
     scopes: Vec<String>,
 ) -> anyhow::Result<()> {
     eprintln!(
-        "show-service: token for {client_id} from issuer {}, signed with {} (the key beside \
-         {})",
+        "show-service: token for {client_id}, issuer {}, key {} (beside the data file of \
+         APP__STORE__PATH)",
         settings.auth.issuer.as_deref().unwrap_or("(none)"),
         std::path::absolute(settings.store.data_dir().join(crate::auth::keys::KEY_FILE))
             .unwrap_or_default()
             .display(),
-        store_description(&settings),
     );
     let token = crate::auth::mint_for_cli(&settings, &client_id, &scopes).await?;
     println!("{token}");

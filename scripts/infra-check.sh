@@ -354,7 +354,7 @@ check_moto() {
 # encryption, no tags) with an item in it, imported into a fresh state with the
 # runbook's `terraform import`, and planned with the test tfvars: the plan must not
 # delete or replace anything, and the table may only be updated in place. Applying the
-# table alone then must keep the item.
+# table alone then must keep the item, and so must the way back, `terraform state rm`.
 takeover_check() {
   local env=test table=shows-test dir="$TOOLS/moto/takeover"
   local vars=(-var-file="terraform.$env.tfvars" -var image_tag=moto-check
@@ -432,6 +432,20 @@ ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
 got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
 assert got["Item"]["title"]["S"] == "Go era", got
 print("[takeover] applied; the Go service's item is still there")
+PY
+  # The way back (docs/deploy.md section 5): the table leaves the state, not the account.
+  "${tfd[@]}" state rm -no-color module.data.aws_dynamodb_table.this >"$dir/state-rm.log" 2>&1 || {
+    cat "$dir/state-rm.log" >&2
+    fail "takeover: terraform state rm"
+  }
+  "$TOOLS/venv-moto/bin/python" - <<'PY' || fail "takeover: the table did not survive terraform state rm"
+import os, boto3
+ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
+                   region_name=os.environ["TAKEOVER_REGION"],
+                   aws_access_key_id="moto", aws_secret_access_key="moto")
+got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
+assert got["Item"]["title"]["S"] == "Go era", got
+print("[takeover] state rm: out of the state, table and item still there")
 PY
   SUMMARIES+=("moto takeover: $table imported, plan without destroy or replace, item kept")
 }

@@ -702,7 +702,7 @@ fn table_key_and_index_equal_the_stores_layout() {
         "{file}: billing_mode"
     );
 
-    // Key types as the store writes them (DESIGN §3): slug S, drmKey N, episodeCount N.
+    // Key types as the store writes them (docs/dynamodb.md): slug S, drmKey N, episodeCount N.
     let types: BTreeMap<String, String> = nested(&table.body, "attribute")
         .iter()
         .map(|b| {

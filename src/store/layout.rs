@@ -1,4 +1,4 @@
-//! Names of the DynamoDB table layout shared with the Go service (DESIGN §3), used by the
+//! Names of the DynamoDB table layout shared with the Go service (docs/dynamodb.md), used by the
 //! DynamoDB store, `table create`, the SQLite mirror of the index and the infra tests.
 
 /// The table's hash key (S).

@@ -1,7 +1,7 @@
 ################################################################################
 # Shows table
 #
-# The layout is shared with the Go service's table (DESIGN §3) and must match the
+# The layout is shared with the Go service's table (docs/dynamodb.md) and must match the
 # store's constants (`show_service::store::layout`); tests/infra_consistency.rs checks
 # the names and types below against them.
 ################################################################################

@@ -1,4 +1,4 @@
-//! A show as a DynamoDB item, and back (DESIGN §3).
+//! A show as a DynamoDB item, and back (docs/dynamodb.md, "Data layout").
 //!
 //! Written (ours, sparse): every field under its JSON name with its natural type — strings
 //! `S`, `drm` `BOOL`, `episodeCount` `N`, `image` `M{showImage S}`, `seasons` `L` of `M`,

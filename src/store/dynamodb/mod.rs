@@ -1,5 +1,5 @@
 //! The production store: DynamoDB, through the official AWS SDK for Rust, on the table the
-//! Go service used (DESIGN §3).
+//! Go service used (docs/dynamodb.md, "Data layout").
 //!
 //! - [`client`]: building the SDK client (region, endpoint override, credentials,
 //!   per-call timeouts and retries).

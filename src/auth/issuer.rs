@@ -497,6 +497,18 @@ impl Issuer {
     }
 }
 
+/// Counts a refused token request in `issuer_token_requests_rejected_total{reason}`
+/// (`invalid_client`, `invalid_request`, `invalid_scope`, `unsupported_grant_type`,
+/// `rate_limited`); server errors are the log's.
+fn count_rejection(e: &OAuthError) {
+    let reason = match e.error {
+        "temporarily_unavailable" => "rate_limited",
+        "server_error" => return,
+        code => code,
+    };
+    metrics::counter!("issuer_token_requests_rejected_total", "reason" => reason).increment(1);
+}
+
 /// A form past [`MAX_REQUEST_BYTES`]: 413, in RFC 6749's shape.
 fn too_large() -> OAuthError {
     OAuthError::new(
@@ -583,13 +595,17 @@ async fn handle(issuer: Arc<Issuer>, req: Request) -> Response {
     let headers = parts.headers;
     let body = match read_form(&headers, body).await {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            count_rejection(&e);
+            return e.into_response();
+        }
     };
     match issuer
         .token_request(&headers, &body, source, Instant::now())
         .await
     {
         Ok((client_id, token)) => {
+            metrics::counter!("issuer_tokens_issued_total").increment(1);
             tracing::debug!(client_id = %client_id, "token issued");
             let mut res = (StatusCode::OK, no_store(), json_body(&token)).into_response();
             res.extensions_mut()
@@ -598,6 +614,7 @@ async fn handle(issuer: Arc<Issuer>, req: Request) -> Response {
         }
         Err(e) => {
             tracing::debug!(reason = %e, "token request refused");
+            count_rejection(&e);
             e.into_response()
         }
     }
@@ -1064,6 +1081,77 @@ mod tests {
         assert_eq!((a.status, a.code()), (b.status, b.code()));
         assert_eq!(a.code(), "invalid_client");
         assert_eq!(a.description, b.description);
+    }
+
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let counters = std::sync::Mutex::new(Vec::<String>::new());
+        struct Names<'a>(&'a std::sync::Mutex<Vec<String>>);
+        impl metrics::Recorder for Names<'_> {
+            fn describe_counter(
+                &self,
+                _: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+            }
+            fn describe_gauge(
+                &self,
+                _: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+            }
+            fn describe_histogram(
+                &self,
+                _: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+            }
+            fn register_counter(
+                &self,
+                key: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Counter {
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}{{{}}}", key.name(), labels.join(",")));
+                metrics::Counter::noop()
+            }
+            fn register_gauge(
+                &self,
+                _: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Gauge {
+                metrics::Gauge::noop()
+            }
+            fn register_histogram(
+                &self,
+                _: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Histogram {
+                metrics::Histogram::noop()
+            }
+        }
+        metrics::with_local_recorder(&Names(&counters), || {
+            count_rejection(&rate_limited(Duration::from_secs(1)));
+            count_rejection(&OAuthError::invalid_client("x"));
+            count_rejection(&too_large());
+        });
+        assert_eq!(
+            *counters.lock().unwrap(),
+            [
+                "issuer_token_requests_rejected_total{reason=rate_limited}",
+                "issuer_token_requests_rejected_total{reason=invalid_client}",
+                "issuer_token_requests_rejected_total{reason=invalid_request}",
+            ]
+        );
     }
 
     #[tokio::test]

@@ -333,6 +333,8 @@ impl KeyStore {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(format!("no answer within {:?}", self.policy.budget)),
         };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("auth_jwks_fetches_total", "outcome" => outcome).increment(1);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         match result {

@@ -177,20 +177,32 @@ impl Auth {
     ) -> Result<Principal, AuthError> {
         let now = verifier::unix_now();
         // The common case first: a token verified before, found by its bytes as sent.
-        let verified = match authorization
+        let (verified, outcome) = match authorization
             .and_then(|h| bearer_bytes(h.as_bytes()))
             .and_then(|t| self.verifier.cached(t, now))
         {
-            Some(hit) => hit,
+            Some(hit) => (hit, "cached"),
             None => {
-                let token = bearer_token(authorization)?;
-                self.verifier.verify_at(token, now).await?
+                let token = match bearer_token(authorization) {
+                    Ok(t) => t,
+                    // No token at all is not a verification.
+                    Err(AuthError::Missing) => return Err(AuthError::Missing),
+                    Err(e) => return Err(counted("malformed", e)),
+                };
+                self.verifier
+                    .verify_with_outcome(token, now)
+                    .await
+                    .map_err(|(outcome, e)| counted(outcome, e))?
             }
         };
         let needed = self.full_scope(scope);
         if !verified.has_scope(needed) {
-            return Err(AuthError::InsufficientScope(needed.to_string()));
+            return Err(counted(
+                "missing_scope",
+                AuthError::InsufficientScope(needed.to_string()),
+            ));
         }
+        metrics::counter!(VERIFICATIONS, "outcome" => outcome).increment(1);
         Ok(Principal(verified))
     }
 
@@ -202,6 +214,17 @@ impl Auth {
             None => axum::Router::new(),
         }
     }
+}
+
+/// Counter of token checks by `outcome`: `ok`, `cached`, `malformed`, `expired`,
+/// `not_yet_valid`, `bad_signature`, `unknown_key`, `wrong_issuer`, `wrong_audience`,
+/// `wrong_token_use`, `missing_scope`, `issuer_unavailable`.
+pub const VERIFICATIONS: &str = "auth_token_verifications_total";
+
+/// Counts a refusal under `outcome` and hands it back.
+fn counted(outcome: &'static str, e: AuthError) -> AuthError {
+    metrics::counter!(VERIFICATIONS, "outcome" => outcome).increment(1);
+    e
 }
 
 /// The token of a `Bearer <token>` header value, as bytes and unchecked: the key for a
@@ -456,6 +479,108 @@ mod tests {
         let again = Auth::from_settings(&settings).await.unwrap();
         let header = HeaderValue::from_str(&read_only).unwrap();
         assert!(again.authorize(Some(&header), Scope::Read).await.is_ok());
+    }
+
+    /// Counts counters by `name{label=value,…}`.
+    #[derive(Default)]
+    struct Counters(
+        std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    );
+
+    impl Counters {
+        fn get(&self, key: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(key)
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    impl metrics::Recorder for Counters {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            let c = self.0.lock().unwrap().entry(name).or_default().clone();
+            metrics::Counter::from_arc(c)
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn every_verification_is_counted_once_by_its_outcome() {
+        let counters = Counters::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&counters, || {
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let settings = local_settings(dir.path());
+                let auth = Auth::from_settings(&settings).await.unwrap();
+                let read = mint_for_cli(&settings, "local-client", &["shows.read".into()])
+                    .await
+                    .unwrap();
+                let h = HeaderValue::from_str(&format!("Bearer {read}")).unwrap();
+                auth.authorize(Some(&h), Scope::Read).await.unwrap();
+                auth.authorize(Some(&h), Scope::Read).await.unwrap();
+                let _ = auth.authorize(Some(&h), Scope::Write).await;
+                let bad = HeaderValue::from_static("Bearer not-a-token");
+                let _ = auth.authorize(Some(&bad), Scope::Read).await;
+                let _ = auth.authorize(None, Scope::Read).await;
+                // One signature character changed, well inside the last segment.
+                let mut forged = read.clone().into_bytes();
+                let at = forged.len() - 10;
+                forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+                let forged = String::from_utf8(forged).unwrap();
+                let f = HeaderValue::from_str(&forged).unwrap();
+                let _ = auth.authorize(Some(&f), Scope::Read).await;
+            })
+        });
+        let v = |o: &str| counters.get(&format!("auth_token_verifications_total{{outcome={o}}}"));
+        assert_eq!(v("ok"), 1);
+        assert_eq!(v("cached"), 1);
+        assert_eq!(v("missing_scope"), 1);
+        assert_eq!(v("malformed"), 1);
+        assert_eq!(v("bad_signature"), 1);
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@
 //! push good entries out).
 
 use super::AuthError;
-use super::claims::{AccessClaims, ClaimRules, Verified};
+use super::claims::{AccessClaims, ClaimError, ClaimRules, Verified};
 use super::jwks::{KeyError, KeyStore};
 use super::jws;
 use std::collections::HashMap;
@@ -59,31 +59,48 @@ impl Verifier {
 
     /// Verifies `token` at `now` (seconds since the epoch).
     pub async fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Verified>, AuthError> {
+        self.verify_with_outcome(token, now)
+            .await
+            .map(|(v, _)| v)
+            .map_err(|(_, e)| e)
+    }
+
+    /// [`Verifier::verify_at`], with the `outcome` label of
+    /// `auth_token_verifications_total` that the result stands for (`ok`, `cached`, or
+    /// why it was refused).
+    pub async fn verify_with_outcome(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Arc<Verified>, &'static str), (&'static str, AuthError)> {
+        let invalid = |outcome: &'static str| move |e: String| (outcome, AuthError::Invalid(e));
         if token.len() > jws::MAX_TOKEN_LEN {
-            return Err(AuthError::Invalid(jws::JwsError::TooLong.to_string()));
+            return Err(invalid("malformed")(jws::JwsError::TooLong.to_string()));
         }
         if let Some(hit) = self.cached(token.as_bytes(), now) {
-            return Ok(hit);
+            return Ok((hit, "cached"));
         }
-        let parts = jws::parse(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let parts = jws::parse(token).map_err(|e| invalid("malformed")(e.to_string()))?;
         let key = self.keys.key(&parts.kid).await.map_err(|e| match e {
-            KeyError::UnknownKid(_) => AuthError::Invalid(e.to_string()),
-            KeyError::Unavailable(_) => AuthError::Unavailable(e.to_string()),
+            KeyError::UnknownKid(_) => invalid("unknown_key")(e.to_string()),
+            KeyError::Unavailable(_) => {
+                ("issuer_unavailable", AuthError::Unavailable(e.to_string()))
+            }
         })?;
         key.verify_sig(parts.signing_input, &parts.signature)
-            .map_err(|_| AuthError::Invalid("bad signature".into()))?;
+            .map_err(|_| invalid("bad_signature")("bad signature".into()))?;
         let json = parts
             .claims_json()
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| invalid("malformed")(e.to_string()))?;
         let claims: AccessClaims = serde_json::from_slice(&json)
-            .map_err(|e| AuthError::Invalid(format!("claims: {e}")))?;
+            .map_err(|e| invalid("malformed")(format!("claims: {e}")))?;
         let verified = Arc::new(
             self.rules
                 .check(claims, now)
-                .map_err(|e| AuthError::Invalid(e.to_string()))?,
+                .map_err(|e| invalid(claim_outcome(&e))(e.to_string()))?,
         );
         self.remember(token, &verified, now);
-        Ok(verified)
+        Ok((verified, "ok"))
     }
 
     /// How many verified tokens are cached.
@@ -130,6 +147,18 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The `outcome` label of a claim refusal.
+fn claim_outcome(e: &ClaimError) -> &'static str {
+    match e {
+        ClaimError::NoIssuer | ClaimError::WrongIssuer(_) => "wrong_issuer",
+        ClaimError::NoExpiry => "malformed",
+        ClaimError::Expired(_) => "expired",
+        ClaimError::NotYetValid(_) | ClaimError::IssuedInFuture(_) => "not_yet_valid",
+        ClaimError::NotAccessToken(_) => "wrong_token_use",
+        ClaimError::WrongAudience(_) | ClaimError::WrongClient(_) => "wrong_audience",
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 # (npm), pinned by tools/node/package-lock.json, into .tools/node (git-ignored); and
 # Debian's chromium and chromium-driver for the browser test (scripts/browser-test.sh),
 # only when `chromium` or `chromedriver` is missing (about 300 MB).
+# Debian's prometheus (with promtool) when missing, for the Prometheus test.
 #
 #   scripts/install-test-tools.sh          # install, or do nothing when already current
 #
@@ -44,6 +45,20 @@ for pkg_tool in e2fsprogs:chattr mount:mount mount:umount; do
         fi
     fi
 done
+
+# Prometheus and promtool (Debian's `prometheus`): a test scrapes the service with a real
+# server and checks its exposition with promtool.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "test tools: installing Debian's prometheus (with promtool)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    else
+        echo "test tools: prometheus and promtool are required (Debian: apt-get install prometheus)" >&2
+        exit 1
+    fi
+fi
+echo "test tools: $(prometheus --version 2>&1 | head -n 1)"
 
 if [[ -x "$bin" ]] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
     echo "test tools: dynalite up to date in .tools/node"

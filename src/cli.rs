@@ -219,6 +219,12 @@ pub fn store_description(settings: &Settings) -> String {
 
 /// `serve`: binds, serves until SIGTERM/Ctrl-C, drains, returns.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Metrics first: a metrics port that cannot be bound stops start-up before anything.
+    let metrics = &settings.metrics;
+    if let Some(addr) = crate::telemetry::metrics::install(metrics, settings.env.as_str()).await? {
+        tracing::info!(%addr, "metrics listening");
+    }
+    tokio::spawn(http::middleware::sample_in_flight());
     let store = open_store(&settings).await?;
     let auth = Auth::from_settings(&settings).await?;
     let addr = std::net::SocketAddr::new(settings.server.host, settings.server.port);

@@ -85,6 +85,9 @@ settings_table! {
     "auth.tokenburst", "APP__AUTH__TOKENBURST", "20", "Local mode: token requests a client may make at once before the rate applies.";
     "log.format", "APP__LOG__FORMAT", "auto", "`json`, `text`, or `auto` (text on a terminal, JSON otherwise).";
     "log.level", "APP__LOG__LEVEL", "info", "tracing filter, e.g. `info` or `show_service=debug,info`.";
+    "metrics.host", "APP__METRICS__HOST", "127.0.0.1", "Address of the Prometheus metrics listener (it serves `GET /metrics` and nothing else).";
+    "metrics.port", "APP__METRICS__PORT", "0 (local) / 9464", "Port of the Prometheus metrics listener; `0` = no listener.";
+    "metrics.emfintervalseconds", "APP__METRICS__EMFINTERVALSECONDS", "0 (local) / 60", "Seconds between CloudWatch EMF metric documents on stdout; `0` = none.";
     "cors.allowedorigins", "APP__CORS__ALLOWEDORIGINS", "(none: CORS off)", "Origins allowed by CORS, comma separated, or `*`.";
     "docs.enabled", "APP__DOCS__ENABLED", "true (local) / false", "Serve the API reference at `/docs` and the catalogue preview at `/docs/catalogue` (`true` or `false`).";
     "cache.ttlms", "APP__CACHE__TTLMS", "1000", "Longest age of the cached catalogue; writes through this instance invalidate it at once.";
@@ -143,6 +146,7 @@ pub struct Settings {
     pub dynamodb: DynamoSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub cors: CorsSettings,
     pub cache: CacheSettings,
     pub docs: DocsSettings,
@@ -231,6 +235,15 @@ pub struct AuthSettings {
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub host: IpAddr,
+    /// `0`: no Prometheus listener.
+    pub port: u16,
+    /// Zero: no EMF documents.
+    pub emf_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -678,6 +691,17 @@ impl Reader {
             return Err(self.bad(r, "a tracing filter such as info or show_service=debug"));
         }
 
+        let metrics = MetricsSettings {
+            host: self.parse("metrics.host", [127, 0, 0, 1].into(), "an IP address")?,
+            port: self.bounded("metrics.port", if local { 0 } else { 9464 }, 0, 65535)? as u16,
+            emf_interval: Duration::from_secs(self.bounded(
+                "metrics.emfintervalseconds",
+                if local { 0 } else { 60 },
+                0,
+                3600,
+            )?),
+        };
+
         let cors = CorsSettings {
             allowed_origins: self.list("cors.allowedorigins"),
         };
@@ -702,6 +726,7 @@ impl Reader {
             dynamodb,
             auth,
             log,
+            metrics,
             cors,
             cache,
             docs,

@@ -1,4 +1,6 @@
-//! The README's configuration table is the settings table of `src/config.rs`, row for row.
+//! The README's configuration table is the settings table of `src/config.rs`, row for row,
+//! and its metrics table is `telemetry::metrics::METRICS`. `UPDATE_README=1` rewrites the
+//! metrics table from the code before checking it.
 
 use show_service::config::{ENV_VARS, SETTINGS};
 
@@ -34,4 +36,34 @@ fn the_readme_lists_every_setting_as_the_code_documents_it() {
             "{var} missing from the README"
         );
     }
+}
+
+#[test]
+fn the_readme_lists_every_metric_as_the_code_documents_it() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let start = readme
+        .find("<!-- metrics-table")
+        .and_then(|i| readme[i..].find('\n').map(|j| i + j + 1))
+        .expect("metrics-table marker");
+    let end = readme.find("<!-- /metrics-table -->").expect("end marker");
+    let expected = show_service::telemetry::metrics::markdown_table();
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+        std::fs::write(path, updated).expect("README.md written");
+        return the_readme_lists_every_metric_as_the_code_documents_it_unchanged(path);
+    }
+    assert_eq!(
+        &readme[start..end],
+        expected,
+        "README's metrics table differs from telemetry::metrics::METRICS; run UPDATE_README=1 cargo nextest run --test docs"
+    );
+    for m in show_service::telemetry::metrics::METRICS {
+        assert!(readme.contains(&format!("`{}`", m.name)), "{}", m.name);
+    }
+}
+
+fn the_readme_lists_every_metric_as_the_code_documents_it_unchanged(path: &str) {
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    assert!(readme.contains(&show_service::telemetry::metrics::markdown_table()));
 }

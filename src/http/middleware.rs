@@ -29,6 +29,7 @@ use std::time::Duration;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::metrics::in_flight_requests::{InFlightRequestsCounter, InFlightRequestsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -51,6 +52,7 @@ pub fn wrap(app: Router, state: AppState) -> Router {
         .map_request(prepare)
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(InFlightRequestsLayer::new(IN_FLIGHT.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -73,6 +75,20 @@ pub fn wrap(app: Router, state: AppState) -> Router {
         .option_layer(cors_layer(&state.settings.cors.allowed_origins));
     app.fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(stack)
+}
+
+/// Requests being answered (bodies included), for `http_requests_in_flight`.
+static IN_FLIGHT: std::sync::LazyLock<InFlightRequestsCounter> =
+    std::sync::LazyLock::new(InFlightRequestsCounter::new);
+
+/// Samples the requests in flight into `http_requests_in_flight` every second, forever.
+pub async fn sample_in_flight() {
+    IN_FLIGHT
+        .clone()
+        .run_emitter(Duration::from_secs(1), |n| async move {
+            metrics::gauge!("http_requests_in_flight").set(n as f64)
+        })
+        .await
 }
 
 /// Sheds load on `routes`: past `server.maxconcurrency` requests in flight on them
@@ -138,8 +154,10 @@ async fn refused(err: BoxError) -> Response {
         details: Vec::new(),
     };
     if err.is::<tower::load_shed::error::Overloaded>() {
+        metrics::counter!("http_requests_shed_total").increment(1);
         unavailable("the service is at capacity; retry later").into_response()
     } else if err.is::<tower::timeout::error::Elapsed>() {
+        metrics::counter!("http_requests_timed_out_total").increment(1);
         tracing::warn!("request timed out");
         unavailable("the request timed out; retry later").into_response()
     } else if err.is::<HeadersTooLarge>() {
@@ -202,11 +220,47 @@ fn log_line<B>(res: &Response<B>, latency: Duration, _span: &Span) {
     let status = res.status().as_u16();
     let latency_us = latency.as_micros() as u64;
     let request_id = a.request_id.to_str().unwrap_or("-");
+    record_request(a, res.status(), latency);
     if status >= 500 {
         tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
     } else {
         tracing::info!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
     }
+}
+
+/// `http_requests_total` and `http_request_duration_seconds`; labels from closed sets
+/// only (the route template, a known method, the status).
+fn record_request(a: &Answered, status: StatusCode, latency: Duration) {
+    let route: metrics::SharedString = match &a.route {
+        None => "unmatched".into(),
+        Some(p) => match super::API_ROUTES.iter().find(|r| r.path == p.as_str()) {
+            Some(r) => r.path.into(),
+            None => p.as_str().to_string().into(),
+        },
+    };
+    let method = match a.method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let class = match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method,
+        "status" => status.as_str().to_string())
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method,
+        "status_class" => class)
+    .record(latency.as_secs_f64());
 }
 
 /// Gives an error response the JSON envelope, unless it already has a JSON body of its

@@ -5,7 +5,7 @@ use super::cache::CachedList;
 use super::extract::{Authorized, FeedBody, Read, Write};
 use crate::domain::{Show, Slug};
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{ListItem, PageRequest};
+use crate::store::{ListItem, PageRequest, StoreError};
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -244,8 +244,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 pub async fn create(
     _auth: Authorized<Write>,
     State(state): State<AppState>,
-    FeedBody(feed): FeedBody,
+    feed: Result<FeedBody, ApiError>,
 ) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
+    let feeds = |outcome: &'static str| metrics::counter!("feeds_total", "outcome" => outcome);
+    let FeedBody(feed) = feed.inspect_err(|_| feeds("rejected").increment(1))?;
     let count = feed.shows.len();
     // The write runs in a task of its own. When the client hangs up (or the request times
     // out) this handler is dropped where it stands; a store that writes in several calls
@@ -265,7 +267,21 @@ pub async fn create(
         let calls = store.stats().write_calls.saturating_sub(calls_before);
         result.map(|written| (written, calls))
     });
-    let (written, store_write_calls) = write.await.map_err(|e| ApiError::Internal(e.into()))??;
+    let (written, store_write_calls) =
+        match write.await.map_err(|e| ApiError::Internal(e.into()))? {
+            Ok(done) => done,
+            Err(e) => {
+                if let StoreError::Partial { written, .. } = &e {
+                    metrics::counter!("shows_written_total").increment(*written as u64);
+                    feeds("partial").increment(1);
+                } else {
+                    feeds("failed").increment(1);
+                }
+                return Err(e.into());
+            }
+        };
+    metrics::counter!("shows_written_total").increment(written as u64);
+    feeds("accepted").increment(1);
     tracing::info!(shows = count, written, store_write_calls, "feed stored");
     Ok((
         StatusCode::CREATED,

@@ -1,3 +1,5 @@
+//! Telemetry: logs here, metrics in [`metrics`] (the table and the exporters) and [`emf`].
+//!
 //! Tracing setup: JSON lines in containers (stdout is not a terminal), readable text on a
 //! terminal, or as `APP__LOG__FORMAT` says. The level comes from `APP__LOG__LEVEL`
 //! (`RUST_LOG` overrides it when set).
@@ -6,6 +8,9 @@
 //! current span's fields — a request's `trace_id` — under `span`), written to stdout by
 //! tracing-appender's non-blocking writer: a logging request never waits for stdout, and
 //! none of its lines is dropped (`lossy(false)`: a full buffer makes loggers wait instead).
+
+pub mod emf;
+pub mod metrics;
 
 use crate::config::{LogFormat, LogSettings};
 use std::io::IsTerminal;

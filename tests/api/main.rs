@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod ingest;
 mod lifecycle;
+mod metrics;
 mod probes;
 mod resilience;
 mod storage_faults;

@@ -349,6 +349,20 @@ check_moto() {
   timed "moto takeover" takeover_check
 }
 
+# go_item_is_there MESSAGE: the item takeover_check wrote the Go way is in the table;
+# prints MESSAGE when it is.
+go_item_is_there() {
+  TAKEOVER_OK="$1" "$TOOLS/venv-moto/bin/python" - <<'PY'
+import os, boto3
+ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
+                   region_name=os.environ["TAKEOVER_REGION"],
+                   aws_access_key_id="moto", aws_secret_access_key="moto")
+got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
+assert got["Item"]["title"]["S"] == "Go era", got
+print("[takeover] " + os.environ["TAKEOVER_OK"])
+PY
+}
+
 # takeover_check: the runbook's takeover of the Go service's table, on moto. The table is
 # made as the Go deployment made it (by the AWS API, not Terraform; no PITR, default
 # encryption, no tags) with an item in it, imported into a fresh state with the
@@ -424,29 +438,15 @@ PY
     tail -n 40 "$dir/apply.log" >&2
     fail "takeover: apply of the imported table"
   }
-  "$TOOLS/venv-moto/bin/python" - <<'PY' || fail "takeover: the Go service's item did not survive the apply"
-import os, boto3
-ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
-                   region_name=os.environ["TAKEOVER_REGION"],
-                   aws_access_key_id="moto", aws_secret_access_key="moto")
-got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
-assert got["Item"]["title"]["S"] == "Go era", got
-print("[takeover] applied; the Go service's item is still there")
-PY
+  go_item_is_there "applied; the Go service's item is still there" ||
+    fail "takeover: the Go service's item did not survive the apply"
   # The way back (docs/deploy.md section 5): the table leaves the state, not the account.
   "${tfd[@]}" state rm -no-color module.data.aws_dynamodb_table.this >"$dir/state-rm.log" 2>&1 || {
     cat "$dir/state-rm.log" >&2
     fail "takeover: terraform state rm"
   }
-  "$TOOLS/venv-moto/bin/python" - <<'PY' || fail "takeover: the table did not survive terraform state rm"
-import os, boto3
-ddb = boto3.client("dynamodb", endpoint_url=os.environ["TAKEOVER_URL"],
-                   region_name=os.environ["TAKEOVER_REGION"],
-                   aws_access_key_id="moto", aws_secret_access_key="moto")
-got = ddb.get_item(TableName=os.environ["TAKEOVER_TABLE"], Key={"slug": {"S": "show/go-era"}})
-assert got["Item"]["title"]["S"] == "Go era", got
-print("[takeover] state rm: out of the state, table and item still there")
-PY
+  go_item_is_there "state rm: out of the state, table and item still there" ||
+    fail "takeover: the table did not survive terraform state rm"
   SUMMARIES+=("moto takeover: $table imported, plan without destroy or replace, item kept")
 }
 

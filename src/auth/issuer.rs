@@ -1085,73 +1085,16 @@ mod tests {
 
     #[test]
     fn rejections_are_counted_by_reason() {
-        let counters = std::sync::Mutex::new(Vec::<String>::new());
-        struct Names<'a>(&'a std::sync::Mutex<Vec<String>>);
-        impl metrics::Recorder for Names<'_> {
-            fn describe_counter(
-                &self,
-                _: metrics::KeyName,
-                _: Option<metrics::Unit>,
-                _: metrics::SharedString,
-            ) {
-            }
-            fn describe_gauge(
-                &self,
-                _: metrics::KeyName,
-                _: Option<metrics::Unit>,
-                _: metrics::SharedString,
-            ) {
-            }
-            fn describe_histogram(
-                &self,
-                _: metrics::KeyName,
-                _: Option<metrics::Unit>,
-                _: metrics::SharedString,
-            ) {
-            }
-            fn register_counter(
-                &self,
-                key: &metrics::Key,
-                _: &metrics::Metadata<'_>,
-            ) -> metrics::Counter {
-                let labels: Vec<String> = key
-                    .labels()
-                    .map(|l| format!("{}={}", l.key(), l.value()))
-                    .collect();
-                self.0
-                    .lock()
-                    .unwrap()
-                    .push(format!("{}{{{}}}", key.name(), labels.join(",")));
-                metrics::Counter::noop()
-            }
-            fn register_gauge(
-                &self,
-                _: &metrics::Key,
-                _: &metrics::Metadata<'_>,
-            ) -> metrics::Gauge {
-                metrics::Gauge::noop()
-            }
-            fn register_histogram(
-                &self,
-                _: &metrics::Key,
-                _: &metrics::Metadata<'_>,
-            ) -> metrics::Histogram {
-                metrics::Histogram::noop()
-            }
-        }
-        metrics::with_local_recorder(&Names(&counters), || {
+        let counters = crate::auth::test_counters::Counters::default();
+        metrics::with_local_recorder(&counters, || {
             count_rejection(&rate_limited(Duration::from_secs(1)));
             count_rejection(&OAuthError::invalid_client("x"));
             count_rejection(&too_large());
         });
-        assert_eq!(
-            *counters.lock().unwrap(),
-            [
-                "issuer_token_requests_rejected_total{reason=rate_limited}",
-                "issuer_token_requests_rejected_total{reason=invalid_client}",
-                "issuer_token_requests_rejected_total{reason=invalid_request}",
-            ]
-        );
+        for reason in ["rate_limited", "invalid_client", "invalid_request"] {
+            let key = format!("issuer_token_requests_rejected_total{{reason={reason}}}");
+            assert_eq!(counters.get(&key), 1, "{key}");
+        }
     }
 
     #[tokio::test]

@@ -349,6 +349,75 @@ pub async fn mint_for_cli(
     issuer.mint_for(client_id, Some(requested.as_str()))
 }
 
+/// A metrics recorder for tests: counts counters by `name{label=value,…}`.
+#[cfg(test)]
+pub(crate) mod test_counters {
+    use std::sync::Arc;
+
+    /// Counts counters by `name{label=value,…}`.
+    #[derive(Default)]
+    pub struct Counters(
+        std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    );
+
+    impl Counters {
+        pub fn get(&self, key: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(key)
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    impl metrics::Recorder for Counters {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            let c = self.0.lock().unwrap().entry(name).or_default().clone();
+            metrics::Counter::from_arc(c)
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,72 +550,9 @@ mod tests {
         assert!(again.authorize(Some(&header), Scope::Read).await.is_ok());
     }
 
-    /// Counts counters by `name{label=value,…}`.
-    #[derive(Default)]
-    struct Counters(
-        std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
-    );
-
-    impl Counters {
-        fn get(&self, key: &str) -> u64 {
-            self.0
-                .lock()
-                .unwrap()
-                .get(key)
-                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
-        }
-    }
-
-    impl metrics::Recorder for Counters {
-        fn describe_counter(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_gauge(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_histogram(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn register_counter(
-            &self,
-            key: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Counter {
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            let c = self.0.lock().unwrap().entry(name).or_default().clone();
-            metrics::Counter::from_arc(c)
-        }
-        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-            metrics::Gauge::noop()
-        }
-        fn register_histogram(
-            &self,
-            _: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Histogram {
-            metrics::Histogram::noop()
-        }
-    }
-
     #[test]
     fn every_verification_is_counted_once_by_its_outcome() {
-        let counters = Counters::default();
+        let counters = test_counters::Counters::default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

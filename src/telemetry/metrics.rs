@@ -391,12 +391,23 @@ mod tests {
                         continue;
                     }
                     let rest = text[i + mac.len()..].trim_start();
+                    // A string literal, or a constant of this file holding one.
+                    let constant = |rest: &str| {
+                        let ident: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        let decl = format!("const {ident}: &str = \"");
+                        let at = text.find(&decl).filter(|_| !ident.is_empty())?;
+                        text[at + decl.len()..].split('"').next()
+                    };
                     let name = rest
                         .strip_prefix('"')
                         .and_then(|r| r.split('"').next())
+                        .or_else(|| constant(rest))
                         .unwrap_or_else(|| {
                             panic!(
-                                "{}: a metric name must be a string literal: {mac}{}",
+                                "{}: a metric name must be a string literal or a `const NAME: &str` of the same file: {mac}{}",
                                 file.display(),
                                 &rest[..rest.len().min(40)]
                             )

@@ -42,6 +42,7 @@ module "service" {
   name                       = local.name
   env                        = var.env
   vpc_id                     = module.network.vpc_id
+  vpc_cidr_block             = module.network.vpc_cidr_block
   private_subnet_ids         = module.network.private_subnet_ids
   vpc_link_security_group_id = module.api.vpc_link_security_group_id
 

@@ -14,6 +14,7 @@ use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
 use show_service::store::layout::{
     GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
 };
+use show_service::telemetry::metrics::METRICS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -468,11 +469,14 @@ fn container_port_is_the_services_default_port() {
         field(&container, "container", "portMappings"),
         "portMappings",
     );
-    assert_eq!(mappings.len(), 1, "{SERVICE_TF}: one port mapping");
+    let ports: Vec<String> = mappings
+        .iter()
+        .map(|m| source(field(m, "portMappings", "containerPort")))
+        .collect();
     assert_eq!(
-        source(field(&mappings[0], "portMappings[0]", "containerPort")),
-        "local.container_port",
-        "{SERVICE_TF}: portMappings.containerPort"
+        ports,
+        ["local.container_port", "local.metrics_port"],
+        "{SERVICE_TF}: portMappings: the service's port, then the metrics listener's"
     );
 
     let tg = block(
@@ -581,6 +585,11 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
     match src.as_str() {
         "var.env" => env.to_owned(),
         "tostring(local.container_port)" => container_port.to_string(),
+        "tostring(local.metrics_port)" => number(
+            local(&locals_of(&parse(SERVICE_TF)), SERVICE_TF, "metrics_port"),
+            "local.metrics_port",
+        )
+        .to_string(),
         "var.app_environment.region" => "ap-southeast-2".to_owned(),
         "var.app_environment.table_name" => table_name(env),
         "var.app_environment.gsi_name" => GSI_NAME.to_owned(),
@@ -930,6 +939,25 @@ fn only_the_vpc_link_reaches_the_alb_and_only_the_alb_reaches_the_tasks() {
             if attrs.get("type").is_some_and(|t| t.contains("egress")) {
                 continue;
             }
+            // The metrics listener admits the VPC and nothing else (no load balancer
+            // or API route leads to it).
+            if attrs.get("from_port").map(String::as_str) == Some("local.metrics_port") {
+                assert_eq!(
+                    attrs["security_group_id"], "aws_security_group.tasks.id",
+                    "{what}"
+                );
+                assert_eq!(
+                    attrs.get("to_port").map(String::as_str),
+                    Some("local.metrics_port"),
+                    "{what}"
+                );
+                assert_eq!(
+                    attrs.get("cidr_ipv4").map(String::as_str),
+                    Some("var.vpc_cidr_block"),
+                    "{what}: the metrics port admits the VPC only"
+                );
+                continue;
+            }
             for open in [
                 "cidr_ipv4",
                 "cidr_ipv6",
@@ -1138,82 +1166,61 @@ struct ServiceMetric {
     dims: BTreeMap<&'static str, BTreeSet<&'static str>>,
 }
 
-/// THE ONE PLACE TO SWITCH TO THE CODE'S METRICS TABLE. Until the service's metrics
-/// table (the telemetry module's, which its own test keeps equal to every metric the
-/// code emits) has landed, this is the metrics contract the team agreed on, written out:
-/// the EMF-exported metrics, their EMF dimensions and those dimensions' label values.
-/// Once the table exists, build this list from it and delete the literal.
+/// The service's metrics as CloudWatch receives them through EMF, from the code's
+/// metrics table (`telemetry::metrics::METRICS`): every metric it sends to EMF, with
+/// the dimensions it carries besides `Environment`. The table names each label's values
+/// in its help text; their closed sets (the team's metrics contract) are in
+/// [`label_values`].
 fn service_emf_metrics() -> Vec<ServiceMetric> {
-    let plain = |name| ServiceMetric {
-        name,
-        dims: BTreeMap::new(),
+    METRICS
+        .iter()
+        .filter_map(|m| {
+            let dims = m.emf?;
+            Some(ServiceMetric {
+                name: m.name,
+                dims: dims.iter().map(|d| (*d, label_values(m.name, d))).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The closed set of values of an EMF dimension of a service metric.
+fn label_values(metric: &str, dim: &str) -> BTreeSet<&'static str> {
+    let values: &[&'static str] = match (metric, dim) {
+        (_, "status_class") => &["1xx", "2xx", "3xx", "4xx", "5xx"],
+        ("feeds_total", "outcome") => &["accepted", "rejected", "partial", "failed"],
+        ("store_calls_total", "outcome") => &["ok", "unavailable", "throttled", "error"],
+        ("catalogue_change_checks_total", "outcome") => {
+            &["unchanged", "changed", "missing", "invalid", "error"]
+        }
+        ("auth_token_verifications_total", "outcome") => &[
+            "ok",
+            "cached",
+            "malformed",
+            "expired",
+            "not_yet_valid",
+            "bad_signature",
+            "unknown_key",
+            "wrong_issuer",
+            "wrong_audience",
+            "wrong_token_use",
+            "missing_scope",
+            "issuer_unavailable",
+        ],
+        ("auth_jwks_fetches_total", "outcome") => &["ok", "error"],
+        ("issuer_token_requests_rejected_total", "reason") => &[
+            "invalid_client",
+            "invalid_request",
+            "invalid_scope",
+            "unsupported_grant_type",
+            "rate_limited",
+        ],
+        _ => panic!(
+            "telemetry::metrics::METRICS sends {metric} to EMF with the dimension {dim}, \
+             whose values this test does not know: add them to label_values()"
+        ),
     };
-    let with = |name, dim, values: &[&'static str]| ServiceMetric {
-        name,
-        dims: [(dim, values.iter().copied().collect())].into(),
-    };
-    vec![
-        with(
-            "http_requests_total",
-            "status_class",
-            &["1xx", "2xx", "3xx", "4xx", "5xx"],
-        ),
-        plain("http_request_duration_seconds"),
-        plain("http_requests_shed_total"),
-        plain("http_requests_timed_out_total"),
-        with(
-            "feeds_total",
-            "outcome",
-            &["accepted", "rejected", "partial", "failed"],
-        ),
-        plain("shows_written_total"),
-        with(
-            "store_calls_total",
-            "outcome",
-            &["ok", "unavailable", "throttled", "error"],
-        ),
-        plain("store_call_duration_seconds"),
-        plain("store_consumed_read_units_total"),
-        plain("store_consumed_write_units_total"),
-        with(
-            "catalogue_change_checks_total",
-            "outcome",
-            &["unchanged", "changed", "missing", "invalid", "error"],
-        ),
-        plain("catalogue_refills_total"),
-        plain("catalogue_refill_duration_seconds"),
-        with(
-            "auth_token_verifications_total",
-            "outcome",
-            &[
-                "ok",
-                "cached",
-                "malformed",
-                "expired",
-                "not_yet_valid",
-                "bad_signature",
-                "unknown_key",
-                "wrong_issuer",
-                "wrong_audience",
-                "wrong_token_use",
-                "missing_scope",
-                "issuer_unavailable",
-            ],
-        ),
-        with("auth_jwks_fetches_total", "outcome", &["ok", "error"]),
-        plain("issuer_tokens_issued_total"),
-        with(
-            "issuer_token_requests_rejected_total",
-            "reason",
-            &[
-                "invalid_client",
-                "invalid_request",
-                "invalid_scope",
-                "unsupported_grant_type",
-                "rate_limited",
-            ],
-        ),
-    ]
+    values.iter().copied().collect()
 }
 
 /// Evaluates the small part of Terraform the monitoring module builds its alarms and
@@ -2423,4 +2430,121 @@ fn the_deployer_policy_can_create_every_resource_type_in_infra() {
     }
     let runbook = read("docs/deploy.md");
     assert!(runbook.contains("infra/deployer-policy.json"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The metrics listener: inside the VPC only, never behind the ALB or API Gateway
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_metrics_listener_is_reachable_only_from_inside_the_vpc() {
+    let service = parse(SERVICE_TF);
+    let locals = locals_of(&service);
+    let port = number(
+        local(&locals, SERVICE_TF, "container_port"),
+        "local.container_port",
+    );
+    let metrics_port = number(
+        local(&locals, SERVICE_TF, "metrics_port"),
+        "local.metrics_port",
+    );
+    assert_ne!(
+        port, metrics_port,
+        "{SERVICE_TF}: the metrics listener has its own port"
+    );
+
+    // The service, configured by the task definition, listens there on every interface
+    // of the task (the security group decides who reaches it).
+    let env_map = object(
+        local(&locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    let vars: Vec<(String, String)> = env_map
+        .iter()
+        .map(|(k, v)| (k.clone(), sample_value(v, "prod", port)))
+        .collect();
+    let settings = Settings::load(None, vars.clone())
+        .unwrap_or_else(|e| panic!("{SERVICE_TF}: the service refuses {vars:?}: {e}"));
+    assert_eq!(
+        u64::from(settings.metrics.port),
+        metrics_port,
+        "{SERVICE_TF}: APP__METRICS__PORT"
+    );
+    assert!(
+        settings.metrics.host.is_unspecified(),
+        "{SERVICE_TF}: APP__METRICS__HOST must be 0.0.0.0 for anything in the VPC to reach it"
+    );
+    assert!(
+        !settings.metrics.emf_interval.is_zero(),
+        "{SERVICE_TF}: EMF must be on in AWS: the alarms on the service's metrics depend on it"
+    );
+
+    // Nothing routes to it: the target group, the ALB listener and its ingress rules use
+    // other ports, and API Gateway only reaches the ALB's listener.
+    let tg = block(
+        &service,
+        SERVICE_TF,
+        "resource",
+        "aws_lb_target_group",
+        "this",
+    );
+    assert_eq!(
+        source(attr(&tg.body, "target group", "port")),
+        "local.container_port"
+    );
+    let listener = block(&service, SERVICE_TF, "resource", "aws_lb_listener", "this");
+    assert_eq!(
+        source(attr(&listener.body, "listener", "port")),
+        "local.listener_port"
+    );
+    for rule in resources_of_type(&service, "aws_vpc_security_group_egress_rule") {
+        let attrs: BTreeMap<String, String> = rule
+            .body
+            .attributes()
+            .map(|a| (a.key.as_str().to_owned(), source(&a.expr)))
+            .collect();
+        if attrs["security_group_id"] == "aws_security_group.alb.id" {
+            assert_ne!(
+                attrs["from_port"], "local.metrics_port",
+                "{SERVICE_TF}: the ALB must not reach the metrics port"
+            );
+        }
+    }
+    let api = parse(API_TF);
+    let integration = block(
+        &api,
+        API_TF,
+        "resource",
+        "aws_apigatewayv2_integration",
+        "service",
+    );
+    assert_eq!(
+        source(attr(&integration.body, "integration", "integration_uri")),
+        "var.alb_listener_arn",
+        "{API_TF}: API Gateway reaches the service only through the ALB's listener"
+    );
+    assert!(
+        !read(API_TF).contains("/metrics"),
+        "{API_TF}: no API route may lead to /metrics"
+    );
+
+    let root = parse("infra/main.tf");
+    let module = labelled(&root, "infra/main.tf", "module", "service");
+    assert_eq!(
+        source(attr(&module.body, "module.service", "vpc_cidr_block")),
+        "module.network.vpc_cidr_block",
+        "infra/main.tf: the metrics port admits the VPC's own CIDR"
+    );
+}
+
+#[test]
+fn every_metric_the_service_emits_is_documented() {
+    let readme = read("README.md");
+    for m in METRICS {
+        assert!(
+            readme.contains(&format!("`{}`", m.name)),
+            "README.md does not document the metric {} (telemetry::metrics::METRICS)",
+            m.name
+        );
+    }
 }

@@ -4,7 +4,10 @@ locals {
   container_name = "show-service"
   # The service's default port (show_service::config::DEFAULT_PORT) and its liveness route
   # (show_service::http::LIVENESS_PATH): tests/infra_consistency.rs checks both.
-  container_port    = 8080
+  container_port = 8080
+  # The Prometheus exposition (show_service's metrics listener, APP__METRICS__PORT's
+  # default outside local): only the VPC may reach it, never the ALB or API Gateway.
+  metrics_port      = 9464
   health_check_path = "/health"
   listener_port     = 80
   log_group_name    = "/ecs/${var.name}"
@@ -29,6 +32,11 @@ locals {
     APP__AUTH__MODE           = "jwt"
     APP__AUTH__RESOURCESERVER = var.app_environment.resource_server_identifier
     APP__LOG__FORMAT          = "json"
+    # Prometheus text on its own listener, reachable from inside the VPC only (the
+    # tasks' security group); CloudWatch gets the same metrics as EMF on stdout.
+    APP__METRICS__HOST               = "0.0.0.0"
+    APP__METRICS__PORT               = tostring(local.metrics_port)
+    APP__METRICS__EMFINTERVALSECONDS = "60"
   }
 }
 
@@ -232,6 +240,17 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   referenced_security_group_id = aws_security_group.alb.id
 }
 
+# The metrics listener, for a scraper inside the VPC; no load balancer or API route
+# leads to it.
+resource "aws_vpc_security_group_ingress_rule" "tasks_metrics_from_vpc" {
+  security_group_id = aws_security_group.tasks.id
+  description       = "Prometheus metrics, from inside the VPC only"
+  ip_protocol       = "tcp"
+  from_port         = local.metrics_port
+  to_port           = local.metrics_port
+  cidr_ipv4         = var.vpc_cidr_block
+}
+
 # HTTPS out, each destination by name: DynamoDB and S3 (ECR's image layers) through
 # their gateway endpoints' prefix lists, the ECR API, the registry and CloudWatch Logs
 # through the interface endpoints' security group.
@@ -362,7 +381,8 @@ resource "aws_ecs_task_definition" "this" {
       image     = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
       essential = true
       portMappings = [
-        { containerPort = local.container_port, protocol = "tcp" }
+        { containerPort = local.container_port, protocol = "tcp" },
+        { containerPort = local.metrics_port, protocol = "tcp" },
       ]
       environment            = [for k, v in local.environment : { name = k, value = v }]
       readonlyRootFilesystem = true

@@ -13,6 +13,11 @@ variable "vpc_id" {
   type        = string
 }
 
+variable "vpc_cidr_block" {
+  description = "IPv4 CIDR of the VPC: the only source the metrics listener admits."
+  type        = string
+}
+
 variable "private_subnet_ids" {
   description = "Private subnets for the internal ALB and the tasks (one per AZ)."
   type        = list(string)

@@ -90,7 +90,9 @@ settings_table! {
     "metrics.emfintervalseconds", "APP__METRICS__EMFINTERVALSECONDS", "0 (local) / 60", "Seconds between CloudWatch EMF metric documents on stdout; `0` = none.";
     "cors.allowedorigins", "APP__CORS__ALLOWEDORIGINS", "(none: CORS off)", "Origins allowed by CORS, comma separated, or `*`.";
     "docs.enabled", "APP__DOCS__ENABLED", "true (local) / false", "Serve the API reference at `/docs` and the catalogue preview at `/docs/catalogue` (`true` or `false`).";
-    "cache.ttlms", "APP__CACHE__TTLMS", "1000", "Longest age of the cached catalogue; writes through this instance invalidate it at once.";
+    "cache.ttlms", "APP__CACHE__TTLMS", "1000", "Longest age of the cached catalogue before the store's change record is checked again (one small read); writes through this instance invalidate it at once. `0`: no cache.";
+    "cache.safetynetseconds", "APP__CACHE__SAFETYNETSECONDS", "300", "Re-read the whole catalogue at least this often even when the change record says nothing changed (covers writers that do not bump it); `0`: never. Costs one full catalogue read per interval per task.";
+    "cache.staleiferrorseconds", "APP__CACHE__STALEIFERRORSECONDS", "30", "When the store cannot be checked, keep serving the last catalogue this long past its TTL, then answer 503 (at most 3600).";
 }
 
 /// Which deployment this is; it chooses defaults.
@@ -261,6 +263,10 @@ pub struct DocsSettings {
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
     pub ttl: Duration,
+    /// A full re-read at least this often; `None`: only on changes.
+    pub safety_net: Option<Duration>,
+    /// How long past its TTL the last catalogue is served while the store fails.
+    pub stale_if_error: Duration,
 }
 
 /// A setting that could not be read; `Display` is the one line printed at start-up.
@@ -713,6 +719,16 @@ impl Reader {
         }
         let cache = CacheSettings {
             ttl: Duration::from_millis(self.bounded("cache.ttlms", 1000, 0, 3_600_000)?),
+            safety_net: match self.bounded("cache.safetynetseconds", 300, 0, 86_400)? {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            stale_if_error: Duration::from_secs(self.bounded(
+                "cache.staleiferrorseconds",
+                30,
+                0,
+                3600,
+            )?),
         };
 
         let docs = DocsSettings {

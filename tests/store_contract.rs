@@ -276,6 +276,52 @@ macro_rules! contract_tests {
         }
 
         #[tokio::test]
+        async fn every_write_changes_the_change_record_and_reads_do_not() {
+            use show_service::store::ChangeRecord;
+            let f = fixture().await;
+            assert_eq!(f.store.change_record().await.unwrap(), ChangeRecord::Missing);
+            let mut seen = Vec::new();
+            let version = || async {
+                match f.store.change_record().await.unwrap() {
+                    ChangeRecord::Version(v) => v,
+                    other => panic!("{other:?}"),
+                }
+            };
+            f.store.upsert(sample_feed()).await.unwrap();
+            seen.push(version().await);
+            // Reads leave it alone.
+            f.store.list_eligible(PageRequest::default()).await.unwrap();
+            f.store.get(&Slug::parse("show/sample-000002").unwrap()).await.unwrap();
+            assert_eq!(version().await, seen[0]);
+            // The same feed again is still a write.
+            f.store.upsert(sample_feed()).await.unwrap();
+            seen.push(version().await);
+            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap()).await.unwrap());
+            seen.push(version().await);
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+            // The record is never part of the catalogue.
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            assert_eq!(page.items.len(), sample_expected().len() - 1);
+            assert!(page.items.iter().all(|i| i.slug.starts_with("show/")));
+        }
+
+        #[tokio::test]
+        async fn pages_carry_each_items_episode_count() {
+            let f = fixture().await;
+            let shows = many("ec", 60, 1);
+            f.store.upsert(shows.clone()).await.unwrap();
+            let items = walk(&f.store, 9).await;
+            for i in &items {
+                let s = shows.iter().find(|s| s.slug.as_str() == i.slug).unwrap();
+                assert_eq!(Some(i.episode_count), s.episode_count, "{}", i.slug);
+            }
+            // Ordered by episodeCount; among equal counts the index's own order (DynamoDB
+            // does not sort those by slug; the cached snapshot does).
+            assert!(items.windows(2).all(|w| w[0].episode_count <= w[1].episode_count));
+            assert_eq!(items.len(), shows.iter().filter(|s| s.is_eligible()).count());
+        }
+
+        #[tokio::test]
         async fn a_thousand_shows_are_written_in_one_call() {
             let f = fixture().await;
             let before = f.store.stats();

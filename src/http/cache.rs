@@ -1,34 +1,80 @@
-//! The serialized catalogue (`GET /v1/shows` without paging), kept in memory: the JSON
-//! bytes, a gzip variant made once per fill, and an ETag.
+//! The catalogue snapshot (`GET /v1/shows`, whole or paged), kept in memory: the JSON
+//! bytes in page order, a gzip variant made once per fill, a content ETag, and each item's
+//! position and byte range so pages are cut from the same bytes.
 //!
-//! Writes through this instance invalidate it at once (a generation counter bumped before
-//! and after each write, so a fill that raced a write is never kept). Writes by other
-//! instances show after at most the TTL. One fill runs at a time; concurrent misses wait
-//! for it instead of all querying the store.
+//! Why: the catalogue is read far more often than it changes, and re-reading it from the
+//! store costs what the catalogue holds (at 10,000 shows, thousands of DynamoDB read units
+//! a minute per task). So the snapshot is kept until the store's change record
+//! ([`crate::store::ShowStore::change_record`], bumped by every writer) says otherwise:
 //!
-//! Under steady traffic the entry is refreshed ahead of its expiry: the first request that
-//! finds it past [`REFRESH_AT`] of its TTL refills it while every other request keeps
-//! being served the entry, which is still fresh. Without this, every TTL all requests
-//! stalled behind one fill (a 10,000-show fill takes tens of milliseconds), which cost a
-//! third of the 10,000-show throughput and set the p99 latency. A refill whose JSON is
-//! byte for byte the previous one keeps the previous gzip variant and ETag instead of
-//! compressing again.
+//! - A snapshot is served for the TTL after its last check. After that, while requests
+//!   come, one request reads the change record (one small read) and the index is read
+//!   again only when the record changed; no traffic, no reads. The record is read
+//!   *before* the index and kept with the snapshot, so a write that lands while a refill
+//!   runs is seen by the next check.
+//! - Under steady traffic the check is made ahead of expiry: the first request past
+//!   [`REFRESH_AT`] of the TTL checks (and refills) while the others keep being served.
+//!   So checks run at most every 3/4 TTL per task.
+//! - DynamoDB's index is eventually consistent: a refill right after a change can still
+//!   read the old index, and the record would then say "unchanged" for good. A snapshot
+//!   filled because something changed (a new record, a local write, a cold start) is
+//!   therefore refilled once more at the next check ("settle").
+//! - Writes through this task invalidate the snapshot at once (a generation counter
+//!   bumped before and after each write, so a fill that raced a write is never kept).
+//! - Safety net: at least every `safety_net` the index is read again anyway, for writers
+//!   that do not bump the record (the Go service during a migration, a console edit).
+//! - A missing or unreadable record means "changed" at every check (the behaviour before
+//!   the record existed), with one WARN line when that starts.
+//! - Stale-if-error: when the check or refill fails, the last snapshot is served up to
+//!   `stale_if_error` past its TTL (checks retried at most once a second meanwhile); after
+//!   that the error is the caller's (503 + Retry-After).
+//!
+//! The JSON is sorted by `(episodeCount, slug)` here, whatever order the store returned,
+//! so two tasks holding the same catalogue hold the same bytes and send the same ETag
+//! (a hash of the bytes only), and a cursor (a position, not an offset) continues any
+//! task's walk on any other task and across refills.
 
+use crate::store::cursor::Position;
+use crate::store::{ChangeRecord, ListItem, ShowStore, StoreError};
 use bytes::Bytes;
 use std::io::Write;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bodies smaller than this are not worth compressing.
 const GZIP_MIN_BYTES: usize = 1024;
 
-/// The fraction of the TTL after which a request refreshes the entry ahead of its expiry.
+/// The fraction of the TTL after which a request checks ahead of the expiry.
 pub const REFRESH_AT: (u32, u32) = (3, 4);
+
+/// After a failed check, requests within the stale window are served without another
+/// check for this long.
+const RETRY_CHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// How the cache follows the store (from [`crate::config::CacheSettings`]).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub ttl: Duration,
+    pub safety_net: Option<Duration>,
+    pub stale_if_error: Duration,
+}
+
+/// Where one item sits in the snapshot.
+#[derive(Debug)]
+struct Slot {
+    episode_count: u32,
+    slug: Box<str>,
+    /// Its JSON object's byte range in [`Snapshot::json`].
+    start: usize,
+    end: usize,
+}
 
 /// One filled catalogue.
 #[derive(Debug)]
-pub struct CachedList {
+pub struct Snapshot {
+    /// `{"response":[…]}`, items in `(episodeCount, slug)` order.
     pub json: Bytes,
     /// The gzip variant, when the body is large enough to gain from it.
     pub gzip: Option<Bytes>,
@@ -36,53 +82,159 @@ pub struct CachedList {
     pub etag: String,
     /// `etag` as a header value, made once per fill.
     pub etag_header: axum::http::HeaderValue,
+    slots: Vec<Slot>,
+    /// The change record read before the index; `None` when it was missing or invalid.
+    version: Option<u64>,
+    /// When the fill started (for the safety net).
     filled_at: Instant,
+    /// Refill once more at the next check (see the module doc).
+    settle: bool,
     generation: u64,
 }
 
-impl CachedList {
-    /// The entry for `json`: `previous`'s gzip variant and ETag when its JSON is the same
-    /// bytes, else compressed and hashed anew.
-    fn renew(json: Bytes, generation: u64, previous: Option<&CachedList>) -> CachedList {
-        match previous {
-            Some(p) if p.json == json => CachedList {
-                json,
-                gzip: p.gzip.clone(),
-                etag: p.etag.clone(),
-                etag_header: p.etag_header.clone(),
-                filled_at: Instant::now(),
-                generation,
-            },
-            _ => CachedList::new(json, generation),
-        }
-    }
+/// Why a snapshot was (re)filled: the `reason` label of `catalogue_refills_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Cold,
+    Changed,
+    SafetyNet,
+    LocalWrite,
+}
 
-    /// Builds the cache entry for `json`, compressing it once.
-    pub fn new(json: Bytes, generation: u64) -> CachedList {
-        let gzip = (json.len() >= GZIP_MIN_BYTES)
-            .then(|| {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(json.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                enc.write_all(&json).ok()?;
-                enc.finish().ok().map(Bytes::from)
-            })
-            .flatten();
-        let etag = etag_of(&json);
-        CachedList {
-            etag_header: axum::http::HeaderValue::from_str(&etag)
-                .unwrap_or(axum::http::HeaderValue::from_static("\"0\"")),
-            etag,
-            json,
-            gzip,
-            filled_at: Instant::now(),
-            generation,
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Cold => "cold",
+            Reason::Changed => "changed",
+            Reason::SafetyNet => "safety_net",
+            Reason::LocalWrite => "local_write",
         }
     }
 }
 
-/// A strong ETag: FNV-1a 64 of the bytes and their length.
+/// The catalogue's JSON for `items` in page order, and where each item is in it.
+fn serialize(mut items: Vec<ListItem>) -> Result<(Vec<u8>, Vec<Slot>), serde_json::Error> {
+    items.sort_unstable_by(|a, b| (a.episode_count, &a.slug).cmp(&(b.episode_count, &b.slug)));
+    items.dedup_by(|a, b| a.slug == b.slug && a.episode_count == b.episode_count);
+    let mut json = Vec::with_capacity(16 + items.len() * 128);
+    let mut slots = Vec::with_capacity(items.len());
+    json.extend_from_slice(b"{\"response\":[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        let start = json.len();
+        serde_json::to_writer(&mut json, &item)?;
+        slots.push(Slot {
+            episode_count: item.episode_count,
+            slug: item.slug.into_boxed_str(),
+            start,
+            end: json.len(),
+        });
+    }
+    json.extend_from_slice(b"]}");
+    Ok((json, slots))
+}
+
+impl Snapshot {
+    /// The snapshot of `items`: `previous`'s gzip variant and ETag when the JSON is the
+    /// same bytes, else compressed and hashed anew.
+    fn build(
+        items: Vec<ListItem>,
+        version: Option<u64>,
+        filled_at: Instant,
+        settle: bool,
+        generation: u64,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, serde_json::Error> {
+        let (json, slots) = serialize(items)?;
+        let json = Bytes::from(json);
+        let (gzip, etag, etag_header) = match previous {
+            Some(p) if p.json == json => (p.gzip.clone(), p.etag.clone(), p.etag_header.clone()),
+            _ => {
+                let etag = etag_of(&json);
+                let header = axum::http::HeaderValue::from_str(&etag)
+                    .unwrap_or(axum::http::HeaderValue::from_static("\"0\""));
+                (gzip_of(&json), etag, header)
+            }
+        };
+        Ok(Snapshot {
+            json,
+            gzip,
+            etag,
+            etag_header,
+            slots,
+            version,
+            filled_at,
+            settle,
+            generation,
+        })
+    }
+
+    /// How many items the catalogue holds.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// One page: at most `limit` items after `after` (from the start when `None`), as
+    /// the `GET /v1/shows` JSON with `next` when more remain.
+    pub fn page(&self, after: Option<&Position>, limit: usize) -> Bytes {
+        let start = after.map_or(0, |p| {
+            self.slots.partition_point(|s| {
+                (s.episode_count, &*s.slug) <= (p.episode_count, p.slug.as_str())
+            })
+        });
+        let end = start.saturating_add(limit.max(1)).min(self.slots.len());
+        let mut out = Vec::with_capacity(
+            64 + self.slots.get(start..end).map_or(0, |s| {
+                s.last().map_or(0, |l| l.end) - s.first().map_or(0, |f| f.start)
+            }),
+        );
+        out.extend_from_slice(b"{\"response\":[");
+        if let (Some(first), Some(last)) =
+            (self.slots.get(start), self.slots.get(end.wrapping_sub(1)))
+            && start < end
+        {
+            out.extend_from_slice(&self.json[first.start..last.end]);
+        }
+        out.push(b']');
+        if end < self.slots.len()
+            && let Some(last) = self.slots.get(end - 1)
+            && let Ok(slug) = crate::domain::Slug::parse(&*last.slug)
+        {
+            let next = Position {
+                episode_count: last.episode_count,
+                slug,
+            }
+            .encode();
+            out.extend_from_slice(b",\"next\":\"");
+            out.extend_from_slice(next.as_bytes());
+            out.push(b'"');
+        }
+        out.push(b'}');
+        Bytes::from(out)
+    }
+}
+
+/// The gzip variant of `json`, when it is large enough to gain from one.
+pub fn gzip_of(json: &[u8]) -> Option<Bytes> {
+    if json.len() < GZIP_MIN_BYTES {
+        return None;
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(json).ok()?;
+    enc.finish().ok().map(Bytes::from)
+}
+
+/// A strong ETag: FNV-1a 64 of the bytes and their length. Content only, so every task
+/// holding the same catalogue sends the same one.
 pub fn etag_of(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -92,188 +244,600 @@ pub fn etag_of(bytes: &[u8]) -> String {
     format!("\"{h:016x}-{:x}\"", bytes.len())
 }
 
+/// The snapshot in use and when the store last confirmed it.
+struct Current {
+    snapshot: Arc<Snapshot>,
+    checked_at: Instant,
+}
+
 pub struct ListCache {
-    entry: RwLock<Option<std::sync::Arc<CachedList>>>,
+    current: RwLock<Option<Current>>,
     generation: AtomicU64,
-    ttl: Duration,
-    /// Serializes fills so a burst of misses makes one store query.
+    policy: Policy,
+    /// Serializes checks and fills so a burst of requests makes one store call.
     fill: tokio::sync::Mutex<()>,
+    /// When the last check failed (stale-if-error retries at most once a second).
+    failed_at: Mutex<Option<Instant>>,
+    /// The record is missing or invalid and that was logged.
+    warned: AtomicBool,
 }
 
 impl ListCache {
-    pub fn new(ttl: Duration) -> ListCache {
+    pub fn new(policy: Policy) -> ListCache {
         ListCache {
-            entry: RwLock::new(None),
+            current: RwLock::new(None),
             generation: AtomicU64::new(0),
-            ttl,
+            policy,
             fill: tokio::sync::Mutex::new(()),
+            failed_at: Mutex::new(None),
+            warned: AtomicBool::new(false),
         }
     }
 
-    /// The entry, when it is fresh and no write happened since it was filled.
-    pub fn get(&self) -> Option<std::sync::Arc<CachedList>> {
-        let guard = self.entry.read().unwrap_or_else(|e| e.into_inner());
-        let entry = guard.as_ref()?;
-        let fresh = entry.generation == self.generation.load(Ordering::Acquire)
-            && entry.filled_at.elapsed() < self.ttl;
-        fresh.then(|| entry.clone())
+    /// A cache that only holds a snapshot for `ttl` (no safety net, no stale window).
+    pub fn with_ttl(ttl: Duration) -> ListCache {
+        ListCache::new(Policy {
+            ttl,
+            safety_net: None,
+            stale_if_error: Duration::ZERO,
+        })
     }
 
-    /// Marks every entry filled before now as stale. Call before and after each write.
+    pub fn ttl(&self) -> Duration {
+        self.policy.ttl
+    }
+
+    /// The snapshot and the time since its last check, when no local write happened
+    /// since it was filled.
+    fn valid(&self) -> Option<(Arc<Snapshot>, Duration)> {
+        let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let c = guard.as_ref()?;
+        (c.snapshot.generation == self.generation.load(Ordering::Acquire))
+            .then(|| (c.snapshot.clone(), c.checked_at.elapsed()))
+    }
+
+    /// The snapshot, when it is within its TTL and no local write happened since.
+    pub fn get(&self) -> Option<Arc<Snapshot>> {
+        self.valid()
+            .filter(|(_, age)| *age < self.policy.ttl)
+            .map(|(s, _)| s)
+    }
+
+    /// Marks every snapshot filled before now as stale. Call before and after each write.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Returns the fresh entry, or fills it with `load` (one fill at a time). A fresh entry
-    /// past [`REFRESH_AT`] of its TTL is refilled by the one request that gets the fill
-    /// lock; the others are served the fresh entry meanwhile.
-    pub async fn get_or_fill<F, Fut, E>(&self, load: F) -> Result<std::sync::Arc<CachedList>, E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Bytes, E>>,
-    {
-        if let Some(hit) = self.get() {
-            if hit.filled_at.elapsed() < self.ttl * REFRESH_AT.0 / REFRESH_AT.1 {
+    /// The current catalogue: the snapshot when it is fresh, else checked against the
+    /// store's change record and refilled when that changed (see the module doc).
+    pub async fn current(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
+        let ttl = self.policy.ttl;
+        if let Some((hit, age)) = self.valid() {
+            if age < ttl * REFRESH_AT.0 / REFRESH_AT.1 {
+                metrics::counter!("catalogue_cache_hits_total").increment(1);
                 return Ok(hit);
             }
-            let Ok(_filling) = self.fill.try_lock() else {
-                return Ok(hit); // being refreshed; still fresh
-            };
-            if self
-                .get()
-                .is_some_and(|now| !std::sync::Arc::ptr_eq(&now, &hit))
-            {
-                return Ok(hit); // refreshed just now by another request
+            if age < ttl {
+                metrics::counter!("catalogue_cache_hits_total").increment(1);
+                let Ok(_checking) = self.fill.try_lock() else {
+                    return Ok(hit); // being checked; still fresh
+                };
+                match self.valid() {
+                    Some((now, age)) if age < ttl * REFRESH_AT.0 / REFRESH_AT.1 => {
+                        return Ok(now); // checked just now by another request
+                    }
+                    _ => {}
+                }
+                // Fresh: if the check fails, keep serving it until it expires.
+                return Ok(self.check_locked(store).await.unwrap_or(hit));
             }
-            // The entry is fresh: if the refill fails, keep serving it until it expires.
-            return Ok(self.fill_locked(load).await.unwrap_or(hit));
         }
-        let _filling = self.fill.lock().await;
+        if let Some(stale) = self.stale_while_failing() {
+            // The store failed less than a second ago: no new check per request.
+            return Ok(stale);
+        }
+        let _checking = self.fill.lock().await;
         if let Some(hit) = self.get() {
+            metrics::counter!("catalogue_cache_hits_total").increment(1);
             return Ok(hit);
         }
-        self.fill_locked(load).await
+        match self.check_locked(store).await {
+            Ok(s) => Ok(s),
+            Err(e) => match self.within_stale_window() {
+                Some(stale) => {
+                    tracing::warn!(
+                        error = %e,
+                        stale_if_error_seconds = self.policy.stale_if_error.as_secs(),
+                        "the store could not be checked; serving the last catalogue"
+                    );
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        }
     }
 
-    /// Loads and stores a new entry; the caller holds the fill lock.
-    async fn fill_locked<F, Fut, E>(&self, load: F) -> Result<std::sync::Arc<CachedList>, E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Bytes, E>>,
-    {
+    /// The last snapshot, when it was last confirmed within TTL + the stale window.
+    fn within_stale_window(&self) -> Option<Arc<Snapshot>> {
+        let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let c = guard.as_ref()?;
+        (c.checked_at.elapsed() < self.policy.ttl + self.policy.stale_if_error)
+            .then(|| c.snapshot.clone())
+    }
+
+    /// The stale snapshot while a check failed less than [`RETRY_CHECK_AFTER`] ago.
+    fn stale_while_failing(&self) -> Option<Arc<Snapshot>> {
+        let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        failed
+            .filter(|t| t.elapsed() < RETRY_CHECK_AFTER)
+            .and_then(|_| self.within_stale_window())
+    }
+
+    /// Reads the change record and refills when needed; the caller holds the fill lock.
+    async fn check_locked(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
+        let res = self.check_and_fill(store).await;
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = res.is_err().then(Instant::now);
+        res
+    }
+
+    async fn check_and_fill(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
-        let json = load().await?;
-        let previous = self.entry.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let entry = std::sync::Arc::new(CachedList::renew(json, generation, previous.as_deref()));
-        if self.ttl > Duration::ZERO {
-            *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry.clone());
+        let checked_at = Instant::now();
+        let previous = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.snapshot.clone());
+        let same_generation = previous.as_ref().filter(|p| p.generation == generation);
+        // TTL 0 keeps nothing: the record would be read for nothing.
+        let version = if self.policy.ttl.is_zero() {
+            None
+        } else {
+            match store.change_record().await {
+                Ok(record) => self.note(record, same_generation.map(|p| p.version)),
+                Err(e) => {
+                    metrics::counter!("catalogue_change_checks_total", "outcome" => "error")
+                        .increment(1);
+                    return Err(e);
+                }
+            }
+        };
+        let reason = match same_generation {
+            None if previous.is_some() => Reason::LocalWrite,
+            None => Reason::Cold,
+            Some(p) if version.is_none() || version != p.version || p.settle => Reason::Changed,
+            Some(p)
+                if self
+                    .policy
+                    .safety_net
+                    .is_some_and(|net| p.filled_at.elapsed() >= net) =>
+            {
+                Reason::SafetyNet
+            }
+            Some(p) => {
+                // Unchanged: the snapshot is confirmed for another TTL.
+                let snapshot = p.clone();
+                let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = guard.as_mut()
+                    && Arc::ptr_eq(&c.snapshot, &snapshot)
+                {
+                    c.checked_at = checked_at;
+                }
+                return Ok(snapshot);
+            }
+        };
+        // One more refill after this one when it follows a change (the index may lag);
+        // a settling refill (same version) or a safety-net one settles.
+        let settle = match reason {
+            Reason::SafetyNet => false,
+            Reason::Changed => same_generation.is_none_or(|p| p.version != version || !p.settle),
+            Reason::Cold | Reason::LocalWrite => true,
+        } && version.is_some();
+        self.fill(
+            store, reason, version, settle, generation, checked_at, previous,
+        )
+        .await
+    }
+
+    /// Counts and logs what the record says; the version to keep with the next snapshot.
+    fn note(&self, record: ChangeRecord, held: Option<Option<u64>>) -> Option<u64> {
+        let outcome = match record {
+            ChangeRecord::Version(v) if held == Some(Some(v)) => "unchanged",
+            ChangeRecord::Version(_) => "changed",
+            ChangeRecord::Missing => "missing",
+            ChangeRecord::Invalid => "invalid",
+        };
+        metrics::counter!("catalogue_change_checks_total", "outcome" => outcome).increment(1);
+        tracing::debug!(outcome, "catalogue change record checked");
+        match record {
+            ChangeRecord::Version(v) => {
+                self.warned.store(false, Ordering::Relaxed);
+                Some(v)
+            }
+            ChangeRecord::Missing | ChangeRecord::Invalid => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        record = outcome,
+                        "the catalogue's change record is {outcome}: re-reading the whole \
+                         catalogue at every check until a write through this service \
+                         creates it"
+                    );
+                }
+                None
+            }
         }
-        Ok(entry)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fill(
+        &self,
+        store: &dyn ShowStore,
+        reason: Reason,
+        version: Option<u64>,
+        settle: bool,
+        generation: u64,
+        checked_at: Instant,
+        previous: Option<Arc<Snapshot>>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        let started = Instant::now();
+        let page = store.list_eligible(Default::default()).await?;
+        let (calls, read_units) = (page.calls, page.read_units);
+        let snapshot = Arc::new(
+            Snapshot::build(
+                page.items,
+                version,
+                checked_at,
+                settle,
+                generation,
+                previous.as_deref(),
+            )
+            .map_err(|e| StoreError::Internal(e.into()))?,
+        );
+        let took = started.elapsed();
+        metrics::counter!("catalogue_refills_total", "reason" => reason.label()).increment(1);
+        metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
+        metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
+        metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
+        tracing::info!(
+            reason = reason.label(),
+            items = snapshot.len(),
+            bytes = snapshot.json.len(),
+            store_calls = calls,
+            read_units,
+            duration_ms = took.as_secs_f64() * 1000.0,
+            "catalogue refilled"
+        );
+        if !self.policy.ttl.is_zero() {
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+                snapshot: snapshot.clone(),
+                checked_at,
+            });
+        }
+        Ok(snapshot)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Show, Slug};
+    use crate::store::{Page, PageRequest};
+    use async_trait::async_trait;
     use std::sync::atomic::AtomicUsize;
 
-    #[tokio::test]
-    async fn a_fill_is_reused_until_a_write_or_the_ttl() {
-        let cache = ListCache::new(Duration::from_secs(60));
-        let loads = AtomicUsize::new(0);
-        let load = || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, ()>(Bytes::from_static(b"{\"response\":[]}"))
-        };
-        cache.get_or_fill(load).await.unwrap();
-        cache.get_or_fill(load).await.unwrap();
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-        cache.invalidate();
-        cache.get_or_fill(load).await.unwrap();
-        assert_eq!(loads.load(Ordering::SeqCst), 2);
-
-        let short = ListCache::new(Duration::from_millis(1));
-        short.get_or_fill(load).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(short.get().is_none());
+    /// A store whose catalogue, change record and failures the test sets.
+    #[derive(Default)]
+    struct Fake {
+        items: Mutex<Vec<ListItem>>,
+        record: Mutex<Option<ChangeRecord>>,
+        down: AtomicBool,
+        /// The next index read is followed by a write (one that lands during a refill).
+        write_during_list: Mutex<Option<Vec<ListItem>>>,
+        checks: AtomicUsize,
+        lists: AtomicUsize,
     }
 
-    #[tokio::test]
-    async fn a_fill_that_raced_a_write_is_not_kept() {
-        let cache = ListCache::new(Duration::from_secs(60));
-        cache
-            .get_or_fill(|| async {
-                cache.invalidate(); // a write lands while the store is read
-                Ok::<_, ()>(Bytes::from_static(b"old"))
+    fn item(count: u32, slug: &str) -> ListItem {
+        ListItem {
+            image: String::new(),
+            slug: slug.into(),
+            title: format!("T {slug}"),
+            episode_count: count,
+        }
+    }
+
+    impl Fake {
+        fn with(items: Vec<ListItem>, record: Option<ChangeRecord>) -> Fake {
+            let f = Fake::default();
+            *f.items.lock().unwrap() = items;
+            *f.record.lock().unwrap() = record;
+            f
+        }
+        fn write(&self, items: Vec<ListItem>, bump: bool) {
+            *self.items.lock().unwrap() = items;
+            if bump {
+                let mut r = self.record.lock().unwrap();
+                *r = Some(match *r {
+                    Some(ChangeRecord::Version(v)) => ChangeRecord::Version(v + 1),
+                    _ => ChangeRecord::Version(1),
+                });
+            }
+        }
+        fn counts(&self) -> (usize, usize) {
+            (
+                self.checks.load(Ordering::SeqCst),
+                self.lists.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    #[async_trait]
+    impl ShowStore for Fake {
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn upsert(&self, _: Vec<Show>) -> Result<usize, StoreError> {
+            unimplemented!()
+        }
+        async fn list_eligible(&self, _: PageRequest) -> Result<Page, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("down"));
+            }
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            let items = self.items.lock().unwrap().clone();
+            if let Some(next) = self.write_during_list.lock().unwrap().take() {
+                self.write(next, true);
+            }
+            Ok(Page {
+                items,
+                ..Page::default()
             })
-            .await
-            .unwrap();
-        assert!(cache.get().is_none());
+        }
+        async fn get(&self, _: &Slug) -> Result<Option<Show>, StoreError> {
+            Ok(None)
+        }
+        async fn delete(&self, _: &Slug) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn change_record(&self) -> Result<ChangeRecord, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("down"));
+            }
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            Ok(self.record.lock().unwrap().unwrap_or(ChangeRecord::Missing))
+        }
+    }
+
+    /// A cache whose TTL has passed for its snapshot: the last check is moved back.
+    fn expire(cache: &ListCache) {
+        let mut g = cache.current.write().unwrap();
+        if let Some(c) = g.as_mut() {
+            c.checked_at -= cache.policy.ttl;
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            ttl: Duration::from_secs(60),
+            safety_net: None,
+            stale_if_error: Duration::from_secs(120),
+        }
     }
 
     #[tokio::test]
-    async fn a_nearly_expired_entry_is_refreshed_by_one_request_while_others_use_it() {
-        // TTL 2 s, refreshed from 1.5 s: each step below has 400 ms of margin.
-        let cache = ListCache::new(Duration::from_secs(2));
-        let loads = AtomicUsize::new(0);
-        let load = || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, ()>(Bytes::from(vec![b'x'; 4096]))
+    async fn an_unchanged_record_costs_one_check_and_no_index_read() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(7)));
+        let cache = ListCache::new(policy());
+        let first = cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (1, 1));
+        // Within the TTL: nothing read at all.
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (1, 1));
+        // The cold fill settles once (the index may lag a change), then checks only.
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (2, 2));
+        for n in 3..6 {
+            expire(&cache);
+            let again = cache.current(&store).await.unwrap();
+            assert_eq!(store.counts(), (n, 2), "check {n}: no index read");
+            assert_eq!(again.etag, first.etag);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_is_read_at_the_next_check_and_read_again_once_to_settle() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        expire(&cache);
+        cache.current(&store).await.unwrap(); // settles the cold fill
+        assert_eq!(store.counts(), (2, 2));
+
+        // Another task bumps the record, but this task's index read still sees the old
+        // catalogue (a lagging GSI): the refill right after the change is stale...
+        store
+            .record
+            .lock()
+            .unwrap()
+            .replace(ChangeRecord::Version(2));
+        expire(&cache);
+        let stale = cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (3, 3));
+        assert_eq!(stale.len(), 1);
+        // ...and the index catches up without another bump: the settling refill at the
+        // next check picks it up, then the snapshot stays.
+        store.write(vec![item(1, "show/a"), item(2, "show/b")], false);
+        expire(&cache);
+        let settled = cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (4, 4));
+        assert_eq!(settled.len(), 2);
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (5, 4), "settled: no more index reads");
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_refill_is_seen_by_the_next_check() {
+        // The record is read before the index: a write (and its bump) that lands after
+        // the index was read is a new version at the next check.
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        // The settling refill (the last one a version would allow) is the one raced.
+        *store.write_during_list.lock().unwrap() = Some(vec![item(1, "show/a"), item(1, "show/b")]);
+        expire(&cache);
+        let raced = cache.current(&store).await.unwrap();
+        assert_eq!(raced.len(), 1, "read before the write");
+        expire(&cache);
+        let next = cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (3, 3));
+        assert_eq!(next.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_invalid_record_means_a_full_read_at_every_check() {
+        for record in [None, Some(ChangeRecord::Invalid)] {
+            let store = Fake::with(vec![item(1, "show/a")], record);
+            let cache = ListCache::new(policy());
+            for n in 1..4 {
+                let s = cache.current(&store).await.unwrap();
+                assert_eq!(s.len(), 1);
+                assert_eq!(store.counts(), (n, n), "{record:?}");
+                expire(&cache);
+            }
+            assert!(cache.warned.load(Ordering::SeqCst));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_safety_net_reads_the_index_when_nothing_says_it_changed() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let cache = ListCache::new(Policy {
+            safety_net: Some(Duration::from_millis(1)),
+            ..policy()
+        });
+        cache.current(&store).await.unwrap();
+        expire(&cache);
+        cache.current(&store).await.unwrap(); // settle
+        store.write(vec![item(5, "show/z")], false); // a writer that does not bump
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        expire(&cache);
+        let s = cache.current(&store).await.unwrap();
+        assert_eq!(s.len(), 1);
+        assert!(s.json.windows(6).any(|w| w == b"show/z"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_is_answered_from_the_last_snapshot_for_the_stale_window_only() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let cache = ListCache::new(Policy {
+            stale_if_error: Duration::from_secs(30),
+            ..policy()
+        });
+        let first = cache.current(&store).await.unwrap();
+        store.down.store(true, Ordering::SeqCst);
+        expire(&cache);
+        let served = cache.current(&store).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &served));
+        // Past TTL + the stale window: the store's error.
+        {
+            let mut g = cache.current.write().unwrap();
+            g.as_mut().unwrap().checked_at -= Duration::from_secs(31);
+        }
+        *cache.failed_at.lock().unwrap() = None;
+        assert!(matches!(
+            cache.current(&store).await,
+            Err(StoreError::Unavailable { .. })
+        ));
+        // Back up: a normal check again.
+        store.down.store(false, Ordering::SeqCst);
+        assert!(cache.current(&store).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_local_write_refills_at_once_and_a_fill_that_raced_one_is_not_kept() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        cache.invalidate();
+        assert!(cache.get().is_none());
+        store.write(vec![item(1, "show/a"), item(1, "show/b")], true);
+        assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+        assert!(cache.get().is_some());
+    }
+
+    #[test]
+    fn snapshots_of_the_same_catalogue_agree_whatever_order_the_store_gave() {
+        let a = vec![item(2, "show/b"), item(1, "show/z"), item(2, "show/a")];
+        let mut b = a.clone();
+        b.reverse();
+        let now = Instant::now();
+        let sa = Snapshot::build(a, None, now, false, 0, None).unwrap();
+        let sb = Snapshot::build(b, None, now, false, 0, None).unwrap();
+        assert_eq!(sa.json, sb.json);
+        assert_eq!(sa.etag, sb.etag);
+        let v: serde_json::Value = serde_json::from_slice(&sa.json).unwrap();
+        let slugs: Vec<&str> = v["response"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["slug"].as_str().unwrap())
+            .collect();
+        assert_eq!(slugs, ["show/z", "show/a", "show/b"]);
+    }
+
+    #[test]
+    fn pages_are_cut_from_the_snapshot_and_resume_by_position() {
+        let items: Vec<ListItem> = (0..10)
+            .map(|i| item(i / 3 + 1, &format!("show/s{i}")))
+            .collect();
+        let snap = Snapshot::build(items, None, Instant::now(), false, 0, None).unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<Position> = None;
+        loop {
+            let body = snap.page(after.as_ref(), 4);
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+            let page = v["response"].as_array().unwrap();
+            assert!(page.len() <= 4);
+            seen.extend(page.iter().map(|i| i["slug"].as_str().unwrap().to_string()));
+            match v.get("next").and_then(|n| n.as_str()) {
+                Some(c) => after = Some(Position::decode(c).unwrap()),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..10).map(|i| format!("show/s{i}")).collect();
+        assert_eq!(seen, want);
+        // A position whose show is gone still resumes after it.
+        let gone = Position {
+            episode_count: 2,
+            slug: Slug::parse("show/s3x").unwrap(),
         };
-        let first = cache.get_or_fill(load).await.unwrap();
-        // Before REFRESH_AT of the TTL: the same entry, no load.
-        let again = cache.get_or_fill(load).await.unwrap();
-        assert!(std::sync::Arc::ptr_eq(&first, &again));
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        // Past it, while a refresh holds the fill lock: the fresh entry, at once.
-        let held = cache.fill.try_lock().unwrap();
-        let during = tokio::time::timeout(Duration::from_secs(5), cache.get_or_fill(load))
-            .await
-            .expect("served without waiting for the fill")
-            .unwrap();
-        assert!(std::sync::Arc::ptr_eq(&first, &during));
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-        drop(held);
-        // The next request refreshes it; same bytes: the gzip variant and ETag are reused.
-        let refreshed = cache.get_or_fill(load).await.unwrap();
-        assert_eq!(loads.load(Ordering::SeqCst), 2);
-        assert!(!std::sync::Arc::ptr_eq(&first, &refreshed));
-        assert_eq!(refreshed.etag, first.etag);
-        assert_eq!(refreshed.gzip, first.gzip);
-        assert!(refreshed.gzip.as_ref().unwrap().as_ptr() == first.gzip.as_ref().unwrap().as_ptr());
-
-        // A failed refresh keeps serving the entry while it is fresh.
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        let kept = cache
-            .get_or_fill(|| async { Err::<Bytes, ()>(()) })
-            .await
-            .unwrap();
-        assert!(std::sync::Arc::ptr_eq(&kept, &refreshed));
-        // Once expired, a failure is the caller's.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            cache
-                .get_or_fill(|| async { Err::<Bytes, ()>(()) })
-                .await
-                .is_err()
-        );
-        // Different bytes: compressed and hashed anew.
-        let changed = cache
-            .get_or_fill(|| async { Ok::<_, ()>(Bytes::from(vec![b'y'; 4096])) })
-            .await
-            .unwrap();
-        assert_ne!(changed.etag, refreshed.etag);
+        let v: serde_json::Value = serde_json::from_slice(&snap.page(Some(&gone), 1)).unwrap();
+        assert_eq!(v["response"][0]["slug"], "show/s4");
+        // Past the end: an empty last page.
+        let end = Position {
+            episode_count: 99,
+            slug: Slug::parse("show/a").unwrap(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&snap.page(Some(&end), 5)).unwrap();
+        assert_eq!(v, serde_json::json!({"response": []}));
+        let empty = Snapshot::build(vec![], None, Instant::now(), false, 0, None).unwrap();
+        assert_eq!(&empty.page(None, 3)[..], b"{\"response\":[]}");
+        assert_eq!(&empty.json[..], b"{\"response\":[]}");
     }
 
     #[test]
     fn large_bodies_get_a_gzip_variant_and_etags_differ() {
-        let big = Bytes::from(vec![b'a'; 10_000]);
-        let e = CachedList::new(big.clone(), 0);
-        assert!(e.gzip.as_ref().unwrap().len() < big.len() / 10);
-        assert!(CachedList::new(Bytes::from_static(b"{}"), 0).gzip.is_none());
+        let big = vec![b'a'; 10_000];
+        assert!(gzip_of(&big).unwrap().len() < big.len() / 10);
+        assert!(gzip_of(b"{}").is_none());
         assert_ne!(etag_of(b"a"), etag_of(b"b"));
-        assert!(e.etag.starts_with('"') && e.etag.ends_with('"'));
+        let e = etag_of(&big);
+        assert!(e.starts_with('"') && e.ends_with('"'));
     }
 }

@@ -6,7 +6,7 @@
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
 //! - `extract`: request extractors (scope checks, the JSON feed body).
-//! - `cache`: the serialized catalogue kept in memory.
+//! - `cache`: the catalogue snapshot kept in memory, checked against the store's change record.
 //! - `conn`: the connection layer (header-read and idle timeouts, connection cap,
 //!   lingering close).
 //! - `middleware`: request ids, the request log line, the error envelope, limits.
@@ -108,7 +108,11 @@ const MAX_TRACKED_WRITES: u32 = 1 << 16;
 impl AppState {
     pub fn new(settings: Settings, store: DynStore, auth: Arc<Auth>) -> AppState {
         AppState(Arc::new(Shared {
-            cache: Arc::new(cache::ListCache::new(settings.cache.ttl)),
+            cache: Arc::new(cache::ListCache::new(cache::Policy {
+                ttl: settings.cache.ttl,
+                safety_net: settings.cache.safety_net,
+                stale_if_error: settings.cache.stale_if_error,
+            })),
             store,
             auth,
             ready: Arc::new(AtomicBool::new(true)),

@@ -1,14 +1,15 @@
 //! `/v1/shows` (and the seed's `/shows` aliases): the catalogue, feed ingest, one show.
 
 use super::AppState;
-use super::cache::CachedList;
+use super::cache::Snapshot;
 use super::extract::{Authorized, FeedBody, Read, Write};
 use crate::domain::{Show, Slug};
 use crate::error::{ApiError, ErrorBody};
+use crate::store::cursor::Position;
 use crate::store::{ListItem, PageRequest, StoreError};
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -98,24 +99,6 @@ pub async fn list(
     conditions: Conditions,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|_| ApiError::bad_request("invalid query string"))?;
-    if params.limit.is_none() && params.cursor.is_none() {
-        let store = state.store.clone();
-        let entry = state
-            .cache
-            .get_or_fill(|| async move {
-                let page = store.list_eligible(PageRequest::default()).await?;
-                let body = ListResponse {
-                    response: page.items,
-                    next: None,
-                };
-                serde_json::to_vec(&body)
-                    .map(Bytes::from)
-                    .map_err(|e| ApiError::Internal(e.into()))
-            })
-            .await?;
-        return Ok(cached_response(&entry, &conditions));
-    }
-
     let limit = match params.limit.as_deref() {
         None => None,
         Some(s) => Some(
@@ -131,6 +114,26 @@ pub async fn list(
         ),
     };
     let cursor = params.cursor.filter(|c| !c.is_empty());
+    let paged = limit.is_some() || cursor.is_some();
+    if !paged || !state.cache.ttl().is_zero() {
+        // The cursor is checked before the store is asked anything.
+        let after = cursor.as_deref().map(Position::decode).transpose()?;
+        let snapshot = state.cache.current(state.store.as_ref()).await?;
+        if !paged {
+            return Ok(cached_response(&snapshot, &conditions));
+        }
+        let limit = limit.map_or(usize::MAX, |n| n.get() as usize);
+        let body = snapshot.page(after.as_ref(), limit);
+        return Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response());
+    }
+    // No cache (TTL 0): the page straight from the store.
     let page = state
         .store
         .list_eligible(PageRequest { limit, cursor })
@@ -171,7 +174,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Conditions {
 }
 
 /// The cached catalogue, as gzip when the client accepts it, or 304 on a matching ETag.
-fn cached_response(entry: &CachedList, conditions: &Conditions) -> Response {
+fn cached_response(entry: &Snapshot, conditions: &Conditions) -> Response {
     let not_modified = conditions
         .if_none_match
         .iter()
@@ -190,6 +193,7 @@ fn cached_response(entry: &CachedList, conditions: &Conditions) -> Response {
         HeaderValue::from_static("private, no-cache"),
     );
     if not_modified {
+        metrics::counter!("catalogue_not_modified_total").increment(1);
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         return res;
     }

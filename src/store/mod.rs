@@ -1,10 +1,19 @@
 //! Where shows live. [`ShowStore`] is the seam; [`sqlite`] is the embedded store and
 //! [`dynamodb`] the production one. Both pass the same contract tests
 //! (`tests/store_contract.rs`).
+//!
+//! Besides the shows, a store keeps the catalogue's change record: a counter that every
+//! successful write through the store bumps (a feed, a partial feed, a delete, an
+//! import), readable with one small call ([`ShowStore::change_record`]). Every task of
+//! the service reads it instead of re-reading the catalogue to learn whether the
+//! catalogue changed; the store owns it because every writer goes through the store.
+//! [`cursor`] is the paging position both stores and the cached catalogue share.
 
+pub mod cursor;
 pub mod dynamodb;
 pub mod layout;
 pub mod sqlite;
+pub mod usage;
 
 use crate::domain::{Show, Slug};
 use async_trait::async_trait;
@@ -21,6 +30,9 @@ pub struct ListItem {
     pub image: String,
     pub slug: String,
     pub title: String,
+    /// The show's `episodeCount`: with the slug, its place in the catalogue's order.
+    #[serde(skip)]
+    pub episode_count: u32,
 }
 
 /// Which part of the catalogue to read.
@@ -38,6 +50,10 @@ pub struct Page {
     pub items: Vec<ListItem>,
     /// An opaque cursor when more items remain.
     pub next: Option<String>,
+    /// Store calls made to read it.
+    pub calls: u32,
+    /// Read capacity units DynamoDB reported for them (0 on SQLite).
+    pub read_units: f64,
 }
 
 /// What a store can fail with; the HTTP layer maps each to a status.
@@ -73,6 +89,17 @@ impl StoreError {
     }
 }
 
+/// The catalogue's change record, as read by [`ShowStore::change_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRecord {
+    /// The counter: it differs from the last value read when the catalogue changed since.
+    Version(u64),
+    /// No record: nothing was written through this service yet (or it was removed).
+    Missing,
+    /// A record this service did not write: not a whole number, or of another type.
+    Invalid,
+}
+
 /// Counters a store keeps about its calls to the backend (for benchmarks and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StoreStats {
@@ -103,6 +130,10 @@ pub trait ShowStore: Send + Sync + 'static {
 
     /// Removes one show; `false` when it was not there.
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError>;
+
+    /// The change record (see the module doc): one small read. Every successful write
+    /// (whole or `Partial`) bumps it before it returns, and after its shows are stored.
+    async fn change_record(&self) -> Result<ChangeRecord, StoreError>;
 
     /// Call counters since start.
     fn stats(&self) -> StoreStats {

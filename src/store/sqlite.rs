@@ -1,10 +1,18 @@
 //! The embedded store: one SQLite file in WAL mode, held by one process.
 //!
-//! Table `shows(slug PRIMARY KEY, drm_key, episode_count, doc)` with an index on
-//! `(drm_key, episode_count)` that mirrors the DynamoDB GSI one-to-one: `drm_key` is 1
-//! for DRM shows and NULL otherwise, `episode_count` NULL when absent, `doc` the show's
-//! JSON. A feed is written in one transaction (all or nothing). One connection writes;
-//! a few read, concurrently with it (WAL). Calls run on the blocking pool.
+//! Table `shows(slug PRIMARY KEY, drm_key, episode_count, doc)`: `drm_key` is 1 for DRM
+//! shows and NULL otherwise, `episode_count` NULL when absent, `doc` the show's JSON. The
+//! partial index `shows_catalogue` holds the DRM shows in page order,
+//! `(episode_count, slug)`, so a page resumed from a cursor is one index seek on the
+//! row value `(episode_count, slug) > cursor`: walking the catalogue is linear, not
+//! quadratic. (`episode_count > 0` is a filter written `+episode_count`: as an index term
+//! SQLite would seek on it instead of on the cursor, and scan every earlier page again.)
+//!
+//! Table `catalogue_version` holds the change record (one row, `id = 1`): a feed or a
+//! delete bumps it in the same transaction as its rows, so a reader never sees one
+//! without the other. A feed is written in one transaction (all or nothing). One
+//! connection writes; a few read, concurrently with it (WAL). Calls run on the blocking
+//! pool.
 //!
 //! Every connection uses SQLite's `unix-excl` VFS: the first one takes an exclusive lock
 //! on the file for the whole process, and the WAL index lives in heap memory instead of a
@@ -14,12 +22,12 @@
 //! price: no other process can open the file while the service runs; `show-service
 //! import` or a second server says so and exits ([`HELD`]).
 
-use super::{ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
+use super::cursor::Position;
+use super::usage::{self, Call};
+use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
 use crate::domain::{Show, Slug};
 use anyhow::Context;
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,8 +54,18 @@ CREATE TABLE IF NOT EXISTS shows (
     episode_count INTEGER,
     doc           TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS shows_drm_episode ON shows (drm_key, episode_count);
+DROP INDEX IF EXISTS shows_drm_episode;
+CREATE INDEX IF NOT EXISTS shows_catalogue ON shows (episode_count, slug) WHERE drm_key = 1;
+CREATE TABLE IF NOT EXISTS catalogue_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
 ";
+
+/// Bumps the change record; runs in the transaction of the write it records.
+const BUMP: &str = "
+INSERT INTO catalogue_version (id, version) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET version = version + 1";
 
 const UPSERT: &str = "
 INSERT INTO shows (slug, drm_key, episode_count, doc) VALUES (?1, ?2, ?3, ?4)
@@ -58,7 +76,7 @@ const LIST: &str = "
 SELECT slug, json_extract(doc, '$.title'), coalesce(json_extract(doc, '$.image.showImage'), ''),
        episode_count
 FROM shows
-WHERE drm_key = 1 AND episode_count > 0 AND (episode_count, slug) > (?1, ?2)
+WHERE drm_key = 1 AND (episode_count, slug) > (?1, ?2) AND +episode_count > 0
 ORDER BY episode_count, slug
 LIMIT ?3";
 
@@ -147,23 +165,6 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     StoreError::Internal(anyhow::Error::new(e).context("sqlite"))
 }
 
-/// Cursor: base64url of `v1:<episodeCount>:<slug>`, the last item of the page.
-fn encode_cursor(episode_count: i64, slug: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{episode_count}:{slug}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::BadCursor)?;
-    let text = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
-    let rest = text.strip_prefix("v1:").ok_or(StoreError::BadCursor)?;
-    let (count, slug) = rest.split_once(':').ok_or(StoreError::BadCursor)?;
-    let count: u32 = count.parse().map_err(|_| StoreError::BadCursor)?;
-    let slug = Slug::parse(slug).map_err(|_| StoreError::BadCursor)?;
-    Ok((i64::from(count), slug.to_string()))
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`, its folder included.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
@@ -194,12 +195,14 @@ impl SqliteStore {
     /// Runs `f` on the writing connection, on the blocking pool.
     async fn write<T: Send + 'static>(
         &self,
+        operation: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.write_calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::start("sqlite", operation);
         let writer = self.writer.clone();
         let fault = self.write_fault.clone();
-        tokio::task::spawn_blocking(move || {
+        let res = tokio::task::spawn_blocking(move || {
             let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
             let out = f(&mut conn);
             match &out {
@@ -210,18 +213,23 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| StoreError::Internal(e.into()))?
+        .map_err(|e| StoreError::Internal(e.into()))
+        .and_then(|r| r);
+        call.finish(&res);
+        res
     }
 
     /// Runs `f` on a read connection (opened on first need), on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
+        operation: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.read_calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::start("sqlite", operation);
         let readers = self.readers.clone();
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let res = tokio::task::spawn_blocking(move || {
             let idle = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match idle {
                 Some(c) => c,
@@ -235,7 +243,10 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| StoreError::Internal(e.into()))?
+        .map_err(|e| StoreError::Internal(e.into()))
+        .and_then(|r| r);
+        call.finish(&res);
+        res
     }
 }
 
@@ -246,14 +257,14 @@ impl ShowStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| {
+        self.read("ping", |c| {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
                 .map_err(map_err)
         })
         .await?;
         if self.write_fault.load(Ordering::Relaxed) {
             let path = self.path.clone();
-            self.write(move |c| probe_write(c, &path)).await?;
+            self.write("ping", move |c| probe_write(c, &path)).await?;
         }
         Ok(())
     }
@@ -277,7 +288,7 @@ impl ShowStore for SqliteStore {
         .await
         .map_err(|e| StoreError::Internal(e.into()))?
         .map_err(|e| StoreError::Internal(e.into()))?;
-        self.write(move |conn| {
+        self.write("upsert", move |conn| {
             let tx = conn.transaction().map_err(map_err)?;
             {
                 let mut stmt = tx.prepare_cached(UPSERT).map_err(map_err)?;
@@ -286,6 +297,7 @@ impl ShowStore for SqliteStore {
                         .map_err(map_err)?;
                 }
             }
+            tx.execute(BUMP, []).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(rows.len())
         })
@@ -294,36 +306,50 @@ impl ShowStore for SqliteStore {
 
     async fn list_eligible(&self, page: PageRequest) -> Result<Page, StoreError> {
         let (after_count, after_slug) = match &page.cursor {
-            Some(c) => decode_cursor(c)?,
-            None => (-1, String::new()),
+            Some(c) => {
+                let p = Position::decode(c)?;
+                (i64::from(p.episode_count), p.slug.to_string())
+            }
+            None => (0, String::new()),
         };
         let limit = page.limit.map(|n| n.get());
-        self.read(move |conn| {
+        self.read("list", move |conn| {
             let mut stmt = conn.prepare_cached(LIST).map_err(map_err)?;
             // Ask for one more than the page to know whether another page follows.
             let fetch = limit.map_or(-1, |n| i64::from(n) + 1);
             let rows = stmt
                 .query_map(params![after_count, after_slug, fetch], |row| {
-                    let item = ListItem {
+                    Ok(ListItem {
                         slug: row.get(0)?,
                         title: row.get(1)?,
                         image: row.get(2)?,
-                    };
-                    Ok((item, row.get::<_, i64>(3)?))
+                        episode_count: row.get(3)?,
+                    })
                 })
                 .map_err(map_err)?;
-            let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+            let mut items = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
             let mut next = None;
             if let Some(n) = limit.map(|n| n as usize)
-                && rows.len() > n
+                && items.len() > n
             {
-                rows.truncate(n);
-                next = rows
-                    .last()
-                    .map(|(item, count)| encode_cursor(*count, &item.slug));
+                items.truncate(n);
+                next = items.last().and_then(|item| {
+                    Some(
+                        Position {
+                            episode_count: item.episode_count,
+                            slug: Slug::parse(&item.slug).ok()?,
+                        }
+                        .encode(),
+                    )
+                });
             }
-            let items = rows.into_iter().map(|(item, _)| item).collect();
-            Ok(Page { items, next })
+            usage::consumed("list", 0.0, 0.0, items.len());
+            Ok(Page {
+                items,
+                next,
+                calls: 1,
+                read_units: 0.0,
+            })
         })
         .await
     }
@@ -331,7 +357,7 @@ impl ShowStore for SqliteStore {
     async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
         let slug = slug.to_string();
         let doc: Option<String> = self
-            .read(move |conn| {
+            .read("get", move |conn| {
                 conn.prepare_cached("SELECT doc FROM shows WHERE slug = ?1")
                     .and_then(|mut s| s.query_row([&slug], |r| r.get(0)).optional())
                     .map_err(map_err)
@@ -346,10 +372,34 @@ impl ShowStore for SqliteStore {
 
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
         let slug = slug.to_string();
-        self.write(move |conn| {
-            conn.execute("DELETE FROM shows WHERE slug = ?1", [&slug])
-                .map(|n| n > 0)
-                .map_err(map_err)
+        self.write("delete", move |conn| {
+            let tx = conn.transaction().map_err(map_err)?;
+            let deleted = tx
+                .execute("DELETE FROM shows WHERE slug = ?1", [&slug])
+                .map_err(map_err)?
+                > 0;
+            if deleted {
+                tx.execute(BUMP, []).map_err(map_err)?;
+            }
+            tx.commit().map_err(map_err)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn change_record(&self) -> Result<ChangeRecord, StoreError> {
+        self.read("change_record", |conn| {
+            let value: Option<rusqlite::types::Value> = conn
+                .prepare_cached("SELECT version FROM catalogue_version WHERE id = 1")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+                .map_err(map_err)?;
+            Ok(match value {
+                None => ChangeRecord::Missing,
+                Some(rusqlite::types::Value::Integer(n)) => {
+                    u64::try_from(n).map_or(ChangeRecord::Invalid, ChangeRecord::Version)
+                }
+                Some(_) => ChangeRecord::Invalid,
+            })
         })
         .await
     }
@@ -367,24 +417,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_forgeries_are_refused() {
-        let c = encode_cursor(12, "show/a-b");
-        assert_eq!(decode_cursor(&c).unwrap(), (12, "show/a-b".to_string()));
-        let forged = [
-            "",
-            "!!!",
-            "djE6",
-            &URL_SAFE_NO_PAD.encode("v2:1:show/a"),
-            &URL_SAFE_NO_PAD.encode("v1:x:show/a"),
-            &URL_SAFE_NO_PAD.encode("v1:-1:show/a"),
-            &URL_SAFE_NO_PAD.encode("v1:1:../etc"),
-            &URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
-        ];
-        for f in forged {
-            assert!(
-                matches!(decode_cursor(f), Err(StoreError::BadCursor)),
-                "{f}"
-            );
-        }
+    fn a_page_resumes_with_one_index_seek_on_the_cursor() {
+        // Linear paging: the plan seeks the catalogue index on (episode_count, slug) from
+        // the cursor; seeking on `episode_count > 0` would re-scan every earlier page.
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(SCHEMA).expect("schema");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {LIST}"))
+            .expect("plan")
+            .query_map(params![1, "show/a", 10], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        let plan = plan.join(" | ");
+        assert!(
+            plan.contains("USING INDEX shows_catalogue ((episode_count,slug)>(?,?))"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn the_change_record_reports_a_row_of_the_wrong_type_as_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        assert_eq!(
+            rt.block_on(store.change_record()).expect("read"),
+            ChangeRecord::Missing
+        );
+        store
+            .writer
+            .lock()
+            .expect("writer")
+            .execute("INSERT INTO catalogue_version VALUES (1, 'x')", [])
+            .expect("insert");
+        assert_eq!(
+            rt.block_on(store.change_record()).expect("read"),
+            ChangeRecord::Invalid
+        );
     }
 }

@@ -263,7 +263,9 @@ pub fn store_kind() -> &'static str {
 }
 
 /// Settings for an app on a new table (created here) of the shared emulator.
-async fn dynamodb_env() -> Vec<(String, String)> {
+/// The settings of a fresh DynamoDB table on the shared emulator (several services may be
+/// started on it).
+pub async fn dynamodb_env() -> Vec<(String, String)> {
     use crate::support::dynalite::Dynalite;
     let store = crate::support::fresh_store(Dynalite::shared(), "api").await;
     vec![
@@ -277,6 +279,17 @@ async fn dynamodb_env() -> Vec<(String, String)> {
             store.table().to_string(),
         ),
     ]
+}
+
+/// How many times the service logged `message` (its JSON log's `"message"`), from line
+/// `from` on.
+pub fn count_logged(app: &TestApp, message: &str, from: usize) -> usize {
+    let needle = format!("\"message\":\"{message}\"");
+    app.log_lines()
+        .iter()
+        .skip(from)
+        .filter(|l| l.contains(&needle))
+        .count()
 }
 
 /// The sample feed (12 shows, 5 in the catalogue).

@@ -8,6 +8,7 @@ mod connections;
 mod faults;
 mod helpers;
 mod ingest;
+mod instances;
 mod lifecycle;
 mod metrics;
 mod probes;

@@ -156,7 +156,7 @@ pub fn episode_count_of(item: &Item) -> Option<u32> {
 }
 
 /// A catalogue entry from a projected index item (`slug, title, image.showImage`).
-/// `None` when the item lacks a string slug or title.
+/// `None` when the item lacks a string slug, a title or a whole `episodeCount`.
 pub fn to_list_item(item: &Item) -> Option<ListItem> {
     let slug = slug_of(item)?.to_string();
     let title = item.get("title")?.as_s().ok()?.clone();
@@ -167,7 +167,13 @@ pub fn to_list_item(item: &Item) -> Option<ListItem> {
         .and_then(|a| a.as_s().ok())
         .cloned()
         .unwrap_or_default();
-    Some(ListItem { image, slug, title })
+    let episode_count = episode_count_of(item)?;
+    Some(ListItem {
+        image,
+        slug,
+        title,
+        episode_count,
+    })
 }
 
 /// An upper bound of the item's size as DynamoDB counts it (names plus values; numbers
@@ -421,8 +427,14 @@ mod tests {
 
     #[test]
     fn list_items_default_the_image_and_need_slug_and_title() {
-        let it = item(&[("slug", s("show/a")), ("title", s("A"))]);
-        assert_eq!(to_list_item(&it).expect("item").image, "");
+        let it = item(&[
+            ("slug", s("show/a")),
+            ("title", s("A")),
+            ("episodeCount", n("2")),
+        ]);
+        let listed = to_list_item(&it).expect("item");
+        assert_eq!((listed.image.as_str(), listed.episode_count), ("", 2));
+        assert!(to_list_item(&item(&[("slug", s("show/a")), ("title", s("A"))])).is_none());
         assert!(to_list_item(&item(&[("slug", s("show/a"))])).is_none());
     }
 

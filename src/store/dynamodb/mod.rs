@@ -13,6 +13,16 @@
 //! projecting `slug, title, image.showImage` (and `episodeCount`, for the cursor),
 //! following `LastEvaluatedKey` to the end; one show is a strongly consistent `GetItem`.
 //! Deletes use `ReturnValues=ALL_OLD` to tell a 404.
+//!
+//! The change record (see [`crate::store`]) is one item of the same table, key
+//! [`CHANGE_RECORD_KEY`], outside the `show/…` key space and without the index's
+//! attributes, so neither the Go service's query nor ours ever sees it. Every successful
+//! feed (whole or partial) and every delete ends with an `UpdateItem ADD version 1` on it
+//! (atomic, creates it when missing, 1 write unit); a task reads it with an eventually
+//! consistent `GetItem` (half a read unit). A bump that fails after the shows were
+//! written makes the write a 503: the client's retry (puts and deletes are idempotent)
+//! bumps it again, and other tasks would otherwise not see the change before their
+//! safety-net refresh.
 
 pub mod client;
 pub mod cursor;
@@ -24,19 +34,29 @@ pub mod write;
 #[cfg(test)]
 mod tests;
 
-use super::{ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
+use super::usage::{self, Call};
+use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
 use crate::config::DynamoSettings;
 use crate::domain::{Show, Slug};
-use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY};
+use crate::store::layout::{
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TableStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue, TableStatus,
+};
 use cursor::Position;
 use errors::CallContext;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use write::{Target, WritePolicy};
+
+/// The capacity units a call reported (`ReturnConsumedCapacity=TOTAL`); 0 when absent.
+pub(crate) fn units(consumed: Option<&ConsumedCapacity>) -> f64 {
+    consumed.and_then(|c| c.capacity_units()).unwrap_or(0.0)
+}
 
 /// How long `table create` waits for the table and index to become ACTIVE.
 pub const TABLE_WAIT: Duration = Duration::from_secs(600);
@@ -122,6 +142,43 @@ impl DynamoStore {
         }
     }
 
+    /// Bumps the change record (`UpdateItem ADD`), after a write that changed something.
+    /// A failure is a 503 that says the write itself went through.
+    async fn bump_change_record(&self, what: &str) -> Result<(), StoreError> {
+        let call = Call::start("dynamodb", "UpdateItem");
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
+            .update_expression("ADD #v :one")
+            .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("UpdateItem")));
+        call.finish(&res);
+        match res {
+            Ok(out) => {
+                usage::consumed("UpdateItem", 0.0, units(out.consumed_capacity()), 1);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    table = %self.table,
+                    error = %e,
+                    "{what} went through but the change record was not bumped: other tasks \
+                     see it at their safety-net refresh, or when the client retries"
+                );
+                Err(StoreError::Unavailable {
+                    reason: format!("{what} stored, but the change record was not bumped: {e}"),
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
     /// One catalogue query: items from `start` on, at most `limit` of them.
     async fn query_page(
         &self,
@@ -131,11 +188,13 @@ impl DynamoStore {
         (
             Vec<HashMap<String, AttributeValue>>,
             Option<HashMap<String, AttributeValue>>,
+            f64,
         ),
         StoreError,
     > {
         self.read_calls.fetch_add(1, Ordering::Relaxed);
-        let out = self
+        let call = Call::start("dynamodb", "Query");
+        let res = self
             .client
             .query()
             .table_name(&self.table)
@@ -152,6 +211,7 @@ impl DynamoStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .set_exclusive_start_key(start)
             .set_limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| {
@@ -162,21 +222,22 @@ impl DynamoStore {
                         ..self.cx("Query")
                     },
                 )
-            })?;
+            });
+        call.finish(&res);
+        let out = res?;
+        let read_units = units(out.consumed_capacity());
+        usage::consumed("Query", read_units, 0.0, out.items().len());
         let last = out.last_evaluated_key.filter(|k| !k.is_empty());
-        Ok((out.items.unwrap_or_default(), last))
+        Ok((out.items.unwrap_or_default(), last, read_units))
     }
 
     /// Turns projected items into catalogue entries, skipping (and logging) any that
-    /// lack a slug or title.
-    fn list_items(
-        &self,
-        items: &[HashMap<String, AttributeValue>],
-    ) -> Vec<(ListItem, Option<u32>)> {
+    /// lack a slug, title or episode count.
+    fn list_items(&self, items: &[HashMap<String, AttributeValue>]) -> Vec<ListItem> {
         items
             .iter()
             .filter_map(|it| match item::to_list_item(it) {
-                Some(li) => Some((li, item::episode_count_of(it))),
+                Some(li) => Some(li),
                 None => {
                     tracing::error!(
                         table = %self.table,
@@ -198,13 +259,16 @@ impl ShowStore for DynamoStore {
 
     /// `DescribeTable`: the table exists, is usable, and has the index.
     async fn ping(&self) -> Result<(), StoreError> {
-        let out = self
+        let call = Call::start("dynamodb", "DescribeTable");
+        let res = self
             .client
             .describe_table()
             .table_name(&self.table)
             .send()
             .await
-            .map_err(|e| errors::from_sdk(e, self.cx("DescribeTable")))?;
+            .map_err(|e| errors::from_sdk(e, self.cx("DescribeTable")));
+        call.finish(&res);
+        let out = res?;
         let Some(desc) = out.table else {
             return Err(StoreError::unavailable("DescribeTable returned no table"));
         };
@@ -264,7 +328,11 @@ impl ShowStore for DynamoStore {
             table: &self.table,
             write_calls: &self.write_calls,
         };
-        write::write_all(&target, items, &self.policy).await
+        let result = write::write_all(&target, items, &self.policy).await;
+        if matches!(result, Ok(_) | Err(StoreError::Partial { .. })) {
+            self.bump_change_record("the feed").await?;
+        }
+        result
     }
 
     async fn list_eligible(&self, page: PageRequest) -> Result<Page, StoreError> {
@@ -274,29 +342,34 @@ impl ShowStore for DynamoStore {
         };
         let Some(limit) = page.limit.map(|n| n.get() as usize) else {
             // The whole catalogue: every page, to the end.
-            let mut items = Vec::new();
+            let mut all = Page::default();
             loop {
-                let (found, last) = self.query_page(start, self.page_limit).await?;
-                items.extend(self.list_items(&found).into_iter().map(|(li, _)| li));
+                let (found, last, read_units) = self.query_page(start, self.page_limit).await?;
+                all.items.extend(self.list_items(&found));
+                all.calls += 1;
+                all.read_units += read_units;
                 match last {
                     Some(key) => start = Some(key),
-                    None => return Ok(Page { items, next: None }),
+                    None => return Ok(all),
                 }
             }
         };
         // One page of `limit`: ask for one more item than needed, so a full last page
         // is known to be the last, and the cursor is the key of the page's last item —
         // the `LastEvaluatedKey` DynamoDB would return had it stopped there.
-        let mut items: Vec<(ListItem, Option<u32>)> = Vec::with_capacity(limit + 1);
+        let mut items: Vec<ListItem> = Vec::with_capacity(limit + 1);
+        let (mut calls, mut read_units) = (0, 0.0);
         loop {
             let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
-            let (found, last) = self.query_page(start, Some(want)).await?;
+            let (found, last, units) = self.query_page(start, Some(want)).await?;
             items.extend(self.list_items(&found));
+            calls += 1;
+            read_units += units;
             if items.len() > limit {
                 items.truncate(limit);
-                let next = items.last().and_then(|(li, count)| {
+                let next = items.last().and_then(|li| {
                     Some(Position {
-                        episode_count: (*count)?,
+                        episode_count: li.episode_count,
                         slug: Slug::parse(li.slug.as_str()).ok()?,
                     })
                 });
@@ -306,16 +379,20 @@ impl ShowStore for DynamoStore {
                     )));
                 };
                 return Ok(Page {
-                    items: items.into_iter().map(|(li, _)| li).collect(),
+                    items,
                     next: Some(next.encode()),
+                    calls,
+                    read_units,
                 });
             }
             match last {
                 Some(key) => start = Some(key),
                 None => {
                     return Ok(Page {
-                        items: items.into_iter().map(|(li, _)| li).collect(),
+                        items,
                         next: None,
+                        calls,
+                        read_units,
                     });
                 }
             }
@@ -324,15 +401,25 @@ impl ShowStore for DynamoStore {
 
     async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
         self.read_calls.fetch_add(1, Ordering::Relaxed);
-        let out = self
+        let call = Call::start("dynamodb", "GetItem");
+        let res = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")))?;
+            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")));
+        call.finish(&res);
+        let out = res?;
+        usage::consumed(
+            "GetItem",
+            units(out.consumed_capacity()),
+            0.0,
+            usize::from(out.item.is_some()),
+        );
         match out.item {
             None => Ok(None),
             Some(it) => item::from_item(&it)
@@ -343,16 +430,55 @@ impl ShowStore for DynamoStore {
 
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
         self.write_calls.fetch_add(1, Ordering::Relaxed);
-        let out = self
+        let call = Call::start("dynamodb", "DeleteItem");
+        let res = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
             .return_values(ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(|e| errors::from_sdk(e, self.cx("DeleteItem")))?;
+            .map_err(|e| errors::from_sdk(e, self.cx("DeleteItem")));
+        call.finish(&res);
+        let out = res?;
+        usage::consumed("DeleteItem", 0.0, units(out.consumed_capacity()), 1);
+        // Bumped even when the show was absent: a retry after a failed bump still bumps.
+        self.bump_change_record("the delete").await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn change_record(&self) -> Result<ChangeRecord, StoreError> {
+        self.read_calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::start("dynamodb", "GetItem");
+        let res = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
+            .projection_expression("#v")
+            .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")));
+        call.finish(&res);
+        let out = res?;
+        usage::consumed(
+            "GetItem",
+            units(out.consumed_capacity()),
+            0.0,
+            usize::from(out.item.is_some()),
+        );
+        let Some(record) = out.item else {
+            return Ok(ChangeRecord::Missing);
+        };
+        Ok(record
+            .get(CHANGE_RECORD_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or(ChangeRecord::Invalid, ChangeRecord::Version))
     }
 
     fn stats(&self) -> StoreStats {

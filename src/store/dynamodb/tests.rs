@@ -35,6 +35,11 @@ fn mocked(rules: &[&Rule], mode: RuleMode, settings: &DynamoSettings) -> DynamoS
     for rule in rules {
         interceptor = interceptor.with_rule(rule);
     }
+    // Every write ends with the change record's bump (see the module doc of the store).
+    let bump = mock!(Client::update_item).then_output(|| {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build()
+    });
+    interceptor = interceptor.with_rule(&bump);
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::from_static("us-east-1"))

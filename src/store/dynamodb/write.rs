@@ -17,8 +17,9 @@
 use super::errors::{self, CallContext};
 use super::item::{Item, slug_of};
 use crate::store::StoreError;
+use crate::store::usage::{self, Call};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -180,12 +181,21 @@ async fn write_chunk(
     let mut attempt = 0u32;
     loop {
         target.write_calls.fetch_add(1, Ordering::Relaxed);
+        let timer = Call::start("dynamodb", "BatchWriteItem");
         let call = target
             .client
             .batch_write_item()
             .request_items(target.table, pending.clone())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let out = match tokio::time::timeout_at(deadline, call).await {
+        let res = tokio::time::timeout_at(deadline, call)
+            .await
+            .map(|r| r.map_err(|e| errors::from_sdk(e, cx)));
+        match &res {
+            Ok(r) => timer.finish(r),
+            Err(_) => timer.finish(&Err::<(), _>(StoreError::unavailable("deadline"))),
+        }
+        let out = match res {
             Err(_) => {
                 return ChunkOutcome {
                     written,
@@ -199,17 +209,24 @@ async fn write_chunk(
                 return ChunkOutcome {
                     written,
                     not_written: slugs(&pending),
-                    error: Some(errors::from_sdk(e, cx)),
+                    error: Some(e),
                     ..ChunkOutcome::default()
                 };
             }
             Ok(Ok(out)) => out,
         };
+        let write_units: f64 = out
+            .consumed_capacity()
+            .iter()
+            .map(|c| super::units(Some(c)))
+            .sum();
         let unprocessed = out
             .unprocessed_items
             .and_then(|mut by_table| by_table.remove(target.table))
             .unwrap_or_default();
-        written += pending.len().saturating_sub(unprocessed.len());
+        let done = pending.len().saturating_sub(unprocessed.len());
+        usage::consumed("BatchWriteItem", 0.0, write_units, done);
+        written += done;
         if unprocessed.is_empty() {
             return ChunkOutcome {
                 written,

@@ -224,7 +224,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(addr) = crate::telemetry::metrics::install(metrics, settings.env.as_str()).await? {
         tracing::info!(%addr, "metrics listening");
     }
-    tokio::spawn(http::middleware::sample_in_flight());
     let store = open_store(&settings).await?;
     let auth = Auth::from_settings(&settings).await?;
     let addr = std::net::SocketAddr::new(settings.server.host, settings.server.port);

@@ -19,6 +19,7 @@
 use super::AppState;
 use super::extract::{AnsweredClient, ClientId};
 use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
+use crate::telemetry::metrics as telemetry;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
@@ -29,7 +30,6 @@ use std::time::Duration;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::metrics::in_flight_requests::{InFlightRequestsCounter, InFlightRequestsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -52,7 +52,7 @@ pub fn wrap(app: Router, state: AppState) -> Router {
         .map_request(prepare)
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        .layer(InFlightRequestsLayer::new(IN_FLIGHT.clone()))
+        .layer(telemetry::in_flight_layer())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -75,20 +75,6 @@ pub fn wrap(app: Router, state: AppState) -> Router {
         .option_layer(cors_layer(&state.settings.cors.allowed_origins));
     app.fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(stack)
-}
-
-/// Requests being answered (bodies included), for `http_requests_in_flight`.
-static IN_FLIGHT: std::sync::LazyLock<InFlightRequestsCounter> =
-    std::sync::LazyLock::new(InFlightRequestsCounter::new);
-
-/// Samples the requests in flight into `http_requests_in_flight` every second, forever.
-pub async fn sample_in_flight() {
-    IN_FLIGHT
-        .clone()
-        .run_emitter(Duration::from_secs(1), |n| async move {
-            metrics::gauge!("http_requests_in_flight").set(n as f64)
-        })
-        .await
 }
 
 /// Sheds load on `routes`: past `server.maxconcurrency` requests in flight on them
@@ -200,7 +186,8 @@ async fn envelope(
     res
 }
 
-/// The request log line: WARN for a server error, INFO otherwise, target `request`.
+/// The request log line (WARN for a server error, INFO otherwise, target `request`) and
+/// the request's metrics.
 fn log_line<B>(res: &Response<B>, latency: Duration, _span: &Span) {
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
@@ -220,47 +207,12 @@ fn log_line<B>(res: &Response<B>, latency: Duration, _span: &Span) {
     let status = res.status().as_u16();
     let latency_us = latency.as_micros() as u64;
     let request_id = a.request_id.to_str().unwrap_or("-");
-    record_request(a, res.status(), latency);
+    telemetry::http_request(route, &a.method, res.status(), latency);
     if status >= 500 {
         tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
     } else {
         tracing::info!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
     }
-}
-
-/// `http_requests_total` and `http_request_duration_seconds`; labels from closed sets
-/// only (the route template, a known method, the status).
-fn record_request(a: &Answered, status: StatusCode, latency: Duration) {
-    let route: metrics::SharedString = match &a.route {
-        None => "unmatched".into(),
-        Some(p) => match super::API_ROUTES.iter().find(|r| r.path == p.as_str()) {
-            Some(r) => r.path.into(),
-            None => p.as_str().to_string().into(),
-        },
-    };
-    let method = match a.method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::DELETE => "DELETE",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let class = match status.as_u16() / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method,
-        "status" => status.as_str().to_string())
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method,
-        "status_class" => class)
-    .record(latency.as_secs_f64());
 }
 
 /// Gives an error response the JSON envelope, unless it already has a JSON body of its

@@ -220,8 +220,9 @@ pub fn store_description(settings: &Settings) -> String {
 /// `serve`: binds, serves until SIGTERM/Ctrl-C, drains, returns.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Metrics first: a metrics port that cannot be bound stops start-up before anything.
-    let metrics = &settings.metrics;
-    if let Some(addr) = crate::telemetry::metrics::install(metrics, settings.env.as_str()).await? {
+    let metrics =
+        crate::telemetry::metrics::install(&settings.metrics, settings.env.as_str()).await?;
+    if let Some(addr) = metrics.addr {
         tracing::info!(%addr, "metrics listening");
     }
     let store = open_store(&settings).await?;
@@ -237,7 +238,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "listening"
     );
     let state = AppState::new(settings, store, auth);
-    http::serve(listener, state, http::shutdown_signal()).await?;
+    let served = http::serve(listener, state, http::shutdown_signal()).await;
+    // The last interval's EMF documents, with every request and write just finished.
+    metrics.flush();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! CloudWatch Embedded Metric Format: a `metrics` recorder that keeps each metric in a
 //! metrics-util registry, and a task that every interval writes one JSON document per set
 //! of dimension values to stdout, where CloudWatch Logs turns it into metrics (no agent).
+//! `serve` writes the last interval's documents when the server stops.
 //!
 //! Written here rather than taken from a crate: the EMF crates for `metrics` make every
 //! label a dimension, and the metrics table wants a few dimensions with the values summed
@@ -26,7 +27,7 @@ const MAX_VALUES: usize = 100;
 /// The recorder half: installed (in a fanout) as the global recorder.
 pub struct Emf(Arc<Registry<Key, EmfStorage>>);
 
-/// The writer half: [`Documents::run`] writes the documents every interval.
+/// The writer half: [`Documents::start`] writes the documents every interval.
 pub struct Documents {
     registry: Arc<Registry<Key, EmfStorage>>,
     env: String,
@@ -106,23 +107,41 @@ enum Values {
     Seconds(u64, Vec<f64>),
 }
 
-impl Documents {
-    /// Writes the documents every `interval`, forever.
-    pub async fn run(mut self, interval: Duration) {
-        let mut every = tokio::time::interval(interval);
-        every.tick().await;
-        loop {
-            every.tick().await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as u64;
-            for doc in self.take(now) {
-                let mut line = doc.to_string().into_bytes();
-                line.push(b'\n');
-                super::write_stdout_line(&line);
-            }
+/// Writes the documents: every interval from a task, and once more at shutdown.
+#[derive(Clone)]
+pub struct Writer(Arc<Mutex<Documents>>);
+
+impl Writer {
+    /// Writes the documents for what was recorded since the last ones.
+    pub fn flush(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let docs = self.0.lock().unwrap_or_else(|e| e.into_inner()).take(now);
+        for doc in docs {
+            let mut line = doc.to_string().into_bytes();
+            line.push(b'\n');
+            super::write_stdout_line(&line);
         }
+    }
+}
+
+impl Documents {
+    /// Writes the documents every `interval` from a task, for good; the [`Writer`] writes
+    /// the last interval's at shutdown.
+    pub fn start(self, interval: Duration) -> Writer {
+        let writer = Writer(Arc::new(Mutex::new(self)));
+        let every_interval = writer.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                every_interval.flush();
+            }
+        });
+        writer
     }
 
     /// The documents for what was recorded since the last call.

@@ -245,17 +245,34 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// What [`install`] started.
+#[derive(Default)]
+pub struct Installed {
+    /// The Prometheus listener's address.
+    pub addr: Option<SocketAddr>,
+    emf: Option<super::emf::Writer>,
+}
+
+impl Installed {
+    /// Writes the EMF documents of the interval not yet sent; call when the server stops.
+    pub fn flush(&self) {
+        if let Some(emf) = &self.emf {
+            emf.flush();
+        }
+    }
+}
+
 /// Installs the global recorder for the exporters `settings` turn on, binds the
 /// Prometheus listener and starts the EMF documents; without either, metrics cost
-/// nothing. Returns the listener's address. Call once, inside the runtime.
-pub async fn install(settings: &MetricsSettings, env: &str) -> anyhow::Result<Option<SocketAddr>> {
+/// nothing. Call once, inside the runtime.
+pub async fn install(settings: &MetricsSettings, env: &str) -> anyhow::Result<Installed> {
     let prometheus = settings.port != 0;
     let emf = !settings.emf_interval.is_zero();
+    let mut installed = Installed::default();
     if !prometheus && !emf {
-        return Ok(None);
+        return Ok(installed);
     }
     let mut fanout = FanoutBuilder::default();
-    let mut addr = None;
     if prometheus {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
@@ -266,13 +283,13 @@ pub async fn install(settings: &MetricsSettings, env: &str) -> anyhow::Result<Op
         let listener = tokio::net::TcpListener::bind(at).await.with_context(|| {
             format!("APP__METRICS__PORT / APP__METRICS__HOST: cannot listen on {at}")
         })?;
-        addr = Some(listener.local_addr()?);
+        installed.addr = Some(listener.local_addr()?);
         tokio::spawn(serve_exposition(listener, handle));
         fanout = fanout.add_recorder(recorder);
     }
     if emf {
         let (recorder, documents) = super::emf::Emf::new(env);
-        tokio::spawn(documents.run(settings.emf_interval));
+        installed.emf = Some(documents.start(settings.emf_interval));
         fanout = fanout.add_recorder(recorder);
     }
     metrics::set_global_recorder(fanout.build())
@@ -291,7 +308,7 @@ pub async fn install(settings: &MetricsSettings, env: &str) -> anyhow::Result<Op
             Kind::Histogram => metrics::describe_histogram!(d.name, d.unit, d.help),
         }
     }
-    Ok(addr)
+    Ok(installed)
 }
 
 /// Requests being answered (bodies included), counted by [`in_flight_layer`] and sampled

@@ -130,6 +130,40 @@ async fn emf_documents_reach_stdout_at_the_interval() {
     assert_eq!(directive["Metrics"][0]["Unit"], "Count");
 }
 
+#[tokio::test]
+async fn the_last_intervals_emf_documents_are_written_when_the_server_stops() {
+    // An interval far longer than the test: only the flush at shutdown can write these.
+    let mut app = TestApp::spawn_with(&[("APP__METRICS__EMFINTERVALSECONDS", "3600")]).await;
+    for _ in 0..2 {
+        app.client.get(app.url("/nope")).send().await.unwrap();
+    }
+    let (status, _) = app.terminate();
+    assert!(status.success(), "{status:?}");
+    // The documents come before the last log line; stdout is read by another thread.
+    let started = Instant::now();
+    while !app.log_lines().iter().any(|l| l.contains("\"stopped\"")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no \"stopped\" line in {:?}",
+            app.log_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let docs: Vec<Value> = app
+        .log_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["_aws"].is_object())
+        .collect();
+    let not_found: Vec<&Value> = docs.iter().filter(|d| d["status_class"] == "4xx").collect();
+    assert_eq!(not_found.len(), 1, "{docs:?}");
+    assert_eq!(not_found[0]["http_requests_total"], 2, "{docs:?}");
+    assert_eq!(
+        not_found[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ShowService"
+    );
+}
+
 /// `name` from PATH; the test tools script installs it.
 fn tool(name: &str) -> std::path::PathBuf {
     std::env::var_os("PATH")

@@ -5,16 +5,22 @@
 //! publishes EC or encryption keys still works.
 //!
 //! [`KeyStore`] holds the current set. With an HTTP source it fetches the set on start
-//! and again when a token names a `kid` it does not know, but:
-//! - at most once per [`FetchPolicy::min_interval`] (a minute) after a successful fetch,
-//!   so tokens with made-up `kid`s cannot make it hammer the issuer; after a failed fetch
-//!   the next try may come sooner ([`FetchPolicy::retry_after_failure`]), because until one
-//!   succeeds every new key is refused;
-//! - one fetch at a time: concurrent requests wait for the fetch in flight;
+//! and again when a token names a `kid` it does not know ([`KeyStore::fetch_for`]; the
+//! verifier asks only for tokens whose signature-independent checks pass), but:
+//! - from a small token bucket: [`FetchPolicy::burst`] fetches back to back, then one more
+//!   each [`FetchPolicy::min_interval`], so tokens with made-up `kid`s cannot make it hammer
+//!   the issuer, and a burst of them does not use up the fetch that a newly published key
+//!   needs; after a failed fetch the next comes no sooner than
+//!   [`FetchPolicy::retry_after_failure`];
+//! - one fetch at a time: concurrent requests wait for the fetch in flight and use its
+//!   result instead of starting another;
 //! - within [`FetchPolicy::budget`] (1.5 s, API Gateway's): a slow or dead endpoint costs a
 //!   request at most that long, and requests for known keys never wait on it;
 //! - a set older than [`FetchPolicy::max_age`] is refreshed in the background, so keys
 //!   the issuer withdrew stop verifying within about an hour.
+//!
+//! Each successful fetch that changes the set bumps [`KeyStore::generation`]: the verifier
+//! then drops the cached verifications of keys that are gone (see `verifier.rs`).
 //!
 //! When a token's `kid` is unknown and the set could not be fetched, the answer is
 //! [`KeyError::Unavailable`] (the service answers 503), not "unknown key" (401): the token
@@ -39,7 +45,42 @@ const MIN_MODULUS_BYTES: usize = 256;
 /// Public keys by `kid`.
 #[derive(Default)]
 pub struct KeySet {
-    keys: HashMap<String, Arc<ParsedPublicKey>>,
+    keys: HashMap<String, Arc<PublicKey>>,
+}
+
+/// One RSA public key of the set: its components (to tell whether a refetched set still
+/// holds the same key under a `kid`) and the key parsed for verification.
+pub struct PublicKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    parsed: ParsedPublicKey,
+}
+
+/// A signature that this key did not make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bad signature")]
+pub struct BadSignature;
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("bits", &(self.n.len() * 8))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// Checks that `signature` is this key's RS256 signature of `message`.
+    pub fn verify_sig(&self, message: &[u8], signature: &[u8]) -> Result<(), BadSignature> {
+        self.parsed
+            .verify_sig(message, signature)
+            .map_err(|_| BadSignature)
+    }
+
+    /// Whether `other` is the same key (same modulus and exponent).
+    pub fn same_key(&self, other: &PublicKey) -> bool {
+        self.n == other.n && self.e == other.e
+    }
 }
 
 /// One entry of a JWKS, with only the members we look at.
@@ -85,8 +126,19 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    pub fn get(&self, kid: &str) -> Option<Arc<ParsedPublicKey>> {
+    pub fn get(&self, kid: &str) -> Option<Arc<PublicKey>> {
         self.keys.get(kid).cloned()
+    }
+
+    /// Whether the set holds `key` under `kid`.
+    pub fn holds(&self, kid: &str, key: &PublicKey) -> bool {
+        self.keys.get(kid).is_some_and(|k| k.same_key(key))
+    }
+
+    /// Whether both sets hold the same keys under the same `kid`s.
+    fn same_keys(&self, other: &KeySet) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.keys.iter().all(|(kid, key)| other.holds(kid, key))
     }
 
     pub fn len(&self) -> usize {
@@ -98,7 +150,7 @@ impl KeySet {
     }
 }
 
-fn parse_jwk(jwk: &RawJwk) -> Result<(String, ParsedPublicKey), &'static str> {
+fn parse_jwk(jwk: &RawJwk) -> Result<(String, PublicKey), &'static str> {
     if jwk.kty.as_deref() != Some("RSA") {
         return Err("not an RSA key");
     }
@@ -125,16 +177,18 @@ fn parse_jwk(jwk: &RawJwk) -> Result<(String, ParsedPublicKey), &'static str> {
     if n.len() < MIN_MODULUS_BYTES {
         return Err("RSA key shorter than 2048 bits");
     }
-    let key = RsaPublicKeyComponents { n: &n, e: &e }
+    let parsed = RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .map_err(|_| "not a valid RSA public key")?;
-    Ok((kid, key))
+    Ok((kid, PublicKey { n, e, parsed }))
 }
 
 /// When and how long the store may fetch.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchPolicy {
-    /// Least time between fetches after a successful one.
+    /// Fetches that unknown `kid`s may trigger back to back (the bucket's size).
+    pub burst: u32,
+    /// After the burst, one more fetch each interval (the bucket's refill).
     pub min_interval: Duration,
     /// Least time between fetches after a failed one.
     pub retry_after_failure: Duration,
@@ -147,7 +201,8 @@ pub struct FetchPolicy {
 impl Default for FetchPolicy {
     fn default() -> FetchPolicy {
         FetchPolicy {
-            min_interval: Duration::from_secs(60),
+            burst: 4,
+            min_interval: Duration::from_secs(15),
             retry_after_failure: Duration::from_secs(5),
             budget: Duration::from_millis(1500),
             max_age: Duration::from_secs(3600),
@@ -182,6 +237,10 @@ struct State {
     last_attempt: Option<(Instant, Result<(), String>)>,
     /// When the current set was fetched.
     fetched_at: Option<Instant>,
+    /// Fetches unknown `kid`s may still trigger now, and when that was counted.
+    bucket: (f64, Instant),
+    /// Fetches ended so far (a waiter tells by it whether one ended while it waited).
+    attempts: u64,
 }
 
 /// The current key set and the rules for refreshing it. Shared by all requests.
@@ -194,6 +253,8 @@ pub struct KeyStore {
     fetching: Arc<tokio::sync::Mutex<()>>,
     /// Fetches started, for tests and metrics.
     fetches: AtomicU64,
+    /// Bumped by each fetch that changed the set.
+    generation: AtomicU64,
 }
 
 impl KeyStore {
@@ -229,9 +290,12 @@ impl KeyStore {
                 keys: Arc::new(keys),
                 last_attempt: None,
                 fetched_at: None,
+                bucket: (f64::from(policy.burst), Instant::now()),
+                attempts: 0,
             }),
             fetching: Arc::new(tokio::sync::Mutex::new(())),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -249,9 +313,19 @@ impl KeyStore {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The key named `kid`, fetching the set first if the key is unknown and the policy
-    /// allows it.
-    pub async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<ParsedPublicKey>, KeyError> {
+    /// The set's current generation: it changes whenever a fetch changes the set.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current set.
+    pub fn current(&self) -> Arc<KeySet> {
+        self.read().keys.clone()
+    }
+
+    /// The key named `kid` in the set in hand, without fetching (an old set is refreshed
+    /// in the background).
+    pub fn known(self: &Arc<Self>, kid: &str) -> Option<Arc<PublicKey>> {
         let (found, stale) = {
             let state = self.read();
             let stale = state
@@ -259,10 +333,17 @@ impl KeyStore {
                 .is_some_and(|at| at.elapsed() >= self.policy.max_age);
             (state.keys.get(kid), stale)
         };
-        if let Some(key) = found {
-            if stale {
-                self.refresh_in_background();
-            }
+        if found.is_some() && stale {
+            self.refresh_in_background();
+        }
+        found
+    }
+
+    /// The key named `kid`, fetching the set first if the key is unknown and the policy
+    /// allows it. Ask only for tokens that could be good but for their key: each call
+    /// with an unknown `kid` may use up a fetch.
+    pub async fn fetch_for(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, KeyError> {
+        if let Some(key) = self.known(kid) {
             return Ok(key);
         }
         if matches!(self.source, Source::Static) {
@@ -270,17 +351,16 @@ impl KeyStore {
         }
 
         // One fetch at a time; a waiter waits at most one fetch budget (plus a margin).
+        let before = self.read().attempts;
         let wait = self.policy.budget + Duration::from_millis(250);
         let Ok(_guard) = tokio::time::timeout(wait, self.fetching.lock()).await else {
             return Err(KeyError::Unavailable(
                 "a JWKS fetch is still running".into(),
             ));
         };
-        if let Some(key) = self.read().keys.get(kid) {
-            // The fetch we waited for brought it.
-            return Ok(key);
-        }
-        if self.may_fetch() {
+        // A fetch that ended while we waited answers for us too: no second one.
+        let waited_for_one = self.read().attempts != before;
+        if !waited_for_one && self.read().keys.get(kid).is_none() && self.take_fetch() {
             let _ = self.fetch().await;
         }
         let state = self.read();
@@ -293,16 +373,50 @@ impl KeyStore {
         }
     }
 
+    /// [`KeyStore::fetch_for`] without the caller's checks (tests).
+    #[cfg(test)]
+    pub async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, KeyError> {
+        self.fetch_for(kid).await
+    }
+
     /// Fetches the set now (used at start-up), unless a fetch is running.
     pub async fn refresh(&self) -> Result<(), String> {
         let _guard = self.fetching.lock().await;
         self.fetch().await
     }
 
-    fn may_fetch(&self) -> bool {
+    /// Takes a fetch from the bucket, if one is left and the last failure is old enough.
+    fn take_fetch(&self) -> bool {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, Err(_))) = &state.last_attempt
+            && at.elapsed() < self.policy.retry_after_failure
+        {
+            return false;
+        }
+        let burst = f64::from(self.policy.burst);
+        let (tokens, counted_at) = state.bucket;
+        let now = Instant::now();
+        let refill = if self.policy.min_interval.is_zero() {
+            burst
+        } else {
+            now.duration_since(counted_at).as_secs_f64() / self.policy.min_interval.as_secs_f64()
+        };
+        let tokens = (tokens + refill).min(burst);
+        if tokens >= 1.0 {
+            state.bucket = (tokens - 1.0, now);
+            true
+        } else {
+            state.bucket = (tokens, now);
+            false
+        }
+    }
+
+    /// Whether a background refresh may run: the set is as old as `max_age`, so this is
+    /// no more often than that, apart from retries after a failure.
+    fn may_refresh(&self) -> bool {
         match &self.read().last_attempt {
             None => true,
-            Some((at, Ok(()))) => at.elapsed() >= self.policy.min_interval,
+            Some((at, Ok(()))) => at.elapsed() >= self.policy.max_age,
             Some((at, Err(_))) => at.elapsed() >= self.policy.retry_after_failure,
         }
     }
@@ -311,7 +425,7 @@ impl KeyStore {
         let Ok(guard) = self.fetching.clone().try_lock_owned() else {
             return; // a fetch is running already
         };
-        if !self.may_fetch() {
+        if !self.may_refresh() {
             return;
         }
         let store = Arc::clone(self);
@@ -337,13 +451,17 @@ impl KeyStore {
         metrics::counter!("auth_jwks_fetches_total", "outcome" => outcome).increment(1);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
+        state.attempts += 1;
         match result {
             Ok(keys) => {
                 tracing::info!(url = %url, keys = keys.len(), elapsed_ms = started.elapsed().as_millis() as u64, "JWKS fetched");
                 if keys.is_empty() {
                     tracing::warn!(url = %url, "the JWKS has no RS256 signing key: every token will be refused");
                 }
-                state.keys = Arc::new(keys);
+                if !keys.same_keys(&state.keys) {
+                    state.keys = Arc::new(keys);
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 state.fetched_at = Some(now);
                 state.last_attempt = Some((now, Ok(())));
                 Ok(())
@@ -468,6 +586,7 @@ pub(crate) mod tests {
 
     pub(crate) fn fast_policy(min_interval: Duration) -> FetchPolicy {
         FetchPolicy {
+            burst: 1,
             min_interval,
             retry_after_failure: min_interval,
             budget: Duration::from_millis(1500),
@@ -525,45 +644,46 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_kids_refetch_at_most_once_per_interval_and_pick_up_rotation() {
+    async fn unknown_kids_refetch_within_the_bucket_and_pick_up_rotation() {
         let old = SigningKey::generate().unwrap();
         let new = SigningKey::generate().unwrap();
         let server = JwksServer::start(&[&old]).await;
-        let store =
-            Arc::new(KeyStore::http(&server.url, fast_policy(Duration::from_secs(1))).unwrap());
+        let mut policy = fast_policy(Duration::from_secs(1));
+        policy.burst = 2;
+        let store = Arc::new(KeyStore::http(&server.url, policy).unwrap());
         store.refresh().await.unwrap();
         assert_eq!(server.hits(), 1);
         assert!(store.key(old.kid()).await.is_ok());
 
-        // The issuer rotates; tokens with the new kid arrive at once.
-        server.publish(&[&old, &new]);
-        // The fetch at start-up was just now: no refetch yet, the kid is unknown.
-        for _ in 0..20 {
-            assert_eq!(
-                store.key(new.kid()).await.unwrap_err(),
-                KeyError::UnknownKid(new.kid().into())
-            );
-            assert!(store.key("made-up").await.is_err());
+        // Made-up kids use up the bucket (two fetches), and then fetch no more.
+        for i in 0..20 {
+            assert!(store.key(&format!("made-up-{i}")).await.is_err());
         }
-        assert_eq!(server.hits(), 1, "no refetch within the interval");
+        assert_eq!(server.hits(), 3, "the start-up fetch and the burst of two");
 
+        // The issuer rotates; the bucket is empty until it refills.
+        server.publish(&[&old, &new]);
+        assert_eq!(
+            store.key(new.kid()).await.unwrap_err(),
+            KeyError::UnknownKid(new.kid().into())
+        );
         tokio::time::sleep(Duration::from_millis(1050)).await;
         assert!(
             store.key(new.kid()).await.is_ok(),
             "the rotated key is picked up"
         );
-        assert_eq!(server.hits(), 2);
+        assert_eq!(server.hits(), 4);
         // Known kids never fetch.
         for _ in 0..20 {
             assert!(store.key(old.kid()).await.is_ok());
             assert!(store.key(new.kid()).await.is_ok());
         }
-        assert_eq!(server.hits(), 2);
-        assert_eq!(store.fetch_count(), 2);
+        assert_eq!(server.hits(), 4);
+        assert_eq!(store.fetch_count(), 4);
     }
 
     #[tokio::test]
-    async fn a_minute_of_made_up_kids_costs_one_fetch() {
+    async fn concurrent_made_up_kids_share_one_fetch() {
         let key = SigningKey::generate().unwrap();
         let server = JwksServer::start(&[&key]).await;
         let store = Arc::new(KeyStore::http(&server.url, FetchPolicy::default()).unwrap());
@@ -580,6 +700,28 @@ pub(crate) mod tests {
         assert_eq!(server.hits(), 1, "concurrent unknown kids share one fetch");
         assert!(store.key(key.kid()).await.is_ok());
         assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_generation_changes_only_when_the_keys_do() {
+        let a = SigningKey::generate().unwrap();
+        let b = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&a]).await;
+        let store = Arc::new(KeyStore::http(&server.url, fast_policy(Duration::ZERO)).unwrap());
+        store.refresh().await.unwrap();
+        let first = store.generation();
+        store.refresh().await.unwrap();
+        assert_eq!(store.generation(), first, "the same set again");
+        server.publish(&[&a, &b]);
+        store.refresh().await.unwrap();
+        assert_ne!(store.generation(), first, "a key was added");
+        let second = store.generation();
+        server.publish(&[&b]);
+        store.refresh().await.unwrap();
+        assert_ne!(store.generation(), second, "a key was withdrawn");
+        let set = store.current();
+        assert!(set.get(a.kid()).is_none());
+        assert!(set.get(b.kid()).is_some());
     }
 
     #[tokio::test]

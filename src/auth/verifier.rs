@@ -13,19 +13,40 @@
 //! about 1 KiB): when full, expired entries go first, then arbitrary ones.
 //! Failures are not cached (a verification is cheap enough; caching them would let junk
 //! push good entries out).
+//!
+//! Each cached verification remembers the key that checked it. When a JWKS fetch changes
+//! the key set ([`KeyStore::generation`]), the next lookup first drops the verifications of
+//! keys that left the set, so a withdrawn key's tokens stop working at the re-fetch, not
+//! at their `exp`. That check is one atomic load per lookup.
+//!
+//! A token whose `kid` is not in the set in hand may make the key store fetch the JWKS
+//! again, but only if everything that does not need the signature passes first: the
+//! header (RS256, a `kid`) and every claim rule, read from the still unverified claims.
+//! Junk with made-up `kid`s therefore never spends the store's fetches (see `jwks.rs`).
 
 use super::AuthError;
 use super::claims::{AccessClaims, ClaimError, ClaimRules, Verified};
-use super::jwks::{KeyError, KeyStore};
+use super::jwks::{KeyError, KeyStore, PublicKey};
 use super::jws;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Most verified tokens kept (each about 1 KiB: a few MiB at most).
 pub const CACHE_CAPACITY: usize = 4096;
 
 /// Verified tokens, each with the last second it may be used.
-type TokenMap = HashMap<Box<[u8]>, (i64, Arc<Verified>), foldhash::fast::RandomState>;
+type TokenMap = HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>;
+
+/// One verified token.
+struct Entry {
+    /// The last second it may be used (`exp` + leeway).
+    until: i64,
+    verified: Arc<Verified>,
+    /// The key that verified it, by `kid`: the entry goes when the key leaves the set.
+    kid: Box<str>,
+    key: Arc<PublicKey>,
+}
 
 pub struct Verifier {
     /// The issuer's public keys (fetched over HTTP, or the local issuer's).
@@ -36,6 +57,8 @@ pub struct Verifier {
     cache: RwLock<TokenMap>,
     /// Most entries in `cache` ([`CACHE_CAPACITY`]; smaller in tests).
     capacity: usize,
+    /// The key set generation the cache was last checked against.
+    checked_generation: AtomicU64,
 }
 
 impl Verifier {
@@ -45,6 +68,7 @@ impl Verifier {
             rules,
             cache: RwLock::new(TokenMap::default()),
             capacity: CACHE_CAPACITY,
+            checked_generation: AtomicU64::new(0),
         }
     }
 
@@ -81,14 +105,32 @@ impl Verifier {
             return Ok((hit, "cached"));
         }
         let parts = jws::parse(token).map_err(|e| invalid("malformed")(e.to_string()))?;
-        let key = self.keys.key(&parts.kid).await.map_err(|e| match e {
-            KeyError::UnknownKid(_) => invalid("unknown_key")(e.to_string()),
-            KeyError::Unavailable(_) => {
-                ("issuer_unavailable", AuthError::Unavailable(e.to_string()))
+        let key = match self.keys.known(&parts.kid) {
+            Some(key) => key,
+            None => {
+                // Only a token that would pass but for its key may make the store fetch.
+                let unverified = parts
+                    .claims_json()
+                    .ok()
+                    .and_then(|json| serde_json::from_slice::<AccessClaims>(&json).ok())
+                    .ok_or(())
+                    .and_then(|claims| self.rules.check(claims, now).map_err(|_| ()));
+                if unverified.is_err() {
+                    return Err(invalid("unknown_key")(format!(
+                        "no key with kid {:?}, and the claims fail: not refetched",
+                        parts.kid
+                    )));
+                }
+                self.keys.fetch_for(&parts.kid).await.map_err(|e| match e {
+                    KeyError::UnknownKid(_) => invalid("unknown_key")(e.to_string()),
+                    KeyError::Unavailable(_) => {
+                        ("issuer_unavailable", AuthError::Unavailable(e.to_string()))
+                    }
+                })?
             }
-        })?;
+        };
         key.verify_sig(parts.signing_input, &parts.signature)
-            .map_err(|_| invalid("bad_signature")("bad signature".into()))?;
+            .map_err(|e| invalid("bad_signature")(e.to_string()))?;
         let json = parts
             .claims_json()
             .map_err(|e| invalid("malformed")(e.to_string()))?;
@@ -99,7 +141,7 @@ impl Verifier {
                 .check(claims, now)
                 .map_err(|e| invalid(claim_outcome(&e))(e.to_string()))?,
         );
-        self.remember(token, &verified, now);
+        self.remember(token, &verified, &parts.kid, key, now);
         Ok((verified, "ok"))
     }
 
@@ -116,20 +158,44 @@ impl Verifier {
     /// before (and, on a hit, instead of) checking the header's characters: only verified
     /// tokens are cached, so a byte-for-byte hit is a token that passed every check.
     pub fn cached(&self, token: &[u8], now: i64) -> Option<Arc<Verified>> {
+        self.drop_withdrawn_keys();
         let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
         match cache.get(token) {
             // Same rule as a fresh check: usable while now < exp + leeway.
-            Some((until, v)) if now < *until => Some(v.clone()),
+            Some(e) if now < e.until => Some(e.verified.clone()),
             _ => None,
         }
     }
 
-    fn remember(&self, token: &str, verified: &Arc<Verified>, now: i64) {
+    /// If the key set changed since the last look, forgets the verifications made with
+    /// keys it no longer holds.
+    fn drop_withdrawn_keys(&self) {
+        let generation = self.keys.generation();
+        if self.checked_generation.load(Ordering::Acquire) == generation {
+            return;
+        }
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        // Read the set under the cache's lock: a verification that raced the fetch and
+        // was inserted with a withdrawn key is dropped here too.
+        let generation = self.keys.generation();
+        let keys = self.keys.current();
+        cache.retain(|_, e| keys.holds(&e.kid, &e.key));
+        self.checked_generation.store(generation, Ordering::Release);
+    }
+
+    fn remember(
+        &self,
+        token: &str,
+        verified: &Arc<Verified>,
+        kid: &str,
+        key: Arc<PublicKey>,
+        now: i64,
+    ) {
         let until = verified.exp.saturating_add(self.rules.leeway);
         let token = token.as_bytes();
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= self.capacity && !cache.contains_key(token) {
-            cache.retain(|_, (u, _)| now < *u);
+            cache.retain(|_, e| now < e.until);
             while cache.len() >= self.capacity {
                 let Some(victim) = cache.keys().next().cloned() else {
                     break;
@@ -137,7 +203,15 @@ impl Verifier {
                 cache.remove(&victim);
             }
         }
-        cache.insert(token.into(), (until, verified.clone()));
+        cache.insert(
+            token.into(),
+            Entry {
+                until,
+                verified: verified.clone(),
+                kid: kid.into(),
+                key,
+            },
+        );
     }
 }
 
@@ -412,6 +486,84 @@ mod tests {
             assert!(verifier.verify_at(&t_new, now).await.is_ok());
             assert!(verifier.verify_at(&t_old, now).await.is_ok());
         }
+        assert_eq!(server.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_key_s_cached_tokens_are_refused_after_the_refetch() {
+        let old = SigningKey::generate().unwrap();
+        let new = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&old]).await;
+        let store = Arc::new(KeyStore::http(&server.url, fast_policy(Duration::ZERO)).unwrap());
+        store.refresh().await.unwrap();
+        let verifier = Verifier::new(store.clone(), rules());
+        let now = unix_now();
+        let t_old = old.sign(&claims(now)).unwrap();
+        assert!(verifier.verify_at(&t_old, now).await.is_ok());
+        assert!(verifier.cached(t_old.as_bytes(), now).is_some());
+
+        // The issuer withdraws `old` and publishes `new`; a token of `new` makes the store
+        // fetch the set again.
+        server.publish(&[&new]);
+        let t_new = new.sign(&claims(now)).unwrap();
+        assert!(verifier.verify_at(&t_new, now).await.is_ok());
+        assert_eq!(server.hits(), 2);
+
+        assert!(verifier.cached(t_old.as_bytes(), now).is_none());
+        let err = verifier.verify_at(&t_old, now).await.unwrap_err();
+        assert!(matches!(err, AuthError::Invalid(_)), "{err:?}");
+        assert!(verifier.verify_at(&t_new, now).await.is_ok());
+        assert_eq!(
+            verifier.cached_count(),
+            1,
+            "only the new key's token is cached"
+        );
+
+        // A refetch that changes nothing keeps the cache.
+        store.refresh().await.unwrap();
+        assert!(verifier.cached(t_new.as_bytes(), now).is_some());
+    }
+
+    #[tokio::test]
+    async fn tokens_that_fail_without_their_signature_never_refetch() {
+        let key = SigningKey::generate().unwrap();
+        let new = SigningKey::generate().unwrap();
+        let stranger = SigningKey::generate().unwrap();
+        let server = JwksServer::start(&[&key]).await;
+        // One fetch a minute, as the old policy had: the first made-up kid would take it.
+        let store =
+            Arc::new(KeyStore::http(&server.url, fast_policy(Duration::from_secs(60))).unwrap());
+        store.refresh().await.unwrap();
+        let verifier = Verifier::new(store, rules());
+        let now = unix_now();
+        let patched = |patch: Value| {
+            let mut c = claims(now);
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            stranger.sign(&c).unwrap()
+        };
+        let junk = [
+            patched(json!({"exp": now - 60})),
+            patched(json!({"nbf": now + 600})),
+            patched(json!({"iss": "https://other.test"})),
+            patched(json!({"client_id": "client-b"})),
+            patched(json!({"token_use": "id"})),
+            stranger.sign(&"not claims").unwrap(),
+            replace(&stranger.sign(&claims(now)).unwrap(), 1, "!!!"),
+        ];
+        for _ in 0..20 {
+            for token in &junk {
+                let err = verifier.verify_at(token, now).await.unwrap_err();
+                assert!(matches!(err, AuthError::Invalid(_)), "{err:?}");
+            }
+        }
+        assert_eq!(server.hits(), 1, "junk with unknown kids fetched nothing");
+
+        // A newly published key is picked up at its first token.
+        server.publish(&[&key, &new]);
+        let t_new = new.sign(&claims(now)).unwrap();
+        assert!(verifier.verify_at(&t_new, now).await.is_ok());
         assert_eq!(server.hits(), 2);
     }
 

@@ -175,8 +175,8 @@ fn tool(name: &str) -> std::path::PathBuf {
 }
 
 /// A real Prometheus server scrapes the service every second while it answers a known
-/// sequence of requests; its HTTP API must then report exactly that many more; promtool
-/// accepts the exposition.
+/// sequence of requests; its HTTP API must then report exactly that many more requests,
+/// feeds, shows written and store write calls; promtool accepts the exposition.
 #[tokio::test]
 async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exposition() {
     let (metrics_port, prom_port) = (free_port(), free_port());
@@ -213,10 +213,11 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
     let _prometheus = Kill(&mut prometheus);
 
     let client = app.client.clone();
-    let query = |q: &'static str| {
-        let (client, url) = (
+    let query = |q: &str| {
+        let (client, url, q) = (
             client.clone(),
             format!("http://127.0.0.1:{prom_port}/api/v1/query"),
+            q.to_string(),
         );
         async move {
             let res = client.get(url).query(&[("query", q)]).send().await.ok()?;
@@ -229,6 +230,26 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
         r#"sum(http_requests_total{route="/v1/shows",method="GET",status="200"}) or vector(0)"#;
     let feeds = r#"sum(feeds_total{outcome="accepted"}) or vector(0)"#;
     let shows = "sum(shows_written_total) or vector(0)";
+    // The feed is one store write call: SQLite's `upsert`, or one DynamoDB BatchWriteItem
+    // (7 items) and the change record's UpdateItem. Reads are left out: how often the
+    // catalogue cache goes to the store depends on the clock.
+    let (store, write_calls) = match store_kind() {
+        "dynamodb" => ("dynamodb", r#"operation=~"BatchWriteItem|UpdateItem""#),
+        _ => ("sqlite", r#"operation="upsert""#),
+    };
+    let writes = format!(
+        r#"sum(store_calls_total{{store="{store}",{write_calls},outcome="ok"}}) or vector(0)"#
+    );
+    let failed = r#"sum(store_calls_total{outcome!="ok"}) or vector(0)"#;
+    let all = || async {
+        [
+            query(reads).await,
+            query(feeds).await,
+            query(shows).await,
+            query(&writes).await,
+            query(failed).await,
+        ]
+    };
     // Wait until Prometheus scrapes the service (the target is up), generously.
     let deadline = Instant::now() + Duration::from_secs(60);
     while query(r#"up{job="show-service"} == 1"#).await.is_none() {
@@ -238,7 +259,7 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let before = [query(reads).await, query(feeds).await, query(shows).await];
+    let before = all().await;
     let before = before.map(|v| v.unwrap_or(0.0));
 
     for _ in 0..4 {
@@ -256,10 +277,11 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
         .unwrap();
     assert_eq!(res.status(), 400);
 
-    let expected = [4.0, 1.0, 7.0];
+    let writes_expected = if store == "dynamodb" { 2.0 } else { 1.0 };
+    let expected = [4.0, 1.0, 7.0, writes_expected, 0.0];
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now = [query(reads).await, query(feeds).await, query(shows).await];
+        let now = all().await;
         let moved: Vec<f64> = now
             .iter()
             .zip(before)
@@ -270,7 +292,8 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
         }
         assert!(
             Instant::now() < deadline,
-            "prometheus saw {moved:?} more, expected {expected:?}"
+            "prometheus saw {moved:?} more (reads, accepted feeds, shows written, store \
+             write calls, failed store calls), expected {expected:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

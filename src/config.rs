@@ -14,6 +14,7 @@
 //!
 //! The variables, their defaults and meaning are listed in [`SETTINGS`] (and in the README).
 
+use crate::domain::Scope;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -201,8 +202,8 @@ pub struct LocalClient {
     pub id: String,
     /// Never logged: `Debug` hides it.
     pub secret: String,
-    /// Short scope names (`shows.read`, `shows.write`) this client may have.
-    pub scopes: Vec<String>,
+    /// The scopes this client may have.
+    pub scopes: Vec<Scope>,
 }
 
 impl std::fmt::Debug for LocalClient {
@@ -854,7 +855,7 @@ impl Reader {
             clients.push(LocalClient {
                 id: "local-client".into(),
                 secret: "local-secret".into(),
-                scopes: vec!["shows.read".into(), "shows.write".into()],
+                scopes: Scope::ALL.to_vec(),
             });
             if let Some(r) = self.get("auth.clients") {
                 for entry in r.value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -862,23 +863,21 @@ impl Reader {
                     let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
                         return Err(self.bad(r, "entries id:secret:scope scope, comma separated"));
                     };
-                    let scopes: Vec<String> = parts
-                        .next()
-                        .unwrap_or("shows.read shows.write")
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect();
-                    let known = ["shows.read", "shows.write"];
-                    if id.is_empty()
-                        || secret.len() < 8
-                        || scopes.iter().any(|s| !known.contains(&s.as_str()))
-                    {
+                    // Short names; none given means every scope.
+                    let scopes: Option<Vec<Scope>> = match parts.next() {
+                        None => Some(Scope::ALL.to_vec()),
+                        Some(names) => names.split_whitespace().map(Scope::from_name).collect(),
+                    };
+                    let (false, Some(scopes)) = (id.is_empty() || secret.len() < 8, scopes) else {
                         return Err(self.bad(
                             r,
-                            "entries id:secret:scope scope with a secret of 8+ characters \
-                             and scopes shows.read / shows.write",
+                            &format!(
+                                "entries id:secret:scope scope with a secret of 8+ characters \
+                                 and scopes {}",
+                                Scope::names()
+                            ),
                         ));
-                    }
+                    };
                     clients.push(LocalClient {
                         id: id.into(),
                         secret: secret.into(),

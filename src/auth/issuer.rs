@@ -1,18 +1,14 @@
 //! The local OAuth 2.0 client-credentials issuer (local mode only), shaped like Cognito's
-//! token endpoint so clients and scripts work the same locally and in AWS:
+//! token endpoint so clients and scripts work the same locally and in AWS. This module
+//! decides who gets which token; the HTTP layer (`http::oauth`) reads the form and the
+//! `Authorization` header into a [`GrantRequest`], and renders the answer.
 //!
-//! - `POST /oauth/token` (and Cognito's `/oauth2/token`), `application/x-www-form-urlencoded`;
-//!   the client authenticates by HTTP Basic or by `client_id` + `client_secret` in the body
-//!   (one method, not both); `grant_type=client_credentials`; `scope` optional, space
-//!   separated, short (`shows.read`) or full (`<resource-server>/shows.read`) names,
-//!   omitted meaning every scope the client may have.
-//! - `200 {"access_token","token_type":"Bearer","expires_in":3600}` with
-//!   `Cache-Control: no-store`; errors in RFC 6749 §5.2's shape, `{"error",
-//!   "error_description"}`: `invalid_request`, `invalid_client` (401 with
-//!   `WWW-Authenticate: Basic`), `unsupported_grant_type`, `invalid_scope` (400), and 429
-//!   `temporarily_unavailable` with `Retry-After` past a rate limit (below).
-//! - The form is at most 16 KiB (413 past it): the content type and the declared length are checked
-//!   before any of the body is read, and no more than that is ever read.
+//! - `grant_type=client_credentials`; `scope` optional, space separated, short
+//!   (`shows.read`) or full (`<resource-server>/shows.read`) names, omitted meaning every
+//!   scope the client may have.
+//! - Refusals are RFC 6749 §5.2's codes ([`Refusal`]): `invalid_client`,
+//!   `unsupported_grant_type`, `invalid_scope`, and `temporarily_unavailable` past a rate
+//!   limit (below), with the time to wait.
 //! - Limits: failed attempts are charged to the source address and, separately, to the
 //!   attempted client id (known or not, so unknown and known ids get the same answers). A
 //!   source that failed [`FAILURE_BURST`] times is refused until its bucket refills; an id
@@ -23,8 +19,8 @@
 //! - Tokens are RS256 JWTs with Cognito's access-token claims (`sub` = `client_id`,
 //!   `token_use: access`, full scope names, `auth_time`, `iss`, `exp`, `iat`, `jti`,
 //!   `version: 2`), signed with the persisted key ([`super::keys`]).
-//! - `GET /.well-known/jwks.json` publishes the key; `GET /.well-known/openid-configuration`
-//!   describes the issuer (RFC 8414 fields).
+//! - It publishes its key as a JWKS and describes itself in a discovery document (RFC 8414
+//!   fields), both serialized once.
 //!
 //! Secrets are compared as SHA-256 digests in constant time, so neither their content nor
 //! their length shows in the timing; an unknown client costs the same comparison.
@@ -33,25 +29,14 @@ use super::Scope;
 use super::keys::SigningKey;
 use super::rate_limit::RateLimiter;
 use crate::config::AuthSettings;
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use base64::Engine;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
 
 /// Lifetime of an issued token (Cognito's default).
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
-/// Largest token request body read; a real one is under 200 bytes.
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// Failed attempts a source (or an attempted id) may make at once…
 pub const FAILURE_BURST: u32 = 10;
 /// …and then one every this many seconds.
@@ -83,130 +68,100 @@ pub struct Issuer {
     /// Failed attempts per attempted client id, known or not.
     failed_by_id: RateLimiter,
     /// The JWKS document, serialized once.
-    jwks: Bytes,
+    jwks: Arc<[u8]>,
     /// The discovery document, serialized once.
-    discovery: Bytes,
+    discovery: Arc<[u8]>,
 }
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
+/// One token request, as the HTTP layer read it: the authenticated-to-be client and the
+/// form's grant parameters.
+#[derive(Debug)]
+pub struct GrantRequest {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `grant_type`, if given.
+    pub grant_type: Option<String>,
+    /// `scope`, if given.
+    pub scope: Option<String>,
+}
+
+/// An issued token.
+#[derive(Debug)]
+pub struct Issued {
+    /// The authenticated client.
+    pub client_id: String,
     /// An RS256 JWT access token.
     pub access_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
     /// Seconds until it expires.
-    #[schema(example = 3600)]
     pub expires_in: i64,
 }
 
-/// An error of the token endpoint (RFC 6749 §5.2).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`,
-    /// `temporarily_unavailable` (rate limited) or `server_error`.
-    #[schema(example = "invalid_client")]
-    pub error: &'static str,
-    /// What was wrong, for people.
-    pub error_description: String,
+/// Why a token request was refused, as RFC 6749 §5.2 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    InvalidRequest,
+    InvalidClient,
+    InvalidScope,
+    UnsupportedGrantType,
+    /// Past a rate limit: retry after this long.
+    RateLimited(Duration),
+    /// Signing failed; the details are in the log.
+    ServerError,
 }
 
-/// The token request form. (Documentation only: the handler parses the body itself to
-/// refuse repeated parameters, as RFC 6749 §3.2 requires.)
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct TokenRequest {
-    /// Must be `client_credentials`.
-    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
-    grant_type: String,
-    /// Space-separated scopes; short (`shows.read`) or full names. Default: all the
-    /// client may have.
-    #[schema(example = "shows.read shows.write")]
-    scope: Option<String>,
-    /// With `client_secret`, instead of HTTP Basic.
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
-/// A refusal, rendered in RFC 6749's shape.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-    retry_after: Option<Duration>,
-}
-
-impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        OAuthError {
-            status,
-            error,
-            description: description.into(),
-            retry_after: None,
+impl Refusal {
+    /// The RFC 6749 error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::InvalidRequest => "invalid_request",
+            Refusal::InvalidClient => "invalid_client",
+            Refusal::InvalidScope => "invalid_scope",
+            Refusal::UnsupportedGrantType => "unsupported_grant_type",
+            Refusal::RateLimited(_) => "temporarily_unavailable",
+            Refusal::ServerError => "server_error",
         }
     }
-    fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+}
+
+/// A refusal and what was wrong, for people (never internal error text).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {description}", refusal.code())]
+pub struct IssueError {
+    pub refusal: Refusal,
+    pub description: String,
+}
+
+impl IssueError {
+    /// A refusal of kind `refusal`.
+    pub fn new(refusal: Refusal, description: impl Into<String>) -> Self {
+        IssueError {
+            refusal,
+            description: description.into(),
+        }
     }
     fn invalid_client(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        Self::new(Refusal::InvalidClient, d)
     }
     fn invalid_scope(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+        Self::new(Refusal::InvalidScope, d)
+    }
+    fn server_error() -> Self {
+        Self::new(Refusal::ServerError, "internal error")
     }
 
     /// The RFC 6749 error code.
     pub fn code(&self) -> &'static str {
-        self.error
+        self.refusal.code()
     }
 }
 
-impl std::fmt::Display for OAuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error, self.description)
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = OAuthErrorBody {
-            error: self.error,
-            error_description: self.description,
-        };
-        let mut res = (self.status, no_store(), json_body(&body)).into_response();
-        let headers = res.headers_mut();
-        if self.error == "invalid_client" {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"show-service\""),
-            );
-        }
-        if let Some(wait) = self.retry_after {
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        res
-    }
-}
-
-fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
-    [
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (header::PRAGMA, HeaderValue::from_static("no-cache")),
-    ]
-}
-
-fn json_body(v: &impl Serialize) -> ([(header::HeaderName, HeaderValue); 1], Vec<u8>) {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        serde_json::to_vec(v).unwrap_or_else(|_| b"{\"error\":\"server_error\"}".to_vec()),
+/// A 429-to-be `temporarily_unavailable`, retry after `wait`.
+fn rate_limited(wait: Duration) -> IssueError {
+    IssueError::new(
+        Refusal::RateLimited(wait),
+        "too many token requests; retry later (tokens last an hour: reuse them)",
     )
 }
-
 /// The claims of an issued token, in Cognito's order.
 #[derive(Serialize)]
 struct IssuedClaims<'a> {
@@ -236,24 +191,15 @@ impl Issuer {
             .issuer
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the local issuer needs its URL (auth.publicurl)"))?;
-        let mut clients = Vec::with_capacity(settings.clients.len());
-        for c in &settings.clients {
-            let scopes = c
-                .scopes
-                .iter()
-                .map(|s| {
-                    Scope::ALL
-                        .into_iter()
-                        .find(|scope| scope.name() == s)
-                        .ok_or_else(|| anyhow::anyhow!("client {}: unknown scope {s}", c.id))
-                })
-                .collect::<anyhow::Result<Vec<Scope>>>()?;
-            clients.push(Client {
+        let clients = settings
+            .clients
+            .iter()
+            .map(|c| Client {
                 id: c.id.clone(),
                 secret_digest: secret_digest(&c.secret),
-                scopes,
-            });
-        }
+                scopes: c.scopes.clone(),
+            })
+            .collect();
         let base = issuer.trim_end_matches('/').to_string();
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": [key.public_jwk()] }))?;
         let discovery = serde_json::to_vec(&serde_json::json!({
@@ -264,7 +210,7 @@ impl Issuer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": Scope::ALL
                 .iter()
-                .map(|s| format!("{}/{}", settings.resource_server, s.name()))
+                .map(|s| s.full_name(&settings.resource_server))
                 .collect::<Vec<_>>(),
             "response_types_supported": ["token"],
         }))?;
@@ -276,38 +222,36 @@ impl Issuer {
             limiter: RateLimiter::new(settings.token_rate_per_second, settings.token_burst),
             failed_by_source: RateLimiter::with_rate(1.0 / FAILURE_REFILL_SECONDS, FAILURE_BURST),
             failed_by_id: RateLimiter::with_rate(1.0 / FAILURE_REFILL_SECONDS, FAILURE_BURST),
-            jwks: Bytes::from(jwks),
-            discovery: Bytes::from(discovery),
+            jwks: jwks.into(),
+            discovery: discovery.into(),
         })
     }
 
     /// The JWKS document the issuer publishes.
-    pub fn jwks_json(&self) -> &[u8] {
+    pub fn jwks_json(&self) -> &Arc<[u8]> {
         &self.jwks
     }
 
-    /// The full name of `scope`.
-    fn full_name(&self, scope: Scope) -> String {
-        format!("{}/{}", self.resource_server, scope.name())
+    /// The discovery document the issuer publishes.
+    pub fn discovery_json(&self) -> &Arc<[u8]> {
+        &self.discovery
     }
 
     /// The scopes granted for a `scope` parameter (see the module doc).
-    fn grant(&self, client: &Client, requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
+    fn grant(&self, client: &Client, requested: Option<&str>) -> Result<Vec<Scope>, IssueError> {
         let requested = requested.map(str::trim).filter(|s| !s.is_empty());
         let Some(requested) = requested else {
             if client.scopes.is_empty() {
-                return Err(OAuthError::invalid_scope("the client may have no scope"));
+                return Err(IssueError::invalid_scope("the client may have no scope"));
             }
             return Ok(client.scopes.clone());
         };
         let mut granted = Vec::new();
         for name in requested.split_whitespace() {
-            let scope = Scope::ALL
-                .into_iter()
-                .find(|s| name == s.name() || name == self.full_name(*s))
-                .ok_or_else(|| OAuthError::invalid_scope(format!("unknown scope {name:?}")))?;
+            let scope = Scope::parse(name, &self.resource_server)
+                .ok_or_else(|| IssueError::invalid_scope(format!("unknown scope {name:?}")))?;
             if !client.scopes.contains(&scope) {
-                return Err(OAuthError::invalid_scope(format!(
+                return Err(IssueError::invalid_scope(format!(
                     "the client may not have the scope {name:?}"
                 )));
             }
@@ -315,7 +259,7 @@ impl Issuer {
                 granted.push(scope);
             }
         }
-        granted.sort_by_key(|s| Scope::ALL.iter().position(|a| a == s));
+        granted.sort();
         Ok(granted)
     }
 
@@ -323,7 +267,7 @@ impl Issuer {
     fn mint(&self, client_id: &str, scopes: &[Scope], now: i64) -> anyhow::Result<String> {
         let scope = scopes
             .iter()
-            .map(|s| self.full_name(*s))
+            .map(|s| s.full_name(&self.resource_server))
             .collect::<Vec<_>>()
             .join(" ");
         self.key.sign(&IssuedClaims {
@@ -356,73 +300,20 @@ impl Issuer {
         self.mint(&client.id, &scopes, super::verifier::unix_now())
     }
 
-    /// The issuer's routes, with their state.
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/oauth/token", post(token))
-            .route("/oauth2/token", post(token_alias))
-            .route("/.well-known/jwks.json", get(jwks))
-            .route("/.well-known/openid-configuration", get(discovery))
-            .with_state(self.clone())
-    }
-
-    /// Handles one token request.
-    async fn token_request(
+    /// Decides one token request from `source` at `now`: the limits, the secret, the
+    /// grant type and the scopes, in that order, then signs.
+    pub async fn issue(
         self: &Arc<Self>,
-        headers: &HeaderMap,
-        body: &[u8],
+        req: GrantRequest,
         source: IpAddr,
         now: Instant,
-    ) -> Result<(String, TokenResponse), OAuthError> {
-        check_form_head(headers)?;
-        if body.len() > MAX_REQUEST_BYTES {
-            return Err(too_large());
-        }
-        let mut form = std::collections::HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if form.contains_key(k.as_ref()) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {k:?} given more than once"
-                )));
-            }
-            form.insert(k.into_owned(), v.into_owned());
-        }
-        let param = |name: &str| form.get(name).map(String::as_str);
-
-        // Who is asking: exactly one authentication method.
-        let basic = match headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(v) => Some(parse_basic(v)?),
-        };
-        let (id, secret) = match (basic, param("client_secret")) {
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method: HTTP Basic or client_secret in the body",
-                ));
-            }
-            (Some((id, secret)), None) => {
-                if param("client_id").is_some_and(|body_id| body_id != id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id in the body is not the authenticated client",
-                    ));
-                }
-                (id, secret)
-            }
-            (None, Some(secret)) => match param("client_id") {
-                Some(id) => (id.to_string(), secret.to_string()),
-                None => {
-                    return Err(OAuthError::invalid_client(
-                        "client_secret without client_id",
-                    ));
-                }
-            },
-            (None, None) => {
-                return Err(OAuthError::invalid_client(
-                    "client authentication required: HTTP Basic, or client_id and client_secret",
-                ));
-            }
-        };
-
+    ) -> Result<Issued, IssueError> {
+        let GrantRequest {
+            client_id: id,
+            client_secret: secret,
+            grant_type,
+            scope,
+        } = req;
         // Guessing is limited before the secret is looked at, by failures only (see the
         // module doc); the same for every id, known or not.
         let source_key = source.to_string();
@@ -443,24 +334,28 @@ impl Issuer {
             _ => {
                 self.failed_by_source.charge(&source_key, now);
                 self.failed_by_id.charge(&id, now);
-                return Err(OAuthError::invalid_client("unknown client or wrong secret"));
+                return Err(IssueError::invalid_client("unknown client or wrong secret"));
             }
         };
         // Signing is limited per authenticated client: nobody else can use it up.
         self.limiter.check(&client.id, now).map_err(rate_limited)?;
 
-        match param("grant_type") {
-            None => return Err(OAuthError::invalid_request("grant_type is required")),
+        match grant_type.as_deref() {
+            None => {
+                return Err(IssueError::new(
+                    Refusal::InvalidRequest,
+                    "grant_type is required",
+                ));
+            }
             Some("client_credentials") => {}
             Some(other) => {
-                return Err(OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported_grant_type",
+                return Err(IssueError::new(
+                    Refusal::UnsupportedGrantType,
                     format!("grant_type {other:?} is not supported; use client_credentials"),
                 ));
             }
         }
-        let scopes = self.grant(client, param("scope"))?;
+        let scopes = self.grant(client, scope.as_deref())?;
 
         // RSA signing is ~1 ms of CPU: off the async workers.
         let issuer = Arc::clone(self);
@@ -472,218 +367,18 @@ impl Issuer {
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "token signing task failed");
-            OAuthError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
+            IssueError::server_error()
         })?;
         let access_token = token.map_err(|e| {
             tracing::error!(error = format!("{e:#}"), "token signing failed");
-            OAuthError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
+            IssueError::server_error()
         })?;
-        Ok((
+        Ok(Issued {
             client_id,
-            TokenResponse {
-                access_token,
-                token_type: "Bearer",
-                expires_in: TOKEN_TTL_SECONDS,
-            },
-        ))
+            access_token,
+            expires_in: TOKEN_TTL_SECONDS,
+        })
     }
-}
-
-/// Counts a refused token request in `issuer_token_requests_rejected_total{reason}`
-/// (`invalid_client`, `invalid_request`, `invalid_scope`, `unsupported_grant_type`,
-/// `rate_limited`); server errors are the log's.
-fn count_rejection(e: &OAuthError) {
-    let reason = match e.error {
-        "temporarily_unavailable" => "rate_limited",
-        "server_error" => return,
-        code => code,
-    };
-    metrics::counter!("issuer_token_requests_rejected_total", "reason" => reason).increment(1);
-}
-
-/// A form past [`MAX_REQUEST_BYTES`]: 413, in RFC 6749's shape.
-fn too_large() -> OAuthError {
-    OAuthError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request",
-        "request body too large (16 KiB at most)",
-    )
-}
-
-/// A 429 `temporarily_unavailable` with `Retry-After: wait`.
-fn rate_limited(wait: Duration) -> OAuthError {
-    let mut e = OAuthError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "temporarily_unavailable",
-        "too many token requests; retry later (tokens last an hour: reuse them)",
-    );
-    e.retry_after = Some(wait);
-    e
-}
-
-/// The checks made before any of the body is read: the form's content type, and a
-/// declared length within [`MAX_REQUEST_BYTES`].
-fn check_form_head(headers: &HeaderMap) -> Result<(), OAuthError> {
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form_type {
-        return Err(OAuthError::invalid_request(
-            "Content-Type must be application/x-www-form-urlencoded",
-        ));
-    }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
-        return Err(too_large());
-    }
-    Ok(())
-}
-
-/// The form, read only after [`check_form_head`] and never past [`MAX_REQUEST_BYTES`].
-async fn read_form(headers: &HeaderMap, body: Body) -> Result<Bytes, OAuthError> {
-    check_form_head(headers)?;
-    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(OAuthError::invalid_request(
-            "the request body could not be read",
-        )),
-    }
-}
-
-/// `Basic base64(id:secret)`. Anything else in `Authorization` fails client authentication.
-fn parse_basic(v: &HeaderValue) -> Result<(String, String), OAuthError> {
-    let bad =
-        || OAuthError::invalid_client("the Authorization header is not HTTP Basic credentials");
-    let v = v.to_str().map_err(|_| bad())?.trim();
-    let (scheme, creds) = v.split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(bad());
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(creds.trim())
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    Ok((id.to_string(), secret.to_string()))
-}
-
-/// One token request: its source is the connection's peer (a router driven without a
-/// server, as in tests, has none and counts as one unspecified source).
-async fn handle(issuer: Arc<Issuer>, req: Request) -> Response {
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let (parts, body) = req.into_parts();
-    let headers = parts.headers;
-    let body = match read_form(&headers, body).await {
-        Ok(b) => b,
-        Err(e) => {
-            count_rejection(&e);
-            return e.into_response();
-        }
-    };
-    match issuer
-        .token_request(&headers, &body, source, Instant::now())
-        .await
-    {
-        Ok((client_id, token)) => {
-            metrics::counter!("issuer_tokens_issued_total").increment(1);
-            tracing::debug!(client_id = %client_id, "token issued");
-            let mut res = (StatusCode::OK, no_store(), json_body(&token)).into_response();
-            res.extensions_mut()
-                .insert(crate::http::extract::AnsweredClient(client_id));
-            res
-        }
-        Err(e) => {
-            tracing::debug!(reason = %e, "token request refused");
-            count_rejection(&e);
-            e.into_response()
-        }
-    }
-}
-
-/// Issues an access token by the client-credentials grant (local mode only; in AWS this
-/// route belongs to Cognito).
-#[utoipa::path(
-    post, path = "/oauth/token", tag = "oauth",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    security((), ("client_basic" = [])),
-    responses(
-        (status = 200, description = "A token", body = TokenResponse,
-         headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
-        (status = 413, description = "invalid_request: the form is over 16 KiB", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = OAuthErrorBody,
-         headers(("www-authenticate" = String, description = "Basic realm=\"show-service\""))),
-        (status = 429, description = "Too many failed attempts from this source or for this id, or too many tokens for this client", body = OAuthErrorBody,
-         headers(("retry-after" = u64, description = "Seconds to wait"))),
-    )
-)]
-pub async fn token(State(issuer): State<Arc<Issuer>>, req: Request) -> Response {
-    handle(issuer, req).await
-}
-
-/// Cognito's path for the token endpoint; the same as `/oauth/token`.
-#[utoipa::path(
-    post, path = "/oauth2/token", tag = "oauth",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    security((), ("client_basic" = [])),
-    responses(
-        (status = 200, description = "A token", body = TokenResponse),
-        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
-        (status = 413, description = "invalid_request: the form is over 16 KiB", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed attempts from this source or for this id, or too many tokens for this client", body = OAuthErrorBody),
-    )
-)]
-pub async fn token_alias(State(issuer): State<Arc<Issuer>>, req: Request) -> Response {
-    handle(issuer, req).await
-}
-
-/// The issuer's public signing keys (local mode only).
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
-    responses((status = 200, description = "JWKS (RFC 7517)", content_type = "application/json", body = Object)))]
-pub async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        issuer.jwks.clone(),
-    )
-        .into_response()
-}
-
-/// The issuer's metadata: issuer, token endpoint, JWKS URL, scopes (local mode only).
-#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
-    responses((status = 200, description = "Issuer metadata (RFC 8414 fields)", content_type = "application/json", body = Object)))]
-pub async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        issuer.discovery.clone(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
@@ -694,471 +389,68 @@ mod tests {
     use serde_json::Value;
 
     const RS: &str = "https://show-service-local.api";
-    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-    fn settings(extra: &[(&str, &str)]) -> Settings {
-        let mut env = vec![("APP__AUTH__CLIENTS", "reader:reader-secret:shows.read")];
-        env.extend_from_slice(extra);
-        Settings::load(
+    fn issuer() -> Arc<Issuer> {
+        let settings = Settings::load(
             None,
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            [(
+                "APP__AUTH__CLIENTS".to_string(),
+                "reader:reader-secret:shows.read".to_string(),
+            )],
         )
-        .unwrap()
-    }
-
-    fn issuer(extra: &[(&str, &str)]) -> Arc<Issuer> {
+        .unwrap();
         let key = Arc::new(SigningKey::generate().unwrap());
-        Arc::new(Issuer::new(&settings(extra).auth, key).unwrap())
+        Arc::new(Issuer::new(&settings.auth, key).unwrap())
     }
 
-    fn basic(id: &str, secret: &str) -> String {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-        )
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        for (k, v) in pairs {
-            let name = header::HeaderName::from_bytes(k.as_bytes()).unwrap();
-            h.insert(name, HeaderValue::from_str(v).unwrap());
+    fn grant(id: &str, secret: &str, grant_type: Option<&str>) -> GrantRequest {
+        GrantRequest {
+            client_id: id.into(),
+            client_secret: secret.into(),
+            grant_type: grant_type.map(str::to_owned),
+            scope: None,
         }
-        h
     }
 
-    async fn ask(issuer: &Arc<Issuer>, h: HeaderMap, body: &str) -> Result<Value, OAuthError> {
-        let (_, res) = issuer
-            .token_request(&h, body.as_bytes(), HERE, Instant::now())
-            .await?;
-        assert_eq!(res.token_type, "Bearer");
-        assert_eq!(res.expires_in, 3600);
-        let json = crate::auth::jws::parse(&res.access_token)
-            .unwrap()
-            .claims_json()
+    #[tokio::test]
+    async fn issue_checks_the_secret_then_the_grant_type() {
+        let iss = issuer();
+        let now = Instant::now();
+        let here = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let ok = iss
+            .issue(
+                grant("reader", "reader-secret", Some("client_credentials")),
+                here,
+                now,
+            )
+            .await
             .unwrap();
-        Ok(serde_json::from_slice(&json).unwrap())
-    }
-
-    fn code(r: Result<Value, OAuthError>) -> &'static str {
-        r.map(|_| "ok").unwrap_or_else(|e| e.code())
-    }
-
-    #[tokio::test]
-    async fn basic_and_form_authentication_both_issue_cognito_shaped_tokens() {
-        let iss = issuer(&[]);
-        let by_basic = ask(
-            &iss,
-            headers(&[("authorization", &basic("local-client", "local-secret"))]),
-            "grant_type=client_credentials",
-        )
-        .await
-        .unwrap();
-        let by_form = ask(
-            &iss,
-            headers(&[]),
-            "grant_type=client_credentials&client_id=local-client&client_secret=local-secret&scope=shows.read",
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            by_basic["scope"],
-            format!("{RS}/shows.read {RS}/shows.write")
-        );
-        assert_eq!(by_form["scope"], format!("{RS}/shows.read"));
-        for claims in [&by_basic, &by_form] {
-            assert_eq!(claims["sub"], "local-client");
-            assert_eq!(claims["client_id"], "local-client");
-            assert_eq!(claims["token_use"], "access");
-            assert_eq!(claims["iss"], "http://127.0.0.1:8080");
-            assert_eq!(claims["version"], 2);
-            assert_eq!(
-                claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-                3600
-            );
-            assert_eq!(claims["auth_time"], claims["iat"]);
-            assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
-            assert!(
-                claims.get("aud").is_none(),
-                "Cognito access tokens carry no aud"
-            );
-            let keys: Vec<&str> = claims
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
-            assert_eq!(keys.len(), 10, "{keys:?}");
-        }
-        assert_ne!(by_basic["jti"], by_form["jti"]);
-    }
-
-    #[tokio::test]
-    async fn scopes_may_be_short_or_full_and_only_those_allowed() {
-        let iss = issuer(&[]);
-        let reader = headers(&[("authorization", &basic("reader", "reader-secret"))]);
-        let cases: &[(&str, &str)] = &[
-            ("", "ok"),
-            ("&scope=", "ok"),
-            ("&scope=shows.read", "ok"),
-            (
-                "&scope=https%3A%2F%2Fshow-service-local.api%2Fshows.read",
-                "ok",
-            ),
-            ("&scope=shows.read+shows.read", "ok"),
-            ("&scope=shows.write", "invalid_scope"),
-            ("&scope=shows.read+shows.write", "invalid_scope"),
-            ("&scope=shows.delete", "invalid_scope"),
-            (
-                "&scope=https%3A%2F%2Fother.api%2Fshows.read",
-                "invalid_scope",
-            ),
-        ];
-        for (scope, want) in cases {
-            let body = format!("grant_type=client_credentials{scope}");
-            let got = ask(&iss, reader.clone(), &body).await;
-            if *want == "ok" {
-                assert_eq!(got.unwrap()["scope"], format!("{RS}/shows.read"), "{scope}");
-            } else {
-                assert_eq!(code(got), *want, "{scope}");
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn bad_requests_get_their_rfc_6749_error() {
-        let iss = issuer(&[]);
-        let good = basic("local-client", "local-secret");
-        let form_auth = "client_id=local-client&client_secret=local-secret";
-        let json_type = {
-            let mut h = headers(&[("authorization", &good)]);
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h
-        };
-        let no_type = {
-            let mut h = headers(&[("authorization", &good)]);
-            h.remove(header::CONTENT_TYPE);
-            h
-        };
-        let cases: Vec<(&str, HeaderMap, String, &str)> = vec![
-            (
-                "wrong secret",
-                headers(&[("authorization", &basic("local-client", "nope"))]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "secret of another client",
-                headers(&[("authorization", &basic("local-client", "reader-secret"))]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "unknown client",
-                headers(&[("authorization", &basic("who", "local-secret"))]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "no authentication",
-                headers(&[]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "id without secret",
-                headers(&[]),
-                "grant_type=client_credentials&client_id=local-client".into(),
-                "invalid_client",
-            ),
-            (
-                "secret without id",
-                headers(&[]),
-                "grant_type=client_credentials&client_secret=local-secret".into(),
-                "invalid_client",
-            ),
-            (
-                "bearer instead of basic",
-                headers(&[("authorization", "Bearer abc")]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "basic not base64",
-                headers(&[("authorization", "Basic !!!")]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "basic without colon",
-                headers(&[("authorization", "Basic bG9jYWwtY2xpZW50")]),
-                "grant_type=client_credentials".into(),
-                "invalid_client",
-            ),
-            (
-                "two methods",
-                headers(&[("authorization", &good)]),
-                format!("grant_type=client_credentials&{form_auth}"),
-                "invalid_request",
-            ),
-            (
-                "other client_id in the body",
-                headers(&[("authorization", &good)]),
-                "grant_type=client_credentials&client_id=reader".into(),
-                "invalid_request",
-            ),
-            (
-                "no grant_type",
-                headers(&[("authorization", &good)]),
-                "scope=shows.read".into(),
-                "invalid_request",
-            ),
-            (
-                "password grant",
-                headers(&[("authorization", &good)]),
-                "grant_type=password".into(),
-                "unsupported_grant_type",
-            ),
-            (
-                "authorization_code grant",
-                headers(&[]),
-                format!("grant_type=authorization_code&{form_auth}"),
-                "unsupported_grant_type",
-            ),
-            (
-                "repeated parameter",
-                headers(&[("authorization", &good)]),
-                "grant_type=client_credentials&grant_type=client_credentials".into(),
-                "invalid_request",
-            ),
-            (
-                "JSON body",
-                json_type,
-                r#"{"grant_type":"client_credentials"}"#.into(),
-                "invalid_request",
-            ),
-            (
-                "no content type",
-                no_type,
-                "grant_type=client_credentials".into(),
-                "invalid_request",
-            ),
-        ];
-        for (name, h, body, want) in cases {
-            assert_eq!(code(ask(&iss, h, &body).await), want, "{name}");
-        }
-        // The same client id in the body as in Basic is fine.
-        let same = ask(
-            &iss,
-            headers(&[("authorization", &good)]),
-            "grant_type=client_credentials&client_id=local-client",
-        )
-        .await;
-        assert!(same.is_ok());
-        let charset = {
-            let mut h = headers(&[("authorization", &good)]);
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8"),
-            );
-            h
-        };
-        assert!(
-            ask(&iss, charset, "grant_type=client_credentials")
-                .await
-                .is_ok()
-        );
-    }
-
-    #[tokio::test]
-    async fn each_client_is_rate_limited_with_retry_after() {
-        let iss = issuer(&[
-            ("APP__AUTH__TOKENRATEPERSECOND", "1"),
-            ("APP__AUTH__TOKENBURST", "3"),
-        ]);
-        let h = headers(&[("authorization", &basic("local-client", "local-secret"))]);
-        let body = "grant_type=client_credentials".as_bytes();
-        let now = Instant::now();
-        for _ in 0..3 {
-            assert!(iss.token_request(&h, body, HERE, now).await.is_ok());
-        }
-        let err = iss.token_request(&h, body, HERE, now).await.unwrap_err();
-        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
-        let res = err.into_response();
-        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
-        // A wrong secret is told it is wrong: the issuance bucket is not the guessing one.
-        let wrong = headers(&[("authorization", &basic("local-client", "guess"))]);
+        assert_eq!((ok.client_id.as_str(), ok.expires_in), ("reader", 3600));
+        // A wrong secret is refused before the grant type is looked at.
         let err = iss
-            .token_request(&wrong, body, HERE, now)
+            .issue(grant("reader", "nope", Some("password")), here, now)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_client");
-        // Another client is not affected.
-        let reader = headers(&[("authorization", &basic("reader", "reader-secret"))]);
-        assert!(iss.token_request(&reader, body, HERE, now).await.is_ok());
-        // A second later there is room again.
-        let later = now + Duration::from_secs(1);
-        assert!(iss.token_request(&h, body, HERE, later).await.is_ok());
-    }
-
-    fn source(n: u8) -> IpAddr {
-        IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n))
-    }
-
-    /// Before: 40 wrong secrets for `local-client` gave 20×401, 20×429, and then the
-    /// correct secret got 429 too.
-    #[tokio::test]
-    async fn failed_guesses_do_not_lock_the_real_client_out() {
-        let iss = issuer(&[]);
-        let body = "grant_type=client_credentials".as_bytes();
-        let now = Instant::now();
-        let wrong = headers(&[("authorization", &basic("local-client", "guess"))]);
-        let mut codes = Vec::new();
-        for _ in 0..40 {
-            let err = iss
-                .token_request(&wrong, body, source(66), now)
-                .await
-                .unwrap_err();
-            codes.push(err.status.as_u16());
-        }
-        let refused = FAILURE_BURST as usize;
-        assert!(codes[..refused].iter().all(|c| *c == 401), "{codes:?}");
-        assert!(codes[refused..].iter().all(|c| *c == 429), "{codes:?}");
-        // The real client, elsewhere, still gets its token with the right secret.
-        let good = headers(&[("authorization", &basic("local-client", "local-secret"))]);
-        assert!(iss.token_request(&good, body, source(1), now).await.is_ok());
-        // Guessers spread over many sources: each new source gets one try at this id
-        // before the id's own bucket turns it away; a clean source with the right
-        // secret is still served.
-        let late = iss
-            .token_request(&wrong, body, source(67), now)
-            .await
-            .unwrap_err();
-        assert_eq!(late.code(), "invalid_client");
-        let again = iss
-            .token_request(&wrong, body, source(67), now)
-            .await
-            .unwrap_err();
-        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(iss.token_request(&good, body, source(2), now).await.is_ok());
-        // The guessing source waits for its bucket to refill.
-        let later = now + Duration::from_secs_f64(FAILURE_REFILL_SECONDS * 2.0);
+        assert_eq!(err.refusal, Refusal::InvalidClient);
         let err = iss
-            .token_request(&wrong, body, source(66), later)
+            .issue(
+                grant("reader", "reader-secret", Some("password")),
+                here,
+                now,
+            )
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_client");
-    }
-
-    /// Before: every unknown id shared one bucket, so after 25 unknown ids a new unknown
-    /// id got 429 while a known id with a wrong secret got 401.
-    #[tokio::test]
-    async fn unknown_and_known_ids_are_answered_alike() {
-        let iss = issuer(&[]);
-        let body = "grant_type=client_credentials".as_bytes();
-        let now = Instant::now();
-        for i in 0..25u8 {
-            let h = headers(&[("authorization", &basic(&format!("nobody-{i}"), "guess"))]);
-            let _ = iss.token_request(&h, body, source(100 + i), now).await;
-        }
-        let unknown = headers(&[("authorization", &basic("nobody-new", "guess"))]);
-        let known = headers(&[("authorization", &basic("reader", "guess"))]);
-        let a = iss
-            .token_request(&unknown, body, source(200), now)
+        assert_eq!(err.code(), "unsupported_grant_type");
+        let err = iss
+            .issue(grant("reader", "reader-secret", None), here, now)
             .await
-            .unwrap_err();
-        let b = iss
-            .token_request(&known, body, source(201), now)
-            .await
-            .unwrap_err();
-        assert_eq!((a.status, a.code()), (b.status, b.code()));
-        assert_eq!(a.code(), "invalid_client");
-        assert_eq!(a.description, b.description);
-    }
-
-    #[test]
-    fn rejections_are_counted_by_reason() {
-        let counters = crate::auth::test_counters::Counters::default();
-        metrics::with_local_recorder(&counters, || {
-            count_rejection(&rate_limited(Duration::from_secs(1)));
-            count_rejection(&OAuthError::invalid_client("x"));
-            count_rejection(&too_large());
-        });
-        for reason in ["rate_limited", "invalid_client", "invalid_request"] {
-            let key = format!("issuer_token_requests_rejected_total{{reason={reason}}}");
-            assert_eq!(counters.get(&key), 1, "{key}");
-        }
-    }
-
-    #[tokio::test]
-    async fn the_form_is_checked_before_its_body_is_read() {
-        // A body that never ends: answered from the headers alone.
-        let endless =
-            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
-        let mut h = headers(&[]);
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let err = tokio::time::timeout(Duration::from_secs(30), read_form(&h, endless))
-            .await
-            .expect("answered without reading")
             .unwrap_err();
         assert_eq!(err.code(), "invalid_request");
-        let endless =
-            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
-        let mut h = headers(&[]);
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(4u64 << 20));
-        let err = tokio::time::timeout(Duration::from_secs(30), read_form(&h, endless))
-            .await
-            .expect("answered without reading")
-            .unwrap_err();
-        assert!(err.description.contains("too large"), "{err}");
-        // Without a declared length, reading stops at the cap.
-        let big = Body::from_stream(futures::stream::iter(
-            (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'a'; 1024]))),
-        ));
-        let err = read_form(&headers(&[]), big).await.unwrap_err();
-        assert!(err.description.contains("too large"), "{err}");
-        let ok = read_form(&headers(&[]), Body::from("grant_type=client_credentials"))
-            .await
-            .unwrap();
-        assert_eq!(&ok[..], b"grant_type=client_credentials");
-    }
-
-    #[tokio::test]
-    async fn error_responses_have_the_rfc_shape_and_headers() {
-        let res = OAuthError::invalid_client("nope").into_response();
-        assert_eq!(res.status(), 401);
-        assert_eq!(
-            res.headers()[header::WWW_AUTHENTICATE],
-            "Basic realm=\"show-service\""
-        );
-        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
-        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"error": "invalid_client", "error_description": "nope"})
-        );
-        let res = OAuthError::invalid_scope("x").into_response();
-        assert_eq!(res.status(), 400);
-        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
     #[tokio::test]
     async fn issued_tokens_verify_with_the_published_jwks() {
-        let iss = issuer(&[]);
+        let iss = issuer();
         let token = iss.mint_for("reader", None).unwrap();
         let set = crate::auth::jwks::KeySet::from_json(iss.jwks_json()).unwrap();
         let parts = crate::auth::jws::parse(&token).unwrap();
@@ -1178,7 +470,7 @@ mod tests {
         assert_eq!(data.header.kid.as_deref(), Some(parts.kid.as_str()));
         assert_eq!(data.claims["scope"], format!("{RS}/shows.read"));
 
-        let discovery: Value = serde_json::from_slice(&iss.discovery).unwrap();
+        let discovery: Value = serde_json::from_slice(iss.discovery_json()).unwrap();
         assert_eq!(discovery["issuer"], "http://127.0.0.1:8080");
         assert_eq!(
             discovery["jwks_uri"],
@@ -1188,11 +480,15 @@ mod tests {
             discovery["token_endpoint"],
             "http://127.0.0.1:8080/oauth/token"
         );
+        assert_eq!(
+            discovery["scopes_supported"],
+            serde_json::json!([format!("{RS}/shows.read"), format!("{RS}/shows.write")])
+        );
     }
 
     #[test]
     fn the_cli_path_names_unknown_clients_and_scopes() {
-        let iss = issuer(&[]);
+        let iss = issuer();
         let err = iss.mint_for("nobody", None).unwrap_err().to_string();
         assert!(
             err.contains("nobody") && err.contains("local-client"),

@@ -8,7 +8,10 @@
 //! Two modes (`APP__AUTH__MODE`), one verifier:
 //! - `jwt`: tokens come from an external issuer (Cognito); its JWKS is fetched over HTTP.
 //! - `local`: the service is its own client-credentials issuer ([`issuer`]); its key is
-//!   handed to the same verifier in-process.
+//!   handed to the same verifier in-process. `http::oauth` serves its routes.
+//!
+//! This module knows nothing of axum routing or of the HTTP layer: it sits below `http`
+//! and above `domain` (whose [`Scope`] it re-exports).
 //!
 //! # Layout
 //! - [`jws`]: compact JWS parsing and RS256 signing.
@@ -16,8 +19,8 @@
 //! - [`jwks`]: JWKS parsing and the key cache (refetch rules, 1.5 s budget).
 //! - [`claims`]: the claim rules (issuer, times, token use, audience, scopes).
 //! - [`verifier`]: signature + claims, and the cache of verified tokens.
-//! - [`issuer`]: the local token endpoint, JWKS and discovery routes.
-//! - [`rate_limit`]: the token endpoint's per-client token bucket.
+//! - [`issuer`]: the local issuer: clients, secrets, failure limits, token minting.
+//! - [`rate_limit`]: the token buckets of the issuer's limits.
 //!
 //! # The `Authorization` header
 //! `Bearer <token>` (scheme in any case), or a bare token, as API Gateway's JWT authorizer
@@ -42,33 +45,7 @@ use keys::SigningKey;
 use std::sync::Arc;
 use verifier::Verifier;
 
-/// A permission a route requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Read the catalogue and shows.
-    Read,
-    /// Post feeds and delete shows.
-    Write,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::Read, Scope::Write];
-
-    /// The short scope name; the full one is `<resource-server>/<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Read => "shows.read",
-            Scope::Write => "shows.write",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Scope::Read => 0,
-            Scope::Write => 1,
-        }
-    }
-}
+pub use crate::domain::Scope;
 
 /// Who made a request, once their token verified: the verified token's claims, shared with
 /// the verified-token cache (no copy per request).
@@ -152,7 +129,7 @@ impl Auth {
             }
         };
         Ok(Arc::new(Auth {
-            full_scopes: Scope::ALL.map(|s| format!("{}/{}", auth.resource_server, s.name())),
+            full_scopes: Scope::ALL.map(|s| s.full_name(&auth.resource_server)),
             resource_server: auth.resource_server.clone(),
             verifier: Verifier::new(Arc::new(keys), rules),
             issuer,
@@ -206,13 +183,9 @@ impl Auth {
         Ok(Principal(verified))
     }
 
-    /// The issuer's own routes in local mode (token endpoint, JWKS, discovery); none in
-    /// jwt mode, so those paths answer 404 there.
-    pub fn routes(self: &Arc<Self>) -> axum::Router {
-        match &self.issuer {
-            Some(issuer) => issuer.router(),
-            None => axum::Router::new(),
-        }
+    /// The local issuer, in local mode; the HTTP layer serves its routes.
+    pub fn issuer(&self) -> Option<&Arc<Issuer>> {
+        self.issuer.as_ref()
     }
 }
 
@@ -277,42 +250,6 @@ async fn load_key(settings: &Settings) -> anyhow::Result<Arc<SigningKey>> {
     let dir = settings.store.data_dir();
     let key = tokio::task::spawn_blocking(move || SigningKey::load_or_generate(&dir)).await??;
     Ok(Arc::new(key))
-}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(issuer::token, issuer::token_alias, issuer::jwks, issuer::discovery),
-    components(schemas(issuer::TokenRequest, issuer::TokenResponse, issuer::OAuthErrorBody)),
-    modifiers(&ClientBasic),
-    tags((name = "oauth", description = "The built-in client-credentials issuer. Local mode \
-        (APP__AUTH__MODE=local) only: elsewhere these routes answer 404, and in AWS API \
-        Gateway sends /oauth2/token to Cognito")),
-)]
-struct IssuerDoc;
-
-struct ClientBasic;
-
-impl utoipa::Modify for ClientBasic {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "client_basic",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Basic)
-                    .description(Some(
-                        "The client's id and secret (or client_id and client_secret in the form)",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The OpenAPI description of the issuer's routes.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    <IssuerDoc as utoipa::OpenApi>::openapi()
 }
 
 /// Mints a token from the local issuer for `show-service token`, with the key the server
@@ -637,20 +574,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("APP__AUTH__MODE=local"), "{err}");
-    }
-
-    #[test]
-    fn the_issuer_routes_are_documented() {
-        let doc = openapi();
-        for path in [
-            "/oauth/token",
-            "/oauth2/token",
-            "/.well-known/jwks.json",
-            "/.well-known/openid-configuration",
-        ] {
-            assert!(doc.paths.paths.contains_key(path), "{path}");
-        }
-        let schemes = &doc.components.as_ref().unwrap().security_schemes;
-        assert!(schemes.contains_key("client_basic"));
     }
 }

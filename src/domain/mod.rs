@@ -1,10 +1,13 @@
-//! The domain: a `Show` and its parts, and the feed that carries shows in. Values are
-//! parsed from untrusted JSON into types that can only hold valid data.
+//! The domain: a `Show` and its parts, the feed that carries shows in, and the
+//! [`Scope`]s a client may hold over them. Values are parsed from untrusted JSON into
+//! types that can only hold valid data. Nothing here imports another module of the crate.
 
 pub mod feed;
 pub mod fields;
+pub mod scope;
 pub mod show;
 
 pub use feed::{Feed, FeedError, MAX_FEED_ITEMS};
 pub use fields::{HexColour, HttpUrl, SeasonSlug, Slug, Text, Title};
+pub use scope::Scope;
 pub use show::{Image, NextEpisode, Problem, Season, Show};

@@ -2,6 +2,7 @@
 //! [`serve`] runs it with graceful shutdown.
 //!
 //! - `health`: liveness and readiness.
+//! - `oauth`: the local issuer's token endpoint, JWKS and discovery routes (local mode).
 //! - `shows`: the catalogue, feeds, one show.
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
@@ -18,6 +19,7 @@ pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod oauth;
 pub mod openapi;
 pub mod shows;
 pub mod trace;
@@ -53,7 +55,7 @@ const fn r(method: &'static str, path: &'static str, scope: Option<Scope>) -> Ro
     }
 }
 
-/// Every route of the API proper (the local issuer's routes are listed by `auth`).
+/// Every route of the API proper (the local issuer's routes are `oauth`'s).
 /// A router test checks this table against the real router; the infra tests check API
 /// Gateway's routes against it.
 pub const API_ROUTES: &[RouteSpec] = &[
@@ -135,7 +137,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     // The token endpoint reads its form itself, 16 KiB at most, after checking its
     // headers: no body limit to configure here.
-    let issuer = state.auth.routes();
+    // None in jwt mode, so those paths answer 404 there.
+    let issuer = match state.auth.issuer() {
+        Some(issuer) => oauth::router(Arc::clone(issuer)),
+        None => Router::new(),
+    };
     // Load shedding on the API, so a busy task stays healthy: not on the probes, and not
     // on the issuer, whose requests (slow form bodies included) must never take the
     // API's slots.

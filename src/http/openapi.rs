@@ -61,7 +61,7 @@ impl Modify for BearerAuth {
 pub fn document(issuer_routes: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     if issuer_routes {
-        doc.merge(crate::auth::openapi());
+        doc.merge(super::oauth::openapi());
     }
     doc
 }

@@ -8,10 +8,16 @@
 //!   every variable the service reads is listed there.
 //! - [`telemetry`]: tracing setup (JSON lines in containers, readable text on a terminal).
 //! - [`error`]: the one API error type and its JSON envelope.
-//! - [`domain`]: `Show` and its parts, parsed from untrusted JSON into valid types.
+//! - [`domain`]: `Show` and its parts, parsed from untrusted JSON into valid types, and the
+//!   `Scope`s a client may hold.
 //! - [`store`]: the `ShowStore` trait and its implementations (`sqlite`, `dynamodb`).
-//! - [`auth`]: token verification (JWKS, claims, scopes) and the local client-credentials issuer.
-//! - [`http`]: the axum router, one module per resource, middleware, OpenAPI document.
+//! - [`auth`]: token verification (JWKS, claims, scopes) and the local client-credentials
+//!   issuer's decisions (clients, secrets, limits, minting), as plain types.
+//! - [`http`]: the axum router, one module per resource (the issuer's routes in
+//!   `http::oauth`), middleware, OpenAPI document.
+//!
+//! Dependencies point down: `http` → `auth` → `domain` and `http` → `store` → `domain`;
+//! no module imports one above it (`tests/layers.rs` checks).
 //! - [`cli`]: the subcommands (`serve`, `import`, `table create`, `token`, `healthcheck`).
 //!
 //! `main.rs` is thin: parse the command line, load settings, start telemetry, dispatch.

@@ -28,7 +28,6 @@ export APP__LOG__LEVEL=info APP__STORE__PATH=$work/data/shows.db
 unset RUST_LOG
 python3 tools/gen-feed.py "$shows" --eligible-ratio 1 --prefix "ab-" >"$work/feed.json"
 "$a" import "$work/feed.json" 2>/dev/null
-token=$("$a" token --scope shows.read,shows.write)
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait' EXIT
@@ -46,6 +45,10 @@ start() { # NAME BINARY
 # A running service holds its SQLite store exclusively: B serves a copy of the same data.
 cp -r "$work/data" "$work/data-b"
 start a "$a"
+# `token` never makes a signing key: A made one on its first start. B gets a copy of it, so
+# one token (same key, same fixed issuer URL) is accepted by both.
+token=$("$a" token --scope shows.read,shows.write 2>/dev/null)
+cp "$work/data/local-issuer.pk8" "$work/data-b/"
 APP__STORE__PATH=$work/data-b/shows.db start b "$b"
 hdr=(-H "Authorization: Bearer $token")
 [[ -n ${AB_HEADER:-} ]] && hdr+=(-H "$AB_HEADER")

@@ -8,6 +8,8 @@
 //! current span's fields — a request's `trace_id` — under `span`), written to stdout by
 //! tracing-appender's non-blocking writer: a logging request never waits for stdout, and
 //! none of its lines is dropped (`lossy(false)`: a full buffer makes loggers wait instead).
+//! The writer's worker flushes whenever its queue runs dry, so a buffer in front of stdout
+//! makes one `write` per batch of lines under load instead of one per line.
 
 pub mod emf;
 pub mod metrics;
@@ -46,7 +48,10 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(std::io::stdout());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let installed = builder
         .json()
         .flatten_event(true)

@@ -356,6 +356,13 @@ if fill:
 w(f"| release binary (`target/release/show-service`, stripped) | {machine['binary_bytes'] / (1 << 20):.2f} MiB |")
 w("")
 
+if any(r["kind"] in ("readcost", "refill", "paging") for r in rows):
+    sys.path.insert(0, here)
+    import report_readcost
+
+    out.extend(report_readcost.render(rows))
+    w("")
+
 prof = os.path.join(here, "profiling.md")
 if os.path.exists(prof):
     w(open(prof).read().rstrip())
@@ -366,6 +373,7 @@ w("")
 w("```sh")
 w("bench/run.sh            # everything above; writes this file (about 12 minutes after the build)")
 w("bench/run.sh --smoke    # a few seconds per row, to check the script")
+w("bench/run.sh --only readcost   # only the read-cost rows; replaces their section here")
 w("bench/profile.sh        # callgrind instruction counts per request (see Profile)")
 w("bench/ab.sh OLD NEW     # two service binaries side by side, interleaved (how each change was judged)")
 w("```")

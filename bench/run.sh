@@ -6,6 +6,9 @@
 #   bench/run.sh                full run (wrk 10 s per row, 2 interleaved rounds)
 #   bench/run.sh --smoke        a few seconds per row: checks the script, not the service
 #   bench/run.sh --no-dynamo    without the DynamoDB emulator rows
+#   bench/run.sh --only readcost   only the read-cost rows (bench/readcost.sh, about 10
+#                               minutes with 100,000 shows); replaces their section of
+#                               docs/benchmarks.md (--smoke: bench/out/benchmarks-smoke.md)
 #
 # What it does: installs wrk and hyperfine from Debian when missing; builds the release
 # binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
@@ -18,22 +21,28 @@
 #
 # Settings (environment): BENCH_DURATION (10s), BENCH_ROUNDS (2), BENCH_CONNECTIONS (64),
 # BENCH_THREADS (2), BENCH_STARTUP_RUNS (30), BENCH_POST_RUNS (10), BENCH_RTT_MS ('1 2': the
-# network round trips modelled between the service and the emulator for the POST rows).
+# network round trips modelled between the service and the emulator for the POST rows),
+# BENCH_BIN (a release binary to measure instead of building one; --only readcost only),
+# and those of bench/readcost.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 smoke=0
 dynamo=0
+only=
 [[ -d src/store/dynamodb ]] && dynamo=1
 for a in "$@"; do
     case $a in
         --smoke) smoke=1 ;;
         --no-dynamo) dynamo=0 ;;
-        -h | --help) sed -n "2,21p" "$0"; exit 0 ;;
+        --only) only=next ;;
+        readcost) [[ ${only:-} == next ]] || { echo "unknown argument $a" >&2; exit 2; }; only=readcost ;;
+        -h | --help) sed -n "2,26p" "$0"; exit 0 ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
+[[ $only == next ]] && { echo "--only takes a row set: readcost" >&2; exit 2; }
 
 if ((smoke)); then
     duration=${BENCH_DURATION:-2s} warmup=1s rounds=${BENCH_ROUNDS:-1}
@@ -68,16 +77,26 @@ fi
 command -v python3 >/dev/null || { echo "bench: python3 is required" >&2; exit 1; }
 
 # --- build -----------------------------------------------------------------------------
-log "building the release binary and the bench programs"
-# Two invocations: built together, the examples' dev-dependencies would unify features into
-# the service binary, and the binary measured (and its size) would not be the one shipped.
-cargo build --release --locked --bin show-service
-cargo build --release --locked --example ceiling --example bench_tools
-target=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin=$target/release/show-service
-ceiling=$target/release/examples/ceiling
-tools=$target/release/examples/bench_tools
+if [[ $only == readcost ]]; then
+    target=$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    if [[ -z ${BENCH_BIN:-} ]]; then
+        log "building the release binary"
+        cargo build --release --locked --bin show-service
+    fi
+    bin=${BENCH_BIN:-$target/release/show-service}
+else
+    log "building the release binary and the bench programs"
+    # Two invocations: built together, the examples' dev-dependencies would unify features into
+    # the service binary, and the binary measured (and its size) would not be the one shipped.
+    cargo build --release --locked --bin show-service
+    cargo build --release --locked --example ceiling --example bench_tools
+    target=$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    bin=$target/release/show-service
+    ceiling=$target/release/examples/ceiling
+    tools=$target/release/examples/bench_tools
+fi
 
 work=$root/bench/out/run-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$work"
@@ -224,6 +243,16 @@ EOF
 )"
 record "$(printf '{"kind":"settings","duration":"%s","warmup":"%s","rounds":%s,"connections":%s,"threads":%s,"smoke":%s}' \
     "$duration" "$warmup" "$rounds" "$conns" "$threads" "$smoke")"
+
+if [[ $only == readcost ]]; then
+    source bench/readcost.sh
+    record "$(python3 -c 'import json,os; print(json.dumps(dict(kind="end", load_end=os.getloadavg())))')"
+    mkdir -p "$(dirname "$report")"
+    [[ -f $report ]] || : >"$report"
+    python3 bench/report_readcost.py "$results" --splice "$report"
+    log "replaced the read-cost section of $report (raw figures: $work)"
+    exit 0
+fi
 
 # --- data ------------------------------------------------------------------------------
 log "data: 100 and 10,000 eligible shows (tools/gen-feed.py, show-service import)"
@@ -488,6 +517,7 @@ print(json.dumps(dict(kind="post", store=f"dynamodb (dynalite, +{rtt:g} ms round
 EOF3
     done
     stop_pid "$pid_dynalite"
+    source bench/readcost.sh
 fi
 
 record "$(python3 -c 'import json,os; print(json.dumps(dict(kind="end", load_end=os.getloadavg())))')"

@@ -1,0 +1,204 @@
+# The read-cost rows (issue 12), sourced by bench/run.sh (alone: `bench/run.sh --only readcost`).
+# Uses run.sh's helpers ($bin, $work, record, start_service, free_port, stop_pid, …).
+#
+# Rows, every figure from the service's own counters (`store_consumed_read_units_total` on
+# the Prometheus listener) or its `catalogue refilled` log lines, on dynalite's capacity
+# accounting (the units DynamoDB bills):
+#   readcost     read units per minute, no writes, steady GET load (1,000 and 10,000 shows)
+#   refill       the refill after a write (10,000 and 100,000 shows): duration, items/s
+#   first-fill   the first (cold) fill at 100,000 shows vs APP__SERVER__REQUESTTIMEOUTMS
+#   paging       `?limit=1000&cursor=…` walk, ms per page, both stores, cache on and off
+#   rss          VmRSS / VmHWM with 100,000 shows after the rows above
+# Shows: 400-byte descriptions, half eligible (tools/gen-feed.py defaults but the size).
+# Settings: BENCH_READCOST_SECONDS (60; smoke 5), BENCH_READCOST_SIZES ('1000 10000'),
+# BENCH_MID (10000) and BENCH_BIG (100000): the catalogues of the refill/paging/RSS rows,
+# BENCH_REFILLS (3).
+
+rc_secs=${BENCH_READCOST_SECONDS:-$( ((smoke)) && echo 5 || echo 60)}
+rc_sizes=${BENCH_READCOST_SIZES:-1000 10000}
+rc_big=${BENCH_BIG:-100000}
+rc_mid=${BENCH_MID:-10000}
+rc_refills=${BENCH_REFILLS:-3}
+
+scripts/install-test-tools.sh >&2
+rc_dport=$(free_port)
+.tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$rc_dport" --createTableMs 0 \
+    >"$work/rc-dynalite.log" 2>&1 &
+pid_rc_dynalite=$!
+pids+=("$pid_rc_dynalite")
+wait_answering "$rc_dport"
+rc_ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$rc_dport")
+
+# The sum of a counter over its labels on the listener at PORT (0 when absent).
+metric_sum() { # PORT NAME
+    curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '
+        $1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%.1f\n", s + 0}'
+}
+
+rc_data() { # N: feed, SQLite folder and dynalite table with N shows
+    local n=$1
+    [[ -d $work/rc$n ]] && return 0
+    log "read cost: $n shows (400-byte descriptions, half eligible) into SQLite and dynalite"
+    python3 tools/gen-feed.py "$n" --description-bytes 400 --prefix "rc$n-" >"$work/rc-feed-$n.json"
+    mkdir -p "$work/rc$n"
+    local t0 t1
+    t0=$(date +%s.%N)
+    APP__STORE__PATH="$work/rc$n/shows.db" "$bin" import "$work/rc-feed-$n.json" 2>>"$work/import.log"
+    t1=$(date +%s.%N)
+    env "${rc_ddb[@]}" APP__DYNAMODB__SHOWSTABLE="rc-$n" APP__STORE__PATH="$work/rc$n/shows.db" \
+        "$bin" table create >>"$work/import.log" 2>&1
+    env "${rc_ddb[@]}" APP__DYNAMODB__SHOWSTABLE="rc-$n" APP__STORE__PATH="$work/rc$n/shows.db" \
+        "$bin" import "$work/rc-feed-$n.json" 2>>"$work/import.log"
+    record "$(python3 -c 'import json,sys,time; print(json.dumps(dict(kind="rc_import", shows=int(sys.argv[1]),
+        sqlite_s=float(sys.argv[3])-float(sys.argv[2]), dynamo_s=time.time()-float(sys.argv[3]))))' "$n" "$t0" "$t1")"
+}
+
+# start_rc NAME N STORE [VAR=VALUE…]: a service on N shows, metrics listener on; sets
+# port_NAME, pid_NAME, mport_NAME.
+start_rc() {
+    local name=$1 n=$2 store=$3
+    shift 3
+    local mport extra=()
+    mport=$(free_port)
+    [[ $store == dynamodb ]] && extra=("${rc_ddb[@]}" APP__DYNAMODB__SHOWSTABLE="rc-$n")
+    start_service "$name" "$work/rc$n" APP__METRICS__PORT="$mport" "${extra[@]}" "$@"
+    printf -v "mport_$name" '%s' "$mport"
+}
+
+rc_token() { APP__STORE__PATH="$work/rc$1/shows.db" "$bin" token --scope shows.read,shows.write; }
+
+# The large catalogue loads into the emulator beside the units rows: units do not depend on
+# the CPU left, and the import takes minutes at 100,000 shows.
+rc_data "$rc_big" &
+pid_rc_big=$!
+pids+=("$pid_rc_big")
+
+# --- read units per minute, no writes ---------------------------------------------------
+for n in $rc_sizes; do
+    rc_data "$n"
+    start_rc rcget "$n" dynamodb
+    tok=$(rc_token "$n") # after the start: the first start makes the issuer's key
+    curl -sf -o /dev/null -H "Authorization: Bearer $tok" "http://127.0.0.1:$port_rcget/v1/shows"
+    u0=$(metric_sum "$mport_rcget" store_consumed_read_units_total)
+    c0=$(metric_sum "$mport_rcget" store_calls_total)
+    f0=$(metric_sum "$mport_rcget" catalogue_refills_total)
+    t0=$(date +%s.%N)
+    wrk -t1 -c4 -d"${rc_secs}s" -H "Authorization: Bearer $tok" \
+        "http://127.0.0.1:$port_rcget/v1/shows" >"$work/rc-wrk-$n.txt"
+    t1=$(date +%s.%N)
+    u1=$(metric_sum "$mport_rcget" store_consumed_read_units_total)
+    c1=$(metric_sum "$mport_rcget" store_calls_total)
+    f1=$(metric_sum "$mport_rcget" catalogue_refills_total)
+    checks=$(curl -sf "http://127.0.0.1:$mport_rcget/metrics" | { grep '^catalogue_change_checks_total' || true; } | tr '\n' ' ')
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$work/rc-wrk-$n.txt")
+    # The cold fill's units: what one refill (safety net or change) costs at this size.
+    fill=$(grep -m 1 '"catalogue refilled"' "$work/rcget.log" || true)
+    record "$(python3 - "$n" "$u0" "$u1" "$c0" "$c1" "$f0" "$f1" "$t0" "$t1" "$rps" "$fill" "$checks" <<'EOF'
+import json, sys
+n, u0, u1, c0, c1, f0, f1, t0, t1, rps = sys.argv[1:11]
+fill = json.loads(sys.argv[11]) if sys.argv[11] else {}
+fill = fill.get("fields", fill)
+secs = float(t1) - float(t0)
+print(json.dumps(dict(kind="readcost", shows=int(n), seconds=secs, rps=float(rps or 0),
+    read_units=float(u1) - float(u0), units_per_min=(float(u1) - float(u0)) * 60 / secs,
+    calls=float(c1) - float(c0), refills=float(f1) - float(f0),
+    fill_read_units=fill.get("read_units"), fill_calls=fill.get("store_calls"),
+    checks=sys.argv[12].strip())))
+EOF
+)"
+    stop_pid "$pid_rcget"
+done
+
+# --- the large catalogue: first fill, refill after a write, RSS -------------------------
+wait "$pid_rc_big"
+for n in "$rc_mid" "$rc_big"; do
+    rc_data "$n"
+    start_rc rcfill "$n" dynamodb
+    tok=$(rc_token "$n")
+    # First (cold) fill: the first GET's wall time, against the request timeout.
+    code=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tok" \
+        "http://127.0.0.1:$port_rcfill/v1/shows")
+    hdr=(-H "Authorization: Bearer $tok")
+    wu0=$(metric_sum "$mport_rcfill" store_consumed_write_units_total)
+    for i in $(seq 1 "$rc_refills"); do
+        python3 tools/gen-feed.py 1 --eligible-ratio 1 --prefix "rcw$i-" >"$work/rc-one.json"
+        curl -sf -o /dev/null "${hdr[@]}" -H 'Content-Type: application/json' \
+            --data-binary @"$work/rc-one.json" "http://127.0.0.1:$port_rcfill/v1/shows"
+        curl -sf -o /dev/null "${hdr[@]}" "http://127.0.0.1:$port_rcfill/v1/shows"
+    done
+    wu1=$(metric_sum "$mport_rcfill" store_consumed_write_units_total)
+    record "$(python3 - "$n" "$code" "$work/rcfill.log" "$(status_kb "$pid_rcfill" VmRSS)" \
+        "$(status_kb "$pid_rcfill" VmHWM)" "$wu0" "$wu1" "$rc_refills" <<'EOF'
+import json, statistics, sys
+n, code, logf, rss, hwm, wu0, wu1, writes = sys.argv[1:9]
+fills = []
+for l in open(logf):
+    if '"catalogue refilled"' in l:
+        r = json.loads(l)
+        fills.append(r.get("fields", r))
+cold = [f for f in fills if f.get("reason") == "cold"]
+warm = [f for f in fills if f.get("reason") != "cold"]
+med = lambda k, fs: statistics.median(float(f[k]) for f in fs) if fs else None
+status, secs = code.split()
+print(json.dumps(dict(kind="refill", store="dynamodb (dynalite)", shows=int(n),
+    first_status=int(status), first_get_s=float(secs),
+    cold_ms=med("duration_ms", cold), cold_read_units=med("read_units", cold),
+    refill_ms=med("duration_ms", warm), refill_runs=[f["duration_ms"] for f in warm],
+    refill_reasons=sorted({f.get("reason") for f in warm}),
+    items=med("items", warm), read_units=med("read_units", warm), calls=med("store_calls", warm),
+    rss_kb=int(rss), hwm_kb=int(hwm),
+    write_units_per_post=(float(wu1) - float(wu0)) / int(writes))))
+EOF
+)"
+    stop_pid "$pid_rcfill"
+done
+
+# --- paged walk -------------------------------------------------------------------------
+for store in sqlite dynamodb; do
+    for n in "$rc_mid" "$rc_big"; do
+        for ttl in 1000 0; do
+            start_rc rcpage "$n" "$store" APP__CACHE__TTLMS="$ttl"
+            tok=$(rc_token "$n")
+            record "$(python3 - "$port_rcpage" "$tok" "$n" "$store" "$ttl" \
+                "$pid_rcpage" <<'EOF'
+import json, statistics, sys, time, urllib.error, urllib.request
+port, tok, n, store, ttl, pid = sys.argv[1:7]
+retries = 0
+def walk():
+    global retries
+    times, cursor, items = [], None, 0
+    while True:
+        url = f"http://127.0.0.1:{port}/v1/shows?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        t = time.perf_counter()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": "Bearer " + tok}), timeout=60) as r:
+                body = r.read()
+        except urllib.error.HTTPError as e:  # 503 + Retry-After (a busy emulator): as a client would
+            if e.code != 503 or retries >= 20:
+                raise
+            retries += 1
+            time.sleep(float(e.headers.get("Retry-After") or 1))
+            continue
+        times.append((time.perf_counter() - t) * 1e3)
+        page = json.loads(body)
+        items += len(page["response"])
+        cursor = page.get("next")
+        if not cursor:
+            return times, items
+walk()  # warm: the cache filled (TTL > 0), connections and pages touched
+times, walks = [], 0
+while len(times) < 100:  # whole walks until at least 100 pages: 10,000 shows are 5 pages
+    t, items = walk()
+    times += t
+    walks += 1
+rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM:"))
+print(json.dumps(dict(kind="paging", store=store, shows=int(n), ttl_ms=int(ttl), pages=len(times) // walks,
+    walks=walks, retries_503=retries, items=items, ms_per_page=statistics.mean(times), median_ms=statistics.median(times),
+    max_ms=max(times), hwm_kb=rss)))
+EOF
+)"
+            stop_pid "$pid_rcpage"
+        done
+    done
+done
+stop_pid "$pid_rc_dynalite"

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Renders the read-cost section of docs/benchmarks.md (the rows of bench/readcost.sh).
+
+bench/report.py includes it in the full report; `bench/run.sh --only readcost` calls
+    bench/report_readcost.py RESULTS.jsonl --splice docs/benchmarks.md
+which replaces the section between its markers (appends it when the file has none), so the
+other rows' figures stay those of their own run.
+"""
+import json
+import sys
+
+BEGIN = "<!-- readcost: bench/run.sh --only readcost replaces this section -->"
+END = "<!-- /readcost -->"
+# The figures issue 12 measured before the change record (one task, steady GET load, no
+# writes, dynalite's capacity accounting): read units a minute.
+BEFORE = {1000: 3100, 10000: 19900}
+
+
+def render(rows):
+    every = lambda kind: [r for r in rows if r.get("kind") == kind]
+    machine = next((r for r in rows if r.get("kind") == "machine"), {})
+    end = next((r for r in rows if r.get("kind") == "end"), {})
+    out = [BEGIN, "", "## Read cost (issue 12): change record, refills, paging, 100,000 shows", ""]
+    w = out.append
+    load = lambda r: ", ".join(f"{x:.1f}" for x in r) if r else "?"
+    w(f"Measured {machine.get('date', '?')} at commit `{machine.get('commit', '?')}`"
+      f"{' (dirty)' if machine.get('dirty') else ''} on {machine.get('nproc', '?')} shared cores "
+      f"(load {load(machine.get('load_start'))} at start, {load(end.get('load_end'))} at the end: "
+      "other builds ran beside it, so the times are noisy; the units are not). Shows with "
+      "400-byte descriptions, half eligible (`tools/gen-feed.py N --description-bytes 400`). "
+      "Units are dynalite's capacity accounting (`ReturnConsumedCapacity`, what DynamoDB "
+      "bills), read from the service's `store_consumed_read_units_total` counter on its "
+      "Prometheus listener and its `catalogue refilled` log lines.")
+    w("")
+    rc = every("readcost")
+    if rc:
+        w("### Read units per minute per task, no writes (target ≤ 60)")
+        w("")
+        w("The run starts one GET after the cold fill, so it includes that fill's settle refill "
+          "(see src/http/cache.rs); \"between refills\" takes the refills' units out: what a "
+          "task pays while nothing changes, between safety-net refreshes.")
+        w("")
+        w("| shows | GET load | read units in the run | per minute | refills in the run | per minute between refills | before (issue 12) | before ÷ now (between refills) | store calls | one full refill |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in rc:
+            before = BEFORE.get(r["shows"])
+            between = (r["read_units"] - r["refills"] * (r["fill_read_units"] or 0)) * 60 / r["seconds"]
+            per = between
+            ratio = f"{before / per:,.0f}×" if before and per else ("∞ (0 units)" if before else "–")
+            w(f"| {r['shows']:,} | {r['rps']:,.0f} req/s for {r['seconds']:.0f} s (wrk, 4 connections) | "
+              f"{r['read_units']:,.1f} | {r['units_per_min']:,.1f} | {r['refills']:,.0f} | **{between:,.1f}** | "
+              f"{f'{before:,}' if before else '–'} | {ratio} | {r['calls']:,.0f} | "
+              f"{r['fill_read_units'] or 0:,.1f} units, {r['fill_calls'] or 0:,} calls |")
+        w("")
+        w("Between refills a task pays one eventually consistent `GetItem` of the change record "
+          "(0.5 units) at most every 3/4 of the cache TTL (1 s) while it has traffic: 40 units a minute. The safety-net "
+          "refresh (default every 300 s) adds one full refill per interval, see the cost model in "
+          "docs/dynamodb.md.")
+        w("")
+    rf = every("refill")
+    if rf:
+        w("### First fill and the refill after a write (dynalite)")
+        w("")
+        w("| shows | first GET (cold fill), wall | cold fill (log) | its read units | refill after a write (median) | items/s | read units per refill | calls | runs (ms) | RSS after / peak |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        for r in rf:
+            ips = r["items"] / (r["refill_ms"] / 1000) if r.get("refill_ms") and r.get("items") else None
+            w(f"| {r['shows']:,} | {r['first_get_s']:.2f} s (HTTP {r['first_status']}) | "
+              f"{(r['cold_ms'] or 0) / 1000:.2f} s | {r['cold_read_units'] or 0:,.1f} | "
+              f"{(r['refill_ms'] or 0) / 1000:.2f} s | {ips or 0:,.0f} | {r['read_units'] or 0:,.1f} | "
+              f"{r['calls'] or 0:,.0f} | {', '.join(f'{x:.0f}' for x in r['refill_runs'])} | "
+              f"{r['rss_kb'] / 1024:.1f} / {r['hwm_kb'] / 1024:.1f} MiB |")
+        w("")
+        w("Compare the first GET with the request timeout (`APP__SERVER__REQUESTTIMEOUTMS`, "
+          "10 s by default). Each write is a `POST` of one show followed by a `GET` (the refill, "
+          "reason `local_write`); items are the eligible shows a refill reads (half the "
+          "catalogue). Write units per one-show `POST` (the put and the change record's bump): "
+          + ", ".join(f"{r['write_units_per_post']:.1f} at {r['shows']:,} shows" for r in rf) + ".")
+        w("")
+    pg = every("paging")
+    if pg:
+        w("### Paged walk `?limit=1000&cursor=…` (target: 100,000 within 1.5× of 10,000)")
+        w("")
+        w("Whole walks of the eligible catalogue after a warm-up walk, repeated until at least "
+          "100 pages were timed, one client, ms per page as the client sees it; the ratio is "
+          "of the medians. With a cache TTL > 0 pages are cut from the cached snapshot; "
+          "`APP__CACHE__TTLMS=0` makes every page a store query. A 503 (the emulator too busy) is "
+          "retried after its Retry-After, as a client would; the retries are counted, their "
+          "time is not: " + (", ".join(f"{r['retries_503']} ({r['store']}, {r['shows']:,}, TTL {r['ttl_ms']})"
+                                        for r in pg if r.get("retries_503")) or "none") + ".")
+        w("")
+        w("| store | pages from | shows | pages × walks | ms per page (mean) | median | max | ÷ the smaller catalogue | peak RSS |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        small = min(r["shows"] for r in pg)
+        base = {(r["store"], r["ttl_ms"]): r["median_ms"] for r in pg if r["shows"] == small}
+        for r in pg:
+            b = base.get((r["store"], r["ttl_ms"]))
+            rel = f"{r['median_ms'] / b:.2f}×" if b and r["shows"] != small else "–"
+            src = "cache (TTL 1000 ms)" if r["ttl_ms"] else "store (TTL 0)"
+            w(f"| {r['store']} | {src} | {r['shows']:,} | {r['pages']} × {r.get('walks', 1)} | {r['ms_per_page']:.1f} | "
+              f"{r['median_ms']:.1f} | {r['max_ms']:.1f} | {rel} | {r['hwm_kb'] / 1024:.1f} MiB |")
+        w("")
+    imp = every("rc_import")
+    if imp:
+        w("Loading the data (`show-service import`, chunks of 1,000): " + "; ".join(
+            f"{r['shows']:,} shows: SQLite {r['sqlite_s']:.1f} s, dynalite {r['dynamo_s']:.1f} s" for r in imp) + ".")
+        w("")
+    w("Reproduce: `bench/run.sh --only readcost` (settings: BENCH_READCOST_SECONDS, "
+      "BENCH_READCOST_SIZES, BENCH_BIG, BENCH_REFILLS, BENCH_BIN; see bench/readcost.sh).")
+    w("")
+    w(END)
+    return out
+
+
+def splice(text, section):
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + section + rest.split(END, 1)[1]
+    return text.rstrip("\n") + ("\n\n" if text.strip() else "") + section + "\n"
+
+
+if __name__ == "__main__":
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    section = "\n".join(render(rows))
+    if len(sys.argv) > 3 and sys.argv[2] == "--splice":
+        path = sys.argv[3]
+        text = open(path).read()
+        open(path, "w").write(splice(text, section))
+    else:
+        print(section)

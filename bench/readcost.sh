@@ -11,12 +11,12 @@
 #   rss          VmRSS / VmHWM with 100,000 shows after the rows above
 # Shows: 400-byte descriptions, half eligible (tools/gen-feed.py defaults but the size).
 # Settings: BENCH_READCOST_SECONDS (60; smoke 5), BENCH_READCOST_SIZES ('1000 10000'),
-# BENCH_MID (10000) and BENCH_BIG (100000): the catalogues of the refill/paging/RSS rows,
-# BENCH_REFILLS (3).
+# BENCH_MID (10000) and BENCH_BIG (100000; smoke 20000): the catalogues of the refill,
+# paging and RSS rows, BENCH_REFILLS (3: writes in the refill row).
 
 rc_secs=${BENCH_READCOST_SECONDS:-$( ((smoke)) && echo 5 || echo 60)}
 rc_sizes=${BENCH_READCOST_SIZES:-1000 10000}
-rc_big=${BENCH_BIG:-100000}
+rc_big=${BENCH_BIG:-$( ((smoke)) && echo 20000 || echo 100000)}
 rc_mid=${BENCH_MID:-10000}
 rc_refills=${BENCH_REFILLS:-3}
 

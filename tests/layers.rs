@@ -91,3 +91,35 @@ fn domain_imports_no_layer_above_it() {
         bad.join("\n")
     );
 }
+
+/// Before the `#[cfg(test)]` part of a file (tests may spell scope names).
+fn code_part(text: &str) -> &str {
+    text.find("#[cfg(test)]").map_or(text, |at| &text[..at])
+}
+
+#[test]
+fn scope_names_are_spelled_only_by_the_scope_type() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![
+        root.join("config.rs"),
+        root.join("auth/issuer.rs"),
+        root.join("auth/mod.rs"),
+    ];
+    files.extend(sources("http"));
+    let mut bad = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("a readable source file");
+        for name in ["\"shows.read\"", "\"shows.write\""] {
+            if code_part(&text).contains(name) {
+                bad.push(format!("{} spells {name}", path.display()));
+            }
+        }
+    }
+    let scope = std::fs::read_to_string(root.join("domain/scope.rs")).expect("domain/scope.rs");
+    assert!(scope.contains("\"shows.read\"") && scope.contains("\"shows.write\""));
+    assert!(
+        bad.is_empty(),
+        "use crate::domain::Scope:\n{}",
+        bad.join("\n")
+    );
+}

@@ -27,9 +27,10 @@
 //! may well be valid, and a 401 would send clients to fetch new tokens for nothing.
 //! With a static source (the local issuer, in-process) there is nothing to fetch.
 
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,13 +54,8 @@ pub struct KeySet {
 pub struct PublicKey {
     n: Vec<u8>,
     e: Vec<u8>,
-    parsed: ParsedPublicKey,
+    decoding: DecodingKey,
 }
-
-/// A signature that this key did not make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("bad signature")]
-pub struct BadSignature;
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,11 +66,9 @@ impl std::fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
-    /// Checks that `signature` is this key's RS256 signature of `message`.
-    pub fn verify_sig(&self, message: &[u8], signature: &[u8]) -> Result<(), BadSignature> {
-        self.parsed
-            .verify_sig(message, signature)
-            .map_err(|_| BadSignature)
+    /// The key as jsonwebtoken verifies with it.
+    pub fn decoding(&self) -> &DecodingKey {
+        &self.decoding
     }
 
     /// Whether `other` is the same key (same modulus and exponent).
@@ -157,7 +151,7 @@ fn parse_jwk(jwk: &RawJwk) -> Result<(String, PublicKey), &'static str> {
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err("not a signing key");
     }
-    if jwk.alg.as_deref().is_some_and(|a| a != super::jws::RS256) {
+    if jwk.alg.as_deref().is_some_and(|a| a != super::keys::RS256) {
         return Err("not an RS256 key");
     }
     let kid = match &jwk.kid {
@@ -177,10 +171,13 @@ fn parse_jwk(jwk: &RawJwk) -> Result<(String, PublicKey), &'static str> {
     if n.len() < MIN_MODULUS_BYTES {
         return Err("RSA key shorter than 2048 bits");
     }
-    let parsed = RsaPublicKeyComponents { n: &n, e: &e }
+    // jsonwebtoken keeps the components as they are and checks them at each verification:
+    // check them here once, so that a key no signature could verify is skipped at the fetch.
+    RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .map_err(|_| "not a valid RSA public key")?;
-    Ok((kid, PublicKey { n, e, parsed }))
+    let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+    Ok((kid, PublicKey { n, e, decoding }))
 }
 
 /// When and how long the store may fetch.

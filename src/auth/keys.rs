@@ -6,11 +6,14 @@
 //! A key file that cannot be read or parsed stops start-up with a message naming the
 //! file: silently replacing it would invalidate every token issued so far.
 
-use super::jws::b64;
 use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,7 +61,7 @@ impl SigningKey {
         SigningKey {
             pair,
             public: PublicJwk {
-                alg: super::jws::RS256,
+                alg: RS256,
                 e,
                 kid: kid.clone(),
                 kty: "RSA",
@@ -133,10 +136,48 @@ impl SigningKey {
         &self.public
     }
 
-    /// Signs `claims` as an RS256 JWT whose header names this key.
+    /// Signs `claims` as an RS256 JWT whose header names this key, in Cognito's shape
+    /// (`{"kid","alg"}`). Signs with the key parsed once: jsonwebtoken's `EncodingKey`
+    /// would parse the PKCS#8 key again for every token, which costs about as much as the
+    /// signature.
     pub fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {
-        super::jws::sign_rs256(&self.pair, &self.kid, claims)
+        #[derive(Serialize)]
+        struct Header<'a> {
+            kid: &'a str,
+            alg: &'static str,
+        }
+        let header = serde_json::to_vec(&Header {
+            kid: &self.kid,
+            alg: RS256,
+        })?;
+        let claims = serde_json::to_vec(claims)?;
+        let modulus_len = self.pair.public_modulus_len();
+        let mut token =
+            String::with_capacity((header.len() + claims.len() + modulus_len) * 4 / 3 + 8);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+        let mut signature = vec![0u8; modulus_len];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                token.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
     }
+}
+
+/// The one signature algorithm the service accepts and uses.
+pub const RS256: &str = "RS256";
+
+/// Unpadded base64url, as JOSE writes every binary value.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// RFC 7638 thumbprint of an RSA key: SHA-256 of `{"e","kty","n"}` with the members in

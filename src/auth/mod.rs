@@ -14,7 +14,6 @@
 //! and above `domain` (whose [`Scope`] it re-exports).
 //!
 //! # Layout
-//! - [`jws`]: compact JWS parsing and RS256 signing.
 //! - [`keys`]: the local issuer's persisted RSA key and its RFC 7638 `kid`.
 //! - [`jwks`]: JWKS parsing and the key cache (refetch rules, 1.5 s budget).
 //! - [`claims`]: the claim rules (issuer, times, token use, audience, scopes).
@@ -30,7 +29,6 @@
 pub mod claims;
 pub mod issuer;
 pub mod jwks;
-pub mod jws;
 pub mod keys;
 pub mod rate_limit;
 pub mod verifier;

@@ -1,6 +1,12 @@
-//! Token verification: header (RS256, `kid`) → key from the [`KeyStore`] → signature →
-//! claims ([`ClaimRules`]). The same code checks Cognito's tokens (keys over HTTP) and the
-//! local issuer's (keys in-process).
+//! Token verification: header (RS256, `kid`, no `crit`) → key from the [`KeyStore`] →
+//! signature → claims ([`ClaimRules`]). The same code checks Cognito's tokens (keys over
+//! HTTP) and the local issuer's (keys in-process).
+//!
+//! The compact JWS is taken apart and its signature checked by the `jsonwebtoken` crate,
+//! with RS256 as the only algorithm allowed and every one of its own claim checks turned
+//! off: the claim rules are ours, all in `claims.rs`, applied to the claims jsonwebtoken
+//! decoded once the signature was good. Its base64url decoding is strict (no padding, no
+//! stray bits), so a token has one encoding only.
 //!
 //! A verified token is cached until it expires, keyed by the whole token (signature
 //! included) and found by exact comparison: a repeat costs a fast hash, one comparison and
@@ -27,10 +33,13 @@
 use super::AuthError;
 use super::claims::{AccessClaims, ClaimError, ClaimRules, Verified};
 use super::jwks::{KeyError, KeyStore, PublicKey};
-use super::jws;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+
+/// Longest token looked at. Cognito's access tokens are about 1 KB; anything near this is
+/// not a token we issued or would accept, and refusing early bounds the work per request.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Most verified tokens kept (each about 1 KiB: a few MiB at most).
 pub const CACHE_CAPACITY: usize = 4096;
@@ -57,6 +66,8 @@ pub struct Verifier {
     cache: RwLock<TokenMap>,
     /// Most entries in `cache` ([`CACHE_CAPACITY`]; smaller in tests).
     capacity: usize,
+    /// jsonwebtoken's checks: RS256 only, none of its claim checks (ours are in `rules`).
+    validation: jsonwebtoken::Validation,
     /// The key set generation the cache was last checked against.
     checked_generation: AtomicU64,
 }
@@ -68,6 +79,7 @@ impl Verifier {
             rules,
             cache: RwLock::new(TokenMap::default()),
             capacity: CACHE_CAPACITY,
+            validation: signature_only(),
             checked_generation: AtomicU64::new(0),
         }
     }
@@ -98,30 +110,27 @@ impl Verifier {
         now: i64,
     ) -> Result<(Arc<Verified>, &'static str), (&'static str, AuthError)> {
         let invalid = |outcome: &'static str| move |e: String| (outcome, AuthError::Invalid(e));
-        if token.len() > jws::MAX_TOKEN_LEN {
-            return Err(invalid("malformed")(jws::JwsError::TooLong.to_string()));
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(invalid("malformed")(format!(
+                "token longer than {MAX_TOKEN_LEN} bytes"
+            )));
         }
         if let Some(hit) = self.cached(token.as_bytes(), now) {
             return Ok((hit, "cached"));
         }
-        let parts = jws::parse(token).map_err(|e| invalid("malformed")(e.to_string()))?;
-        let key = match self.keys.known(&parts.kid) {
+        let kid = header_kid(token).map_err(invalid("malformed"))?;
+        let key = match self.keys.known(&kid) {
             Some(key) => key,
             None => {
-                // Only a token that would pass but for its key may make the store fetch.
-                let unverified = parts
-                    .claims_json()
-                    .ok()
-                    .and_then(|json| serde_json::from_slice::<AccessClaims>(&json).ok())
-                    .ok_or(())
-                    .and_then(|claims| self.rules.check(claims, now).map_err(|_| ()));
-                if unverified.is_err() {
+                // Only a token that would pass but for its key may make the store fetch:
+                // its claims, read before any signature check, must meet every rule.
+                let unverified = jsonwebtoken::dangerous::insecure_decode_claims(token);
+                if !unverified.is_ok_and(|c: AccessClaims| self.rules.check(c, now).is_ok()) {
                     return Err(invalid("unknown_key")(format!(
-                        "no key with kid {:?}, and the claims fail: not refetched",
-                        parts.kid
+                        "no key with kid {kid:?}, and the claims fail: not refetched"
                     )));
                 }
-                self.keys.fetch_for(&parts.kid).await.map_err(|e| match e {
+                self.keys.fetch_for(&kid).await.map_err(|e| match e {
                     KeyError::UnknownKid(_) => invalid("unknown_key")(e.to_string()),
                     KeyError::Unavailable(_) => {
                         ("issuer_unavailable", AuthError::Unavailable(e.to_string()))
@@ -129,19 +138,20 @@ impl Verifier {
                 })?
             }
         };
-        key.verify_sig(parts.signing_input, &parts.signature)
-            .map_err(|e| invalid("bad_signature")(e.to_string()))?;
-        let json = parts
-            .claims_json()
-            .map_err(|e| invalid("malformed")(e.to_string()))?;
-        let claims: AccessClaims = serde_json::from_slice(&json)
-            .map_err(|e| invalid("malformed")(format!("claims: {e}")))?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    invalid("bad_signature")("bad signature".into())
+                }
+                _ => invalid("malformed")(e.to_string()),
+            })?
+            .claims;
         let verified = Arc::new(
             self.rules
                 .check(claims, now)
                 .map_err(|e| invalid(claim_outcome(&e))(e.to_string()))?,
         );
-        self.remember(token, &verified, &parts.kid, key, now);
+        self.remember(token, &verified, &kid, key, now);
         Ok((verified, "ok"))
     }
 
@@ -212,6 +222,37 @@ impl Verifier {
                 key,
             },
         );
+    }
+}
+
+/// jsonwebtoken's validation with RS256 as the only algorithm and none of its claim
+/// checks: `claims.rs` applies every rule (API Gateway's and Cognito's).
+fn signature_only() -> jsonwebtoken::Validation {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    v
+}
+
+/// The `kid` of a token's header, which must name RS256 and no critical extension
+/// (RFC 7515 §4.1.11: we understand none; jsonwebtoken refuses `"b64": false` itself).
+fn header_kid(token: &str) -> Result<String, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
+    if header.alg != jsonwebtoken::Algorithm::RS256 {
+        return Err(format!(
+            "algorithm {:?} is not accepted (RS256 only)",
+            header.alg
+        ));
+    }
+    if header.crit.is_some() {
+        return Err("the header names critical extensions".into());
+    }
+    match header.kid {
+        Some(kid) if !kid.is_empty() => Ok(kid),
+        _ => Err("the header has no kid".into()),
     }
 }
 
@@ -371,6 +412,62 @@ mod tests {
                 "the cached token a byte short",
                 good[..good.len() - 1].to_string(),
             ),
+            // One token, one encoding: the same signature bytes written another way.
+            ("the signature with padding", format!("{good}==")),
+            ("the signature with stray bits", {
+                const ALPHABET: &str =
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                let last = good.chars().last().unwrap();
+                let i = ALPHABET.find(last).unwrap() | 1;
+                format!("{}{}", &good[..good.len() - 1], &ALPHABET[i..=i])
+            }),
+            (
+                "the header with padding",
+                replace(&good, 0, &format!("{header}=")),
+            ),
+            (
+                "a critical extension",
+                replace(
+                    &good,
+                    0,
+                    &b64(
+                        json!({"alg": "RS256", "kid": key.kid(), "crit": ["exp"], "exp": 1})
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                ),
+            ),
+            (
+                "alg in lower case",
+                replace(
+                    &good,
+                    0,
+                    &b64(json!({"alg": "rs256", "kid": key.kid()})
+                        .to_string()
+                        .as_bytes()),
+                ),
+            ),
+            (
+                "PS256",
+                replace(
+                    &good,
+                    0,
+                    &b64(json!({"alg": "PS256", "kid": key.kid()})
+                        .to_string()
+                        .as_bytes()),
+                ),
+            ),
+            (
+                "no kid",
+                replace(
+                    &good,
+                    0,
+                    &b64(json!({"alg": "RS256"}).to_string().as_bytes()),
+                ),
+            ),
+            ("too long", format!("{good}{}", "A".repeat(MAX_TOKEN_LEN))),
+            ("four segments", format!("{good}.{signature}")),
+            ("an empty signature", replace(&good, 2, "")),
             ("garbage", "garbage".into()),
             ("two segments", format!("{header}.{payload}")),
             ("empty", String::new()),

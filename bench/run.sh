@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite: one command, loopback only, bounded (about 15 minutes after the
+# The benchmark suite: one command, loopback only, bounded (about 20 minutes after the
 # release build, DynamoDB emulator rows included; --smoke: a few minutes). Writes
 # docs/benchmarks.md (--smoke: bench/out/benchmarks-smoke.md) from this one run's figures.
 #
@@ -266,8 +266,6 @@ python3 tools/gen-feed.py 1000 --prefix post- >"$work/feed-post-1000.json"
 token_for() { # DATADIR
     APP__STORE__PATH="$1/shows.db" "$bin" token --scope shows.read,shows.write
 }
-tok100=$(token_for "$work/d100")
-tok10k=$(token_for "$work/d10000")
 # A running service holds its SQLite store exclusively: the servers that run beside s100
 # (request log to /dev/null, log off) each serve a copy of d100.
 cp -r "$work/d100" "$work/d100-null" && cp -r "$work/d100" "$work/d100-off"
@@ -276,6 +274,11 @@ cp -r "$work/d100" "$work/d100-null" && cp -r "$work/d100" "$work/d100-off"
 log "GET /v1/shows: service (JSON request log to a file, as in production) and ceilings"
 start_service s100 "$work/d100"
 start_service s10k "$work/d10000"
+# `token` never makes a signing key: each server made its own on its first start. The
+# servers beside s100 get a copy of s100's, so tok100 is accepted by all three.
+tok100=$(token_for "$work/d100")
+tok10k=$(token_for "$work/d10000")
+cp "$work/d100/local-issuer.pk8" "$work/d100-null/" && cp "$work/d100/local-issuer.pk8" "$work/d100-off/"
 record "$(printf '{"kind":"rss","label":"idle","shows":100,"rss_kb":%s}' "$(status_kb "$pid_s100" VmRSS)")"
 record "$(printf '{"kind":"rss","label":"idle","shows":10000,"rss_kb":%s}' "$(status_kb "$pid_s10k" VmRSS)")"
 
@@ -344,8 +347,8 @@ head -n 1000 "$work/s100.log" >"$work/s100.sample.log" && rm -f "$work/s100.log"
 # --- POST ------------------------------------------------------------------------------
 log "POST /v1/shows, 1000 shows (hyperfine; curl's own cost measured alongside)"
 mkdir -p "$work/dpost"
-tokpost=$(token_for "$work/dpost")
 start_service spost "$work/dpost"
+tokpost=$(token_for "$work/dpost")
 hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post.json" \
     -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spost/v1/shows" \
     -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spost/health" >&2

@@ -4,7 +4,6 @@
 //! embedded store's disk faults in `storage_faults.rs`).
 
 use crate::helpers::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,13 +42,7 @@ async fn import_into_the_store_of_a_running_service_is_refused_in_one_line() {
     std::fs::write(&file, serde_json::to_vec(&feed("imp", 50)).unwrap()).unwrap();
     let db = app.data.path().join("shows.db");
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["import", file.to_str().unwrap()])
-        .env_clear()
-        .env("APP__STORE__PATH", &db)
-        .env("APP__LOG__FORMAT", "text")
-        .output()
-        .unwrap();
+    let out = run_import(&file, &db, &[]);
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20), "no hang");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -10,6 +10,24 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_show-service");
 
+/// Runs `show-service import FILE ARGS…` on the SQLite store at `db`, with text logs and
+/// nothing else from the environment.
+pub fn run_import(
+    file: &std::path::Path,
+    db: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("import")
+        .arg(file)
+        .args(args)
+        .env_clear()
+        .env("APP__STORE__PATH", db)
+        .env("APP__LOG__FORMAT", "text")
+        .output()
+        .unwrap()
+}
+
 pub struct TestApp {
     pub base: String,
     pub port: u16,

@@ -139,13 +139,7 @@ async fn import_loads_a_feed_file_and_refuses_an_invalid_one_whole() {
     let db = dir.path().join("shows.db");
     let file = dir.path().join("feed.json");
     std::fs::write(&file, serde_json::to_vec(&feed("imp", 2500)).unwrap()).unwrap();
-    let out = Command::new(BIN)
-        .args(["import", file.to_str().unwrap(), "--chunk", "700"])
-        .env_clear()
-        .env("APP__STORE__PATH", &db)
-        .env("APP__LOG__FORMAT", "text")
-        .output()
-        .unwrap();
+    let out = run_import(&file, &db, &["--chunk", "700"]);
     assert!(
         out.status.success(),
         "{}",
@@ -161,13 +155,7 @@ async fn import_loads_a_feed_file_and_refuses_an_invalid_one_whole() {
     let mut bad = feed("bad", 10);
     bad["payload"][9]["slug"] = "BAD".into();
     std::fs::write(&file, serde_json::to_vec(&bad).unwrap()).unwrap();
-    let out = Command::new(BIN)
-        .args(["import", file.to_str().unwrap()])
-        .env_clear()
-        .env("APP__STORE__PATH", &db)
-        .env("APP__LOG__FORMAT", "text")
-        .output()
-        .unwrap();
+    let out = run_import(&file, &db, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

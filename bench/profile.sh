@@ -46,7 +46,6 @@ export APP__LOG__LEVEL=$logsetting APP__STORE__PATH=$work/data/shows.db
 unset RUST_LOG
 python3 tools/gen-feed.py "$shows" --eligible-ratio 1 --prefix "p$shows-" >"$work/feed.json"
 "$bin" import "$work/feed.json" 2>/dev/null
-token=$("$bin" token --scope shows.read,shows.write)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 APP__SERVER__PORT=$port valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
@@ -57,6 +56,8 @@ for _ in $(seq 1 600); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break
     sleep 0.1
 done
+# After the first start: the server makes the issuer's signing key that `token` signs with.
+token=$("$bin" token --scope shows.read,shows.write 2>/dev/null)
 hammer() {
     "$tools" hammer --port "$port" --path "$path" --conns 4 --n "$1" \
         --header "Authorization: Bearer $token"

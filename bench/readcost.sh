@@ -21,13 +21,10 @@ rc_mid=${BENCH_MID:-10000}
 rc_refills=${BENCH_REFILLS:-3}
 
 scripts/install-test-tools.sh >&2
-rc_dport=$(free_port)
-.tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$rc_dport" --createTableMs 0 \
-    >"$work/rc-dynalite.log" 2>&1 &
-pid_rc_dynalite=$!
+start_dynalite "$work/rc-dynalite.log"
+pid_rc_dynalite=$dynalite_pid
 pids+=("$pid_rc_dynalite")
-wait_answering "$rc_dport"
-rc_ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$rc_dport")
+rc_ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dynalite_port")
 
 # The sum of a counter over its labels on the listener at PORT (0 when absent).
 metric_sum() { # PORT NAME

@@ -27,6 +27,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
+source scripts/lib.sh
 
 smoke=0
 dynamo=0
@@ -401,12 +402,9 @@ print(json.dumps(dict(kind="startup", label="first start (new key)", runs=len(ms
 if ((dynamo)); then
     log "DynamoDB emulator (dynalite, scripts/install-test-tools.sh): GET, POST, PutItem baseline"
     scripts/install-test-tools.sh >&2
-    dport=$(free_port)
-    .tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$dport" --createTableMs 0 \
-        >"$work/dynalite.log" 2>&1 &
-    pid_dynalite=$!
+    start_dynalite "$work/dynalite.log"
+    pid_dynalite=$dynalite_pid dport=$dynalite_port
     pids+=("$pid_dynalite")
-    wait_answering "$dport"
     ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dport")
     for n in 100 10000; do
         env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-$n" APP__STORE__PATH="$work/d$n/shows.db" \

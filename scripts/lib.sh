@@ -1,5 +1,5 @@
 # Shared by the scripts that start the service themselves (schemathesis.sh, soak.sh,
-# browser-test.sh).
+# browser-test.sh, bench/run.sh and bench/readcost.sh).
 
 # wait_for_addr LOG PID: waits (up to 10 s) for the "listening" line the service writes
 # to LOG when started with APP__SERVER__PORT=0, and prints the address it bound. Fails,
@@ -69,4 +69,27 @@ debug_binary() {
 target_dir() {
   cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# start_dynalite LOG: starts the DynamoDB emulator (dynalite, installed into .tools/node
+# by scripts/install-test-tools.sh) on a free loopback port, its output in LOG; sets
+# dynalite_pid and dynalite_port, and returns once it accepts connections (at most 10 s).
+# Call it directly (not in `$(...)`, which would lose both); the caller stops it.
+dynalite_pid=
+dynalite_port=
+start_dynalite() {
+  local log=$1
+  dynalite_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$(dirname "${BASH_SOURCE[0]}")/../.tools/node/node_modules/.bin/dynalite" \
+    --host 127.0.0.1 --port "$dynalite_port" --createTableMs 0 >"$log" 2>&1 &
+  dynalite_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$dynalite_port") 2>/dev/null && return 0
+    kill -0 "$dynalite_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$dynalite_pid" 2>/dev/null || true
+  echo "dynalite did not start:" >&2
+  cat "$log" >&2
+  return 1
 }

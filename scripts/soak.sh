@@ -37,7 +37,6 @@ bin="$target_dir/release/show-service"
 
 work=$(mktemp -d)
 server_pid=
-dynalite_pid=
 cleanup() {
   for pid in $server_pid $dynalite_pid; do
     kill -TERM "$pid" 2>/dev/null || true
@@ -53,15 +52,8 @@ case $store in
   sqlite) ;;
   dynamodb)
     scripts/install-test-tools.sh
-    dport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    .tools/node/node_modules/.bin/dynalite --host 127.0.0.1 --port "$dport" --createTableMs 0 \
-      >"$work/dynalite.log" 2>&1 &
-    dynalite_pid=$!
-    for _ in $(seq 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$dport") 2>/dev/null && break
-      sleep 0.1
-    done
-    store_env=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dport"
+    start_dynalite "$work/dynalite.log"
+    store_env=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dynalite_port"
       APP__DYNAMODB__SHOWSTABLE=shows-soak)
     env -i PATH="$PATH" APP_ENV=local "${store_env[@]}" "$bin" table create
     ;;

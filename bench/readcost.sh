@@ -1,4 +1,5 @@
-# The read-cost rows (issue 12), sourced by bench/run.sh (alone: `bench/run.sh --only readcost`).
+# The read-cost rows (issue 12), sourced by bench/run.sh (alone: `bench/run.sh --only readcost`,
+# or one row set of it: `--only paging`).
 # Uses run.sh's helpers ($bin, $work, record, start_service, free_port, stop_pid, …).
 #
 # Rows, every figure from the service's own counters (`store_consumed_read_units_total` on
@@ -7,18 +8,25 @@
 #   readcost     read units per minute, no writes, steady GET load (1,000 and 10,000 shows)
 #   refill       the refill after a write (10,000 and 100,000 shows): duration, items/s
 #   first-fill   the first (cold) fill at 100,000 shows vs APP__SERVER__REQUESTTIMEOUTMS
-#   paging       `?limit=1000&cursor=…` walk, ms per page, both stores, cache on and off
+#   paging       `?limit=1000&cursor=…` walk, ms per page, both stores, cache on and off,
+#                10,000 and 100,000 shows side by side (bench/paging_walk.py)
 #   rss          VmRSS / VmHWM with 100,000 shows after the rows above
 # Shows: 400-byte descriptions, half eligible (tools/gen-feed.py defaults but the size).
 # Settings: BENCH_READCOST_SECONDS (60; smoke 5), BENCH_READCOST_SIZES ('1000 10000'),
 # BENCH_MID (10000) and BENCH_BIG (100000; smoke 20000): the catalogues of the refill,
-# paging and RSS rows, BENCH_REFILLS (3: writes in the refill row).
+# paging and RSS rows, BENCH_REFILLS (3: writes in the refill row),
+# BENCH_PAGES (500, smoke 100: timed pages per catalogue with the cache; a third of that
+# without). rc_rows (set by run.sh's --only): the row sets to run, of `units refill
+# paging` (all by default).
 
 rc_secs=${BENCH_READCOST_SECONDS:-$( ((smoke)) && echo 5 || echo 60)}
 rc_sizes=${BENCH_READCOST_SIZES:-1000 10000}
 rc_big=${BENCH_BIG:-$( ((smoke)) && echo 20000 || echo 100000)}
 rc_mid=${BENCH_MID:-10000}
 rc_refills=${BENCH_REFILLS:-3}
+rc_pages=${BENCH_PAGES:-$( ((smoke)) && echo 100 || echo 500)}
+rc_rows=${rc_rows:-units refill paging}
+rc_row() { [[ " $rc_rows " == *" $1 "* ]]; }
 
 scripts/install-test-tools.sh >&2
 start_dynalite "$work/rc-dynalite.log"
@@ -66,11 +74,15 @@ rc_token() { APP__STORE__PATH="$work/rc$1/shows.db" "$bin" token --scope shows.r
 
 # The large catalogue loads into the emulator beside the units rows: units do not depend on
 # the CPU left, and the import takes minutes at 100,000 shows.
-rc_data "$rc_big" &
-pid_rc_big=$!
-pids+=("$pid_rc_big")
+pid_rc_big=
+if rc_row refill || rc_row paging; then
+    rc_data "$rc_big" &
+    pid_rc_big=$!
+    pids+=("$pid_rc_big")
+fi
 
 # --- read units per minute, no writes ---------------------------------------------------
+rc_row units || rc_sizes=
 for n in $rc_sizes; do
     rc_data "$n"
     start_rc rcget "$n" dynamodb
@@ -107,8 +119,10 @@ EOF
 done
 
 # --- the large catalogue: first fill, refill after a write, RSS -------------------------
-wait "$pid_rc_big"
-for n in "$rc_mid" "$rc_big"; do
+[[ -z $pid_rc_big ]] || wait "$pid_rc_big"
+rc_fill_sizes=
+if rc_row refill; then rc_fill_sizes="$rc_mid $rc_big"; fi
+for n in $rc_fill_sizes; do
     rc_data "$n"
     start_rc rcfill "$n" dynamodb
     tok=$(rc_token "$n")
@@ -151,51 +165,35 @@ EOF
 done
 
 # --- paged walk -------------------------------------------------------------------------
-for store in sqlite dynamodb; do
-    for n in "$rc_mid" "$rc_big"; do
+# Both catalogues at once, walked in turns page by page (bench/paging_walk.py: steady
+# state first, then round robin), so their ratio is measured side by side.
+if rc_row paging; then
+    rc_data "$rc_mid"
+    for store in sqlite dynamodb; do
         for ttl in 1000 0; do
-            start_rc rcpage "$n" "$store" APP__CACHE__TTLMS="$ttl"
-            tok=$(rc_token "$n")
-            record "$(python3 - "$port_rcpage" "$tok" "$n" "$store" "$ttl" \
-                "$pid_rcpage" <<'EOF'
-import json, statistics, sys, time, urllib.error, urllib.request
-port, tok, n, store, ttl, pid = sys.argv[1:7]
-retries = 0
-def walk():
-    global retries
-    times, cursor, items = [], None, 0
-    while True:
-        url = f"http://127.0.0.1:{port}/v1/shows?limit=1000" + (f"&cursor={cursor}" if cursor else "")
-        t = time.perf_counter()
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": "Bearer " + tok}), timeout=60) as r:
-                body = r.read()
-        except urllib.error.HTTPError as e:  # 503 + Retry-After (a busy emulator): as a client would
-            if e.code != 503 or retries >= 20:
-                raise
-            retries += 1
-            time.sleep(float(e.headers.get("Retry-After") or 1))
-            continue
-        times.append((time.perf_counter() - t) * 1e3)
-        page = json.loads(body)
-        items += len(page["response"])
-        cursor = page.get("next")
-        if not cursor:
-            return times, items
-walk()  # warm: the cache filled (TTL > 0), connections and pages touched
-times, walks = [], 0
-while len(times) < 100:  # whole walks until at least 100 pages: 10,000 shows are 5 pages
-    t, items = walk()
-    times += t
-    walks += 1
-rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM:"))
-print(json.dumps(dict(kind="paging", store=store, shows=int(n), ttl_ms=int(ttl), pages=len(times) // walks,
-    walks=walks, retries_503=retries, items=items, ms_per_page=statistics.mean(times), median_ms=statistics.median(times),
-    max_ms=max(times), hwm_kb=rss)))
-EOF
-)"
-            stop_pid "$pid_rcpage"
+            log "read cost: paged walk, $store, TTL $ttl ms, $rc_mid and $rc_big shows side by side"
+            specs=()
+            for n in "$rc_mid" "$rc_big"; do
+                start_rc "rcpage$n" "$n" "$store" APP__CACHE__TTLMS="$ttl"
+                p=port_rcpage$n m=mport_rcpage$n i=pid_rcpage$n
+                specs+=("$n=${!p},${!m},${!i},$ttl,$(rc_token "$n")")
+            done
+            # Without the cache every page is a store query (tens of ms on the emulator).
+            pages=$rc_pages
+            ((ttl > 0)) || pages=$((rc_pages / 3))
+            python3 bench/paging_walk.py "$pages" "${specs[@]}" >"$work/rc-paging-$store-$ttl.jsonl"
+            while IFS= read -r line; do
+                record "$(python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+r.update(kind="paging", store=sys.argv[2], ttl_ms=int(sys.argv[3]), shows=int(r.pop("label")))
+print(json.dumps(r))' "$line" "$store" "$ttl")"
+            done <"$work/rc-paging-$store-$ttl.jsonl"
+            for n in "$rc_mid" "$rc_big"; do
+                i=pid_rcpage$n
+                stop_pid "${!i}"
+            done
         done
     done
-done
+fi
+
 stop_pid "$pid_rc_dynalite"

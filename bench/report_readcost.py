@@ -4,36 +4,76 @@
 bench/report.py includes it in the full report; `bench/run.sh --only readcost` calls
     bench/report_readcost.py RESULTS.jsonl --splice docs/benchmarks.md
 which replaces the section between its markers (appends it when the file has none), so the
-other rows' figures stay those of their own run.
+other rows' figures stay those of their own run. A run of some row sets only
+(`--only paging`) replaces just their blocks inside the section (each
+between `<!-- readcost:KEY -->` markers; a block the file lacks goes in before the data
+line), each with a line saying which run it is from.
 """
 import json
 import sys
 
 BEGIN = "<!-- readcost: bench/run.sh --only readcost replaces this section -->"
 END = "<!-- /readcost -->"
+# The blocks of the section, in order, by the row kind each renders.
+BLOCKS = {"units": "readcost", "refill": "refill", "paging": "paging"}
+
+
+def block_begin(key):
+    return f"<!-- readcost:{key} -->"
+
+
+def block_end(key):
+    return f"<!-- /readcost:{key} -->"
 # The figures issue 12 measured before the change record (one task, steady GET load, no
 # writes, dynalite's capacity accounting): read units a minute.
 BEFORE = {1000: 3100, 10000: 19900}
 
 
 def render(rows):
+    """The whole section, each row set's block between its markers."""
     every = lambda kind: [r for r in rows if r.get("kind") == kind]
     machine = next((r for r in rows if r.get("kind") == "machine"), {})
     end = next((r for r in rows if r.get("kind") == "end"), {})
     out = [BEGIN, "", "## Read cost (issue 12): change record, refills, paging, 100,000 shows", ""]
     w = out.append
-    load = lambda r: ", ".join(f"{x:.1f}" for x in r) if r else "?"
-    w(f"Measured {machine.get('date', '?')} at commit `{machine.get('commit', '?')}`"
-      f"{' (dirty)' if machine.get('dirty') else ''} on {machine.get('nproc', '?')} shared cores "
-      f"(load {load(machine.get('load_start'))} at start, {load(end.get('load_end'))} at the end: "
-      "other builds ran beside it, so the times are noisy; the units are not). Shows with "
+    w(f"Measured {measured(machine, end)}. Shows with "
       "400-byte descriptions, half eligible (`tools/gen-feed.py N --description-bytes 400`). "
       "Units are dynalite's capacity accounting (`ReturnConsumedCapacity`, what DynamoDB "
       "bills), read from the service's `store_consumed_read_units_total` counter on its "
       "Prometheus listener and its `catalogue refilled` log lines.")
     w("")
+    for key, lines in blocks(rows).items():
+        out.extend([block_begin(key), "", *lines, block_end(key), ""])
+    imp = every("rc_import")
+    if imp:
+        w("Loading the data (`show-service import`, chunks of 1,000): " + "; ".join(
+            f"{r['shows']:,} shows: SQLite {r['sqlite_s']:.1f} s, dynalite {r['dynamo_s']:.1f} s" for r in imp) + ".")
+        w("")
+    w("Reproduce: `bench/run.sh --only readcost` (all of it), `bench/run.sh --only paging` "
+      "(that block; settings: BENCH_READCOST_SECONDS, BENCH_READCOST_SIZES, BENCH_MID, "
+      "BENCH_BIG, BENCH_REFILLS, BENCH_PAGES, BENCH_BIN; see bench/readcost.sh).")
+    w("")
+    w(END)
+    return out
+
+
+def measured(machine, end):
+    load = lambda r: ", ".join(f"{x:.1f}" for x in r) if r else "?"
+    return (f"{machine.get('date', '?')} at commit `{machine.get('commit', '?')}`"
+            f"{' (dirty)' if machine.get('dirty') else ''} on {machine.get('nproc', '?')} cores "
+            f"shared with other engineers' builds and tests (load {load(machine.get('load_start'))} "
+            f"at start, {load(end.get('load_end'))} at the end), so the times are noisy; the units "
+            "are not, and ratios are of figures measured side by side")
+
+
+def blocks(rows):
+    """{key: lines} for each row set these rows hold, in section order."""
+    every = lambda kind: [r for r in rows if r.get("kind") == kind]
+    out = {}
     rc = every("readcost")
     if rc:
+        out["units"] = b = []
+        w = b.append
         w("### Read units per minute per task, no writes (target ≤ 60)")
         w("")
         w("The run starts one GET after the cold fill, so it includes that fill's settle refill "
@@ -59,6 +99,8 @@ def render(rows):
         w("")
     rf = every("refill")
     if rf:
+        out["refill"] = b = []
+        w = b.append
         w("### First fill and the refill after a write (dynalite)")
         w("")
         w("| shows | first GET (cold fill), wall | cold fill (log) | its read units | refill after a write (median) | items/s | read units per refill | calls | runs (ms) | RSS after / peak |")
@@ -79,44 +121,74 @@ def render(rows):
         w("")
     pg = every("paging")
     if pg:
-        w("### Paged walk `?limit=1000&cursor=…` (target: 100,000 within 1.5× of 10,000)")
+        out["paging"] = b = []
+        w = b.append
+        small = min(r["shows"] for r in pg)
+        big = max(r["shows"] for r in pg)
+        w(f"### Paged walk `?limit=1000&cursor=…` (target: {big:,} within 1.5× of {small:,})")
         w("")
-        w("Whole walks of the eligible catalogue after a warm-up walk, repeated until at least "
-          "100 pages were timed, one client, ms per page as the client sees it; the ratio is "
-          "of the medians. With a cache TTL > 0 pages are cut from the cached snapshot; "
-          "`APP__CACHE__TTLMS=0` makes every page a store query. A 503 (the emulator too busy) is "
-          "retried after its Retry-After, as a client would; the retries are counted, their "
+        w(f"For each store and cache setting, a service on {small:,} shows and one on {big:,} run "
+          "at the same time and are walked in turns, one page of each, on one keep-alive "
+          "connection each (bench/paging_walk.py), so the ratio is of figures measured side by "
+          "side on the same machine load. Before any page is timed each service is brought to "
+          "its steady state: a whole walk (the cold fill), then small requests until the "
+          "service's own counters show a change-record check that found the catalogue unchanged "
+          "after its last refill (the cold fill's settle refill done). Then every walk restarts "
+          "at the first page when it ends, until each service has its timed pages; ms per page "
+          "as the client sees it; the ratio is of the medians. With a cache TTL > 0 pages are "
+          "cut from the cached snapshot, and the change-record checks that land among the timed "
+          "pages stay in (one small read at most every 3/4 TTL: the steady state); a refill "
+          "there would not be, and the refills column says whether one did. "
+          "`APP__CACHE__TTLMS=0` makes every page a store query. A 503 (the emulator too busy) "
+          "is retried after its Retry-After, as a client would; the retries are counted, their "
           "time is not: " + (", ".join(f"{r['retries_503']} ({r['store']}, {r['shows']:,}, TTL {r['ttl_ms']})"
                                         for r in pg if r.get("retries_503")) or "none") + ".")
         w("")
-        w("| store | pages from | shows | pages × walks | ms per page (mean) | median | max | ÷ the smaller catalogue | peak RSS |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-        small = min(r["shows"] for r in pg)
+        w("| store | pages from | shows | pages per walk | timed pages | ms per page (mean) | median | max | ÷ the smaller catalogue | refills / checks while timed | peak RSS |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         base = {(r["store"], r["ttl_ms"]): r["median_ms"] for r in pg if r["shows"] == small}
         for r in pg:
-            b = base.get((r["store"], r["ttl_ms"]))
-            rel = f"{r['median_ms'] / b:.2f}×" if b and r["shows"] != small else "–"
-            src = "cache (TTL 1000 ms)" if r["ttl_ms"] else "store (TTL 0)"
-            w(f"| {r['store']} | {src} | {r['shows']:,} | {r['pages']} × {r.get('walks', 1)} | {r['ms_per_page']:.1f} | "
-              f"{r['median_ms']:.1f} | {r['max_ms']:.1f} | {rel} | {r['hwm_kb'] / 1024:.1f} MiB |")
+            bm = base.get((r["store"], r["ttl_ms"]))
+            rel = f"**{r['median_ms'] / bm:.2f}×**" if bm and r["shows"] != small else "–"
+            src = f"cache (TTL {r['ttl_ms']} ms)" if r["ttl_ms"] else "store (TTL 0)"
+            w(f"| {r['store']} | {src} | {r['shows']:,} | {r['pages']} | {r['timed_pages']} | "
+              f"{r['ms_per_page']:.2f} | {r['median_ms']:.2f} | {r['max_ms']:.1f} | {rel} | "
+              f"{r['refills_during']:.0f} / {r['checks_during']:.0f} | {r['hwm_kb'] / 1024:.1f} MiB |")
         w("")
-    imp = every("rc_import")
-    if imp:
-        w("Loading the data (`show-service import`, chunks of 1,000): " + "; ".join(
-            f"{r['shows']:,} shows: SQLite {r['sqlite_s']:.1f} s, dynalite {r['dynamo_s']:.1f} s" for r in imp) + ".")
-        w("")
-    w("Reproduce: `bench/run.sh --only readcost` (settings: BENCH_READCOST_SECONDS, "
-      "BENCH_READCOST_SIZES, BENCH_BIG, BENCH_REFILLS, BENCH_BIN; see bench/readcost.sh).")
-    w("")
-    w(END)
     return out
 
 
-def splice(text, section):
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + section + rest.split(END, 1)[1]
-    return text.rstrip("\n") + ("\n\n" if text.strip() else "") + section + "\n"
+def splice(text, section, rows):
+    """`text` with the section replaced: whole when the rows hold every row set, else just
+    the blocks they hold (each noted with the run it is from)."""
+    have = blocks(rows)
+    if BEGIN not in text or END not in text or len(have) == len(BLOCKS):
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            return head + section + rest.split(END, 1)[1]
+        return text.rstrip("\n") + ("\n\n" if text.strip() else "") + section + "\n"
+    machine = next((r for r in rows if r.get("kind") == "machine"), {})
+    end = next((r for r in rows if r.get("kind") == "end"), {})
+    head, rest = text.split(BEGIN, 1)
+    body, tail = rest.split(END, 1)
+    for key, lines in have.items():
+        lines = [f"*This block: `bench/run.sh --only {key}`, {measured(machine, end)}; the rest "
+                 "of the section is from the run named at its top.*", "", *lines]
+        new = "\n".join([block_begin(key), "", *lines, block_end(key)])
+        if block_begin(key) in body and block_end(key) in body:
+            before, after = body.split(block_begin(key), 1)
+            body = before + new + after.split(block_end(key), 1)[1]
+        else:  # a block this file does not have yet: in section order among those it has
+            order = list(BLOCKS)
+            later = [body.index(block_begin(k)) for k in order[order.index(key) + 1:] if block_begin(k) in body]
+            earlier = [body.index(block_end(k)) + len(block_end(k)) for k in order[:order.index(key)]
+                       if block_end(k) in body]
+            if later:
+                body = body[:min(later)] + new + "\n\n" + body[min(later):]
+            else:
+                at = max(earlier) if earlier else len(body)
+                body = body[:at] + "\n\n" + new + body[at:]
+    return head + BEGIN + body + END + tail
 
 
 if __name__ == "__main__":
@@ -125,6 +197,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[2] == "--splice":
         path = sys.argv[3]
         text = open(path).read()
-        open(path, "w").write(splice(text, section))
+        open(path, "w").write(splice(text, section, rows))
     else:
         print(section)

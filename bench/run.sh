@@ -9,6 +9,9 @@
 #   bench/run.sh --only readcost   only the read-cost rows (bench/readcost.sh, about 10
 #                               minutes with 100,000 shows); replaces their section of
 #                               docs/benchmarks.md (--smoke: bench/out/benchmarks-smoke.md)
+#   bench/run.sh --only paging  only the paged-walk rows of it (10,000 and 100,000 shows
+#                               side by side, both stores; a few minutes, most of it the
+#                               import), replacing just their block of that section
 #
 # What it does: installs wrk and hyperfine from Debian when missing; builds the release
 # binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
@@ -22,7 +25,7 @@
 # Settings (environment): BENCH_DURATION (10s), BENCH_ROUNDS (2), BENCH_CONNECTIONS (64),
 # BENCH_THREADS (2), BENCH_STARTUP_RUNS (30), BENCH_POST_RUNS (10), BENCH_RTT_MS ('1 2': the
 # network round trips modelled between the service and the emulator for the POST rows),
-# BENCH_BIN (a release binary to measure instead of building one; --only readcost only),
+# BENCH_BIN (a release binary to measure instead of building one; with --only only),
 # and those of bench/readcost.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,12 +41,19 @@ for a in "$@"; do
         --smoke) smoke=1 ;;
         --no-dynamo) dynamo=0 ;;
         --only) only=next ;;
-        readcost) [[ ${only:-} == next ]] || { echo "unknown argument $a" >&2; exit 2; }; only=readcost ;;
-        -h | --help) sed -n "2,26p" "$0"; exit 0 ;;
+        readcost | paging)
+            [[ ${only:-} == next ]] || { echo "unknown argument $a" >&2; exit 2; }
+            only=$a ;;
+        -h | --help) sed -n "2,29p" "$0"; exit 0 ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
-[[ $only == next ]] && { echo "--only takes a row set: readcost" >&2; exit 2; }
+[[ $only == next ]] && { echo "--only takes a row set: readcost or paging" >&2; exit 2; }
+# The read-cost row sets bench/readcost.sh runs (all of them for --only readcost).
+case $only in
+    paging) rc_rows=$only only=readcost ;;
+    *) rc_rows= ;;
+esac
 
 if ((smoke)); then
     duration=${BENCH_DURATION:-2s} warmup=1s rounds=${BENCH_ROUNDS:-1}
@@ -251,7 +261,7 @@ if [[ $only == readcost ]]; then
     mkdir -p "$(dirname "$report")"
     [[ -f $report ]] || : >"$report"
     python3 bench/report_readcost.py "$results" --splice "$report"
-    log "replaced the read-cost section of $report (raw figures: $work)"
+    log "replaced the read-cost rows (${rc_rows:-all of them}) in $report (raw figures: $work)"
     exit 0
 fi
 

@@ -1,5 +1,5 @@
 # The read-cost rows (issue 12), sourced by bench/run.sh (alone: `bench/run.sh --only readcost`,
-# or one row set of it: `--only paging`).
+# or one row set of it: `--only paging`, `--only visible`).
 # Uses run.sh's helpers ($bin, $work, record, start_service, free_port, stop_pid, …).
 #
 # Rows, every figure from the service's own counters (`store_consumed_read_units_total` on
@@ -11,13 +11,15 @@
 #   paging       `?limit=1000&cursor=…` walk, ms per page, both stores, cache on and off,
 #                10,000 and 100,000 shows side by side (bench/paging_walk.py)
 #   rss          VmRSS / VmHWM with 100,000 shows after the rows above
+#   visible      a write through one of three tasks on one table (production cache
+#                settings), until every task lists it (bench/visible.py; 10,000 shows)
 # Shows: 400-byte descriptions, half eligible (tools/gen-feed.py defaults but the size).
 # Settings: BENCH_READCOST_SECONDS (60; smoke 5), BENCH_READCOST_SIZES ('1000 10000'),
 # BENCH_MID (10000) and BENCH_BIG (100000; smoke 20000): the catalogues of the refill,
-# paging and RSS rows, BENCH_REFILLS (3: writes in the refill row),
+# paging, RSS and visible rows, BENCH_REFILLS (3: writes in the refill row),
 # BENCH_PAGES (500, smoke 100: timed pages per catalogue with the cache; a third of that
-# without). rc_rows (set by run.sh's --only): the row sets to run, of `units refill
-# paging` (all by default).
+# without), BENCH_VISIBLE_WRITES (10; smoke 3). rc_rows (set by run.sh's --only): the row
+# sets to run, of `units refill paging visible` (all by default).
 
 rc_secs=${BENCH_READCOST_SECONDS:-$( ((smoke)) && echo 5 || echo 60)}
 rc_sizes=${BENCH_READCOST_SIZES:-1000 10000}
@@ -25,7 +27,8 @@ rc_big=${BENCH_BIG:-$( ((smoke)) && echo 20000 || echo 100000)}
 rc_mid=${BENCH_MID:-10000}
 rc_refills=${BENCH_REFILLS:-3}
 rc_pages=${BENCH_PAGES:-$( ((smoke)) && echo 100 || echo 500)}
-rc_rows=${rc_rows:-units refill paging}
+rc_writes=${BENCH_VISIBLE_WRITES:-$( ((smoke)) && echo 3 || echo 10)}
+rc_rows=${rc_rows:-units refill paging visible}
 rc_row() { [[ " $rc_rows " == *" $1 "* ]]; }
 
 scripts/install-test-tools.sh >&2
@@ -196,4 +199,26 @@ print(json.dumps(r))' "$line" "$store" "$ttl")"
     done
 fi
 
+# --- a write through any task, listed by every task -------------------------------------
+# Three tasks on one table with the production cache settings (no APP__CACHE__* set), one
+# data folder (one issuer key, so one token for all three).
+if rc_row visible; then
+    rc_data "$rc_mid"
+    log "read cost: a write through one of three tasks, until all three list it ($rc_writes writes)"
+    ports=()
+    for t in 1 2 3; do
+        start_rc "rcvis$t" "$rc_mid" dynamodb
+        p=port_rcvis$t
+        ports+=("${!p}")
+    done
+    tok=$(rc_token "$rc_mid")
+    record "$(python3 bench/visible.py "$rc_writes" "$tok" "${ports[@]}" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+r.update(kind="visible", store="dynamodb (dynalite)", shows=int(sys.argv[1]))
+print(json.dumps(r))' "$rc_mid")"
+    for t in 1 2 3; do
+        i=pid_rcvis$t
+        stop_pid "${!i}"
+    done
+fi
 stop_pid "$pid_rc_dynalite"

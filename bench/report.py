@@ -356,7 +356,7 @@ if fill:
 w(f"| release binary (`target/release/show-service`, stripped) | {machine['binary_bytes'] / (1 << 20):.2f} MiB |")
 w("")
 
-if any(r["kind"] in ("readcost", "refill", "paging") for r in rows):
+if any(r["kind"] in ("readcost", "refill", "paging", "visible") for r in rows):
     sys.path.insert(0, here)
     import report_readcost
 
@@ -374,7 +374,7 @@ w("```sh")
 w("bench/run.sh            # everything above; writes this file (about 12 minutes after the build)")
 w("bench/run.sh --smoke    # a few seconds per row, to check the script")
 w("bench/run.sh --only readcost   # only the read-cost rows; replaces their section here")
-w("bench/run.sh --only paging     # only the paged walk of that section")
+w("bench/run.sh --only paging     # only the paged walk of that section (or --only visible)")
 w("bench/profile.sh        # callgrind instruction counts per request (see Profile)")
 w("bench/ab.sh OLD NEW     # two service binaries side by side, interleaved (how each change was judged)")
 w("```")

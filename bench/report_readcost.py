@@ -5,7 +5,7 @@ bench/report.py includes it in the full report; `bench/run.sh --only readcost` c
     bench/report_readcost.py RESULTS.jsonl --splice docs/benchmarks.md
 which replaces the section between its markers (appends it when the file has none), so the
 other rows' figures stay those of their own run. A run of some row sets only
-(`--only paging`) replaces just their blocks inside the section (each
+(`--only paging`, `--only visible`) replaces just their blocks inside the section (each
 between `<!-- readcost:KEY -->` markers; a block the file lacks goes in before the data
 line), each with a line saying which run it is from.
 """
@@ -15,7 +15,7 @@ import sys
 BEGIN = "<!-- readcost: bench/run.sh --only readcost replaces this section -->"
 END = "<!-- /readcost -->"
 # The blocks of the section, in order, by the row kind each renders.
-BLOCKS = {"units": "readcost", "refill": "refill", "paging": "paging"}
+BLOCKS = {"units": "readcost", "refill": "refill", "paging": "paging", "visible": "visible"}
 
 
 def block_begin(key):
@@ -49,9 +49,10 @@ def render(rows):
         w("Loading the data (`show-service import`, chunks of 1,000): " + "; ".join(
             f"{r['shows']:,} shows: SQLite {r['sqlite_s']:.1f} s, dynalite {r['dynamo_s']:.1f} s" for r in imp) + ".")
         w("")
-    w("Reproduce: `bench/run.sh --only readcost` (all of it), `bench/run.sh --only paging` "
-      "(that block; settings: BENCH_READCOST_SECONDS, BENCH_READCOST_SIZES, BENCH_MID, "
-      "BENCH_BIG, BENCH_REFILLS, BENCH_PAGES, BENCH_BIN; see bench/readcost.sh).")
+    w("Reproduce: `bench/run.sh --only readcost` (all of it), `bench/run.sh --only paging` or "
+      "`bench/run.sh --only visible` (one block; settings: BENCH_READCOST_SECONDS, "
+      "BENCH_READCOST_SIZES, BENCH_MID, BENCH_BIG, BENCH_REFILLS, BENCH_PAGES, "
+      "BENCH_VISIBLE_WRITES, BENCH_BIN; see bench/readcost.sh).")
     w("")
     w(END)
     return out
@@ -155,6 +156,44 @@ def blocks(rows):
               f"{r['ms_per_page']:.2f} | {r['median_ms']:.2f} | {r['max_ms']:.1f} | {rel} | "
               f"{r['refills_during']:.0f} / {r['checks_during']:.0f} | {r['hwm_kb'] / 1024:.1f} MiB |")
         w("")
+    vis = every("visible")
+    if vis:
+        out["visible"] = b = []
+        w = b.append
+        w("### A write through any task, listed by every task (target: within 2 s)")
+        w("")
+        for r in vis:
+            n = len(r["services"])
+            w(f"{n} services on one dynalite table with {r['shows']:,} shows, production cache "
+              "settings (TTL 1 s, so a check at most every 0.75 s while requests come; safety net "
+              "300 s), each polled all along as a task behind the load balancer is (bench/visible.py: "
+              f"`GET /v1/shows` with `If-None-Match` every {r['poll_ms']} ms, keep-alive). "
+              f"{r['writes']} times, after a random pause of 0 to 1 s, a one-show feed is posted "
+              "through the services in turn; the delay is from the POST's 2xx to the end of the "
+              "first GET on a service whose catalogue lists the show. The service a write went "
+              "through lists it at its next GET (its own write invalidates its snapshot, then one "
+              "refill); the others at their next check, plus the refill.")
+            w("")
+            w("| service | writes | p50 ms | max ms | not listed within "
+              f"{r['deadline_s']:.0f} s | delays, ms (* through this service) |")
+            w("|---|---:|---:|---:|---:|---|")
+            fmt = lambda x: "–" if x is None else f"{x:,.0f}"
+            for k, sv in enumerate(r["services"]):
+                ds = ", ".join(("–" if d is None else f"{d:.0f}") + ("*" if r["writers"][i] == k else "")
+                               for i, d in enumerate(sv["delays_ms"]))
+                w(f"| task {k + 1} | {len(sv['delays_ms'])} | {fmt(sv['p50_ms'])} | {fmt(sv['max_ms'])} | "
+                  f"{sv['missed']} | {ds} |")
+            w(f"| every task | {sum(len(sv['delays_ms']) for sv in r['services'])} | {fmt(r['p50_ms'])} | "
+              f"**{fmt(r['max_ms'])}** | {r['missed']} | |")
+            w(f"| the tasks a write did not go through | {r['writes'] * (n - 1)} | {fmt(r['others_p50_ms'])} | "
+              f"{fmt(r['others_max_ms'])} | | |")
+            w("")
+            ok = r["missed"] == 0 and r["max_ms"] is not None and r["max_ms"] <= 2000
+            worst = "no delay measured" if r["max_ms"] is None else f"max {fmt(r['max_ms'])} ms"
+            late = f", {r['missed']} not listed within the deadline" if r["missed"] else ""
+            w(f"Against the target (every task within 2 s): **{'met' if ok else 'missed'}**, "
+              f"{worst}{late}.")
+            w("")
     return out
 
 

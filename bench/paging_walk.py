@@ -5,9 +5,10 @@ Usage: bench/paging_walk.py MIN_PAGES LABEL=PORT,METRICS_PORT,PID,TTL_MS,TOKEN [
 
 Each service's eligible catalogue is walked page by page, following `next` and starting
 over at the end, on one keep-alive connection per service. Prints one JSON line per
-service: ms per page as the client sees it (mean, median, max), the pages of one walk,
-the refills and change-record checks the service counted during the timed pages, the
-503s retried, and its peak RSS.
+service: ms per page as the client sees it (mean, median, max) and as the service
+measured it (the mean of its `http_request_duration_seconds` over the timed pages), the
+pages of one walk, the refills and change-record checks the service counted during the
+timed pages, the 503s retried, and its peak RSS.
 
 The issue's target is about the steady state, so before any page is timed each service
 is brought to it: one whole walk (with a cache, that makes the cold fill), then, with a
@@ -45,18 +46,26 @@ for arg in sys.argv[2:]:
 
 
 def counters(s):
-    """(refills, checks that found it unchanged, all checks): the service's own counts."""
+    """(refills, checks that found it unchanged, all checks, seconds and count of the
+    service's GET /v1/shows requests): the service's own counts."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{s['mport']}/metrics", timeout=10).read().decode()
-    refills = unchanged = checks = 0.0
+    refills = unchanged = checks = req_s = reqs = 0.0
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
+        value = float(line.split()[-1]) if line and not line.startswith("#") else 0.0
         if name == "catalogue_refills_total":
-            refills += float(line.split()[-1])
+            refills += value
         elif name == "catalogue_change_checks_total":
-            checks += float(line.split()[-1])
+            checks += value
             if 'outcome="unchanged"' in line:
-                unchanged += float(line.split()[-1])
-    return refills, unchanged, checks
+                unchanged += value
+        elif name.startswith("http_request_duration_seconds_") and 'route="/v1/shows"' in line \
+                and 'method="GET"' in line:
+            if name.endswith("_sum"):
+                req_s += value
+            elif name.endswith("_count"):
+                reqs += value
+    return refills, unchanged, checks, req_s, reqs
 
 
 def get(s, cursor, limit=1000):
@@ -97,11 +106,11 @@ def settle(s):
     if not s["cached"]:
         return
     deadline = time.monotonic() + 120
-    refills, unchanged, _ = counters(s)
+    refills, unchanged = counters(s)[:2]
     while True:
         time.sleep(0.1)
         get(s, None, limit=1)  # traffic, which is what makes the service check
-        r, u, _ = counters(s)
+        r, u = counters(s)[:2]
         if r == refills and u > unchanged:
             return  # a check found it unchanged after the last refill
         if r != refills:
@@ -118,10 +127,12 @@ while min(len(s["times"]) for s in services) < min_pages:
     for s in services:
         s["times"].append(step(s))
 for s in services:
-    r1, _, c1 = counters(s)
+    r1, _, c1, req_s, reqs = counters(s)
+    r0, _, c0, req_s0, reqs0 = s["before"]
     hwm = next(int(l.split()[1]) for l in open(f"/proc/{s['pid']}/status") if l.startswith("VmHWM:"))
     t = s["times"]
     print(json.dumps(dict(label=s["label"], items=s["catalogue"], pages=s["pages"], timed_pages=len(t),
                           walks=s["walks"], ms_per_page=statistics.mean(t), median_ms=statistics.median(t),
-                          max_ms=max(t), refills_during=r1 - s["before"][0], checks_during=c1 - s["before"][2],
+                          max_ms=max(t), refills_during=r1 - r0, checks_during=c1 - c0,
+                          service_ms_per_page=(req_s - req_s0) * 1e3 / (reqs - reqs0) if reqs > reqs0 else None,
                           retries_503=s["retries"], hwm_kb=hwm)))

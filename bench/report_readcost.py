@@ -191,7 +191,10 @@ def blocks(rows):
               "through the services in turn; the delay is from the POST's 2xx to the end of the "
               "first GET on a service whose catalogue lists the show. The service a write went "
               "through lists it at its next GET (its own write invalidates its snapshot, then one "
-              "refill); the others at their next check, plus the refill.")
+              "refill); the others at their next check, plus the refill. That refill reads the whole "
+              "catalogue (its time by size: the refill rows above), so the delay grows with the "
+              "catalogue: `BENCH_MID=100000 bench/run.sh --only visible` measures it at 100,000 "
+              "shows.")
             w("")
             w("| service | writes | p50 ms | max ms | not listed within "
               f"{r['deadline_s']:.0f} s | delays, ms (* through this service) |")

@@ -288,10 +288,23 @@ w("## POST /v1/shows, 1000 shows")
 w("")
 w("| store | wall time (median of runs) | store write calls per feed | |")
 w("|---|---|---|---|")
+def other_calls(p):
+    """The feed's store calls that write no shows (the change record's UpdateItem), per feed."""
+    writes = {"upsert", "delete", "BatchWriteItem", "DeleteItem"}
+    seen = {}
+    for feed in p.get("calls") or []:
+        for op, n in feed.items():
+            if op not in writes:
+                seen.setdefault(op, set()).add(n)
+    return "; ".join(f"and {'/'.join(str(n) for n in sorted(ns))} `{op}` per feed"
+                     + (" (the change record)" if op == "UpdateItem" else "")
+                     for op, ns in sorted(seen.items()))
+
+
 for store, p in posts.items():
     calls = p.get("write_calls") or []
     w(f"| {store} | {fmt(p.get('median_ms'), '{:.1f}')} ms ± {fmt(p.get('stddev_ms'), '{:.1f}')} over {p.get('runs')} runs | "
-      f"{', '.join(str(c) for c in calls[:3])}{' …' if len(calls) > 3 else ''} | {p.get('note', '')} |")
+      f"{', '.join(str(c) for c in calls[:3])}{' …' if len(calls) > 3 else ''} | {other_calls(p)} |")
     if p.get("putitem_ms"):
         w(f"| {store}: 1000 sequential `PutItem` (the Go service's way) | {p['putitem_ms']:.0f} ms | 1000 | "
           f"batched is {p['speedup']:.1f}× faster |")
@@ -310,7 +323,8 @@ if sqlite_post:
     w("")
     w(f"Wall time is `hyperfine` running curl (parse, validate, one transaction, `synchronous=FULL` "
       f"fsync); curl's own cost, `curl /health` in the same run, is {sqlite_post['curl_median_ms']:.1f} ms. "
-      "Write calls are read from the service's own `feed stored` log line (`store_write_calls`).")
+      "Store calls per feed are the service's own counters, `store_calls_total` on its metrics "
+      "listener (`GET /metrics`), scraped before each POST and after the last.")
 w("")
 
 w("## Tokens")

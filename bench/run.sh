@@ -19,7 +19,9 @@
 # What it does: installs wrk and hyperfine from Debian when missing; builds the release
 # binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
 # (tools/gen-feed.py, imported with `show-service import`); starts every server on a free
-# loopback port; measures; stops what it started; renders the Markdown (bench/report.py).
+# loopback port (the POST rows' servers with their metrics listener on too: the store calls
+# per feed are the service's own `store_calls_total`); measures; stops what it started;
+# renders the Markdown (bench/report.py).
 #
 # Every figure that depends on the machine is also given as a ratio to the ceiling measured
 # in the same run, interleaved (ceiling, service, ceiling, service…), because the machine
@@ -47,7 +49,7 @@ for a in "$@"; do
         readcost | paging | visible)
             [[ ${only:-} == next ]] || { echo "unknown argument $a" >&2; exit 2; }
             only=$a ;;
-        -h | --help) sed -n "2,32p" "$0"; exit 0 ;;
+        -h | --help) sed -n "2,/^set -euo pipefail/{/^#/p}" "$0"; exit 0 ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -237,6 +239,31 @@ print(json.dumps(r))' "$line" "$label" "$round" "$((t1 - t0))" "$clk_tck")"
         "$(printf '%s\n' "$out" | grep -E '^Requests/sec' || true)" >&2
 }
 
+# Store calls per feed, from the service's own counters: `store_calls_total` on its
+# metrics listener (APP__METRICS__PORT), scraped before every POST run (hyperfine's
+# --prepare) and once after the last, so the difference between two scrapes is one feed's.
+scrape_cmd() { # MPORT FILE -> the shell command that appends one scrape to FILE
+    printf "curl -sf http://127.0.0.1:%s/metrics >>'%s' && echo '# end of scrape' >>'%s'" "$1" "$2" "$2"
+}
+feed_calls() { # FILE -> {"write_calls": [per feed], "calls": [{operation: calls} per feed]}
+    python3 - "$1" <<'EOF'
+import json, re, sys
+scrapes, now = [], {}
+for line in open(sys.argv[1]):
+    if line.startswith("# end of scrape"):
+        scrapes.append(now)
+        now = {}
+    elif m := re.match(r'store_calls_total\{(.*)\} (\S+)$', line.strip()):
+        op = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))).get("operation", "?")
+        now[op] = now.get(op, 0) + float(m.group(2))
+feeds = [{op: round(b.get(op, 0) - a.get(op, 0)) for op in sorted(set(a) | set(b))
+          if b.get(op, 0) != a.get(op, 0)} for a, b in zip(scrapes, scrapes[1:])]
+# The calls that write shows: SQLite's transactions, DynamoDB's batches (and deletes).
+writes = ("upsert", "delete", "BatchWriteItem", "DeleteItem")
+print(json.dumps(dict(write_calls=[sum(f.get(op, 0) for op in writes) for f in feeds], calls=feeds)))
+EOF
+}
+
 cat bench/wrk/report.lua >"$work/report.lua"
 cat bench/wrk/token.lua bench/wrk/report.lua >"$work/token.lua"
 
@@ -361,23 +388,26 @@ head -n 1000 "$work/s100.log" >"$work/s100.sample.log" && rm -f "$work/s100.log"
 # --- POST ------------------------------------------------------------------------------
 log "POST /v1/shows, 1000 shows (hyperfine; curl's own cost measured alongside)"
 mkdir -p "$work/dpost"
-start_service spost "$work/dpost"
+mport=$(free_port)
+start_service spost "$work/dpost" APP__METRICS__PORT="$mport"
 tokpost=$(token_for "$work/dpost")
+scrape=$(scrape_cmd "$mport" "$work/spost.metrics")
 hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post.json" \
-    -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spost/v1/shows" \
-    -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spost/health" >&2
+    --prepare "$scrape" -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spost/v1/shows" \
+    --prepare true -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spost/health" >&2
+eval "$scrape"
 stop_pid "$pid_spost"
+feed_calls "$work/spost.metrics" >"$work/spost-calls.json"
 python3 - "$work" <<'EOF' >>"$results"
 import json, sys
 w = sys.argv[1]
 runs = {r["command"]: r for r in json.load(open(f"{w}/post.json"))["results"]}
-calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spost.log")
-         if '"feed stored"' in l]
+calls = json.load(open(f"{w}/spost-calls.json"))
 print(json.dumps(dict(kind="post", store="sqlite", shows=1000,
     median_ms=runs["post-1000"]["median"] * 1e3, mean_ms=runs["post-1000"]["mean"] * 1e3,
     stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3, runs=len(runs["post-1000"]["times"]),
     curl_median_ms=runs["curl-health"]["median"] * 1e3,
-    write_calls=calls)))
+    write_calls=calls["write_calls"], calls=calls["calls"])))
 EOF
 
 # --- tokens ----------------------------------------------------------------------------
@@ -449,15 +479,20 @@ for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
 
     env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post APP__STORE__PATH="$work/dpost/shows.db" \
         "$bin" table create >>"$work/import.log" 2>&1
-    start_service spostd "$work/dpost" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post
+    mport=$(free_port)
+    start_service spostd "$work/dpost" "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE=bench-post \
+        APP__METRICS__PORT="$mport"
+    scrape=$(scrape_cmd "$mport" "$work/spostd.metrics")
     # The emulator's own CPU time over the POST runs and over the PutItem runs: how much of
     # the wall time is the emulator's work rather than the service's or the calls'.
     emu0=$(cpu_ticks "$pid_dynalite")
     hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post-dynamo.json" \
-        -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spostd/v1/shows" \
-        -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spostd/health" >&2
+        --prepare "$scrape" -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:$port_spostd/v1/shows" \
+        --prepare true -n curl-health "curl -sf -o /dev/null http://127.0.0.1:$port_spostd/health" >&2
     emu1=$(cpu_ticks "$pid_dynalite")
+    eval "$scrape"
     stop_pid "$pid_spostd"
+    feed_calls "$work/spostd.metrics" >"$work/spostd-calls.json"
     put=()
     for i in $(seq 1 "$((post_runs < 3 ? post_runs : 3))"); do
         put+=("$("$tools" putitem --endpoint "http://127.0.0.1:$dport" --table "bench-putitem-$i" \
@@ -472,7 +507,7 @@ for n, f in ((100, sys.argv[1]), (10000, sys.argv[2])):
 import json, statistics, sys
 w = sys.argv[1]
 runs = {r["command"]: r for r in json.load(open(f"{w}/post-dynamo.json"))["results"]}
-calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spostd.log") if '"feed stored"' in l]
+calls = json.load(open(f"{w}/spostd-calls.json"))
 put = [json.loads(l)["ms"] for l in open(f"{w}/putitem.jsonl") if l.strip()]
 emu = json.load(open(f"{w}/emulator-cpu.json"))
 emu_post_ms = emu["post_ticks"] * 1000 / emu["hz"] / emu["post_feeds"]
@@ -481,8 +516,8 @@ post_ms = runs["post-1000"]["median"] * 1e3
 print(json.dumps(dict(kind="post", store="dynamodb (dynalite)", shows=1000, median_ms=post_ms,
     mean_ms=runs["post-1000"]["mean"] * 1e3, stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3,
     runs=len(runs["post-1000"]["times"]), curl_median_ms=runs["curl-health"]["median"] * 1e3,
-    write_calls=calls, putitem_ms=statistics.median(put), putitem_runs=put,
-    speedup=statistics.median(put) / post_ms,
+    write_calls=calls["write_calls"], calls=calls["calls"], putitem_ms=statistics.median(put),
+    putitem_runs=put, speedup=statistics.median(put) / post_ms,
     emulator_cpu_ms=emu_post_ms, putitem_emulator_cpu_ms=emu_put_ms)))
 EOF2
 
@@ -502,12 +537,17 @@ EOF2
         pddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$pport")
         env "${pddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-post-rtt$rtt" \
             APP__STORE__PATH="$work/dpost/shows.db" "$bin" table create >>"$work/import.log" 2>&1
-        start_service "spostr$rtt" "$work/dpost" "${pddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-post-rtt$rtt"
+        mport=$(free_port)
+        start_service "spostr$rtt" "$work/dpost" "${pddb[@]}" APP__DYNAMODB__SHOWSTABLE="bench-post-rtt$rtt" \
+            APP__METRICS__PORT="$mport"
         port_r=port_spostr$rtt pidv=pid_spostr$rtt
+        scrape=$(scrape_cmd "$mport" "$work/spostr$rtt.metrics")
         hyperfine --style basic --warmup 1 --runs "$post_runs" --export-json "$work/post-rtt$rtt.json" \
-            -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:${!port_r}/v1/shows" \
-            -n curl-health "curl -sf -o /dev/null http://127.0.0.1:${!port_r}/health" >&2
+            --prepare "$scrape" -n post-1000 "curl -sf -o /dev/null -H 'Authorization: Bearer $tokpost' -H 'Content-Type: application/json' --data-binary @$work/feed-post-1000.json http://127.0.0.1:${!port_r}/v1/shows" \
+            --prepare true -n curl-health "curl -sf -o /dev/null http://127.0.0.1:${!port_r}/health" >&2
+        eval "$scrape"
         stop_pid "${!pidv}"
+        feed_calls "$work/spostr$rtt.metrics" >"$work/spostr$rtt-calls.json"
         : >"$work/putitem-rtt$rtt.jsonl"
         for i in $(seq 1 "$((post_runs < 2 ? post_runs : 2))"); do
             "$tools" putitem --endpoint "http://127.0.0.1:$pport" --table "bench-putitem-rtt$rtt-$i" \
@@ -518,7 +558,7 @@ EOF2
 import json, statistics, sys
 w, rtt = sys.argv[1], float(sys.argv[2])
 runs = {r["command"]: r for r in json.load(open(f"{w}/post-rtt{sys.argv[2]}.json"))["results"]}
-calls = [json.loads(l).get("store_write_calls") for l in open(f"{w}/spostr{sys.argv[2]}.log") if '"feed stored"' in l]
+calls = json.load(open(f"{w}/spostr{sys.argv[2]}-calls.json"))
 put = [json.loads(l)["ms"] for l in open(f"{w}/putitem-rtt{sys.argv[2]}.jsonl") if l.strip()]
 direct = statistics.median(json.loads(l)["ms"] for l in open(f"{w}/putitem.jsonl") if l.strip())
 post_ms = runs["post-1000"]["median"] * 1e3
@@ -526,8 +566,8 @@ print(json.dumps(dict(kind="post", store=f"dynamodb (dynalite, +{rtt:g} ms round
     added_ms_per_call=(statistics.median(put) - direct) / 1000, shows=1000, median_ms=post_ms,
     mean_ms=runs["post-1000"]["mean"] * 1e3, stddev_ms=(runs["post-1000"]["stddev"] or 0) * 1e3,
     runs=len(runs["post-1000"]["times"]), curl_median_ms=runs["curl-health"]["median"] * 1e3,
-    write_calls=calls, putitem_ms=statistics.median(put), putitem_runs=put,
-    speedup=statistics.median(put) / post_ms)))
+    write_calls=calls["write_calls"], calls=calls["calls"], putitem_ms=statistics.median(put),
+    putitem_runs=put, speedup=statistics.median(put) / post_ms)))
 EOF3
     done
     stop_pid "$pid_dynalite"

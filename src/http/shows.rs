@@ -261,32 +261,26 @@ pub async fn create(
     let (store, cache) = (state.store.clone(), state.cache.clone());
     cache.invalidate();
     let write = tokio::spawn(async move {
-        let calls_before = store.stats().write_calls;
         let result = store.upsert(feed.shows).await;
         cache.invalidate();
         drop(permit);
-        // The store's write calls during this feed (concurrent writes through this
-        // instance are counted too): what a feed costs in DynamoDB requests, read by
-        // `bench/run.sh`.
-        let calls = store.stats().write_calls.saturating_sub(calls_before);
-        result.map(|written| (written, calls))
+        result
     });
-    let (written, store_write_calls) =
-        match write.await.map_err(|e| ApiError::Internal(e.into()))? {
-            Ok(done) => done,
-            Err(e) => {
-                if let StoreError::Partial { written, .. } = &e {
-                    metrics::counter!("shows_written_total").increment(*written as u64);
-                    feeds("partial").increment(1);
-                } else {
-                    feeds("failed").increment(1);
-                }
-                return Err(e.into());
+    let written = match write.await.map_err(|e| ApiError::Internal(e.into()))? {
+        Ok(written) => written,
+        Err(e) => {
+            if let StoreError::Partial { written, .. } = &e {
+                metrics::counter!("shows_written_total").increment(*written as u64);
+                feeds("partial").increment(1);
+            } else {
+                feeds("failed").increment(1);
             }
-        };
+            return Err(e.into());
+        }
+    };
     metrics::counter!("shows_written_total").increment(written as u64);
     feeds("accepted").increment(1);
-    tracing::info!(shows = count, written, store_write_calls, "feed stored");
+    tracing::info!(shows = count, written, "feed stored");
     Ok((
         StatusCode::CREATED,
         Json(WriteResponse {

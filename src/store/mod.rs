@@ -8,6 +8,11 @@
 //! the service reads it instead of re-reading the catalogue to learn whether the
 //! catalogue changed; the store owns it because every writer goes through the store.
 //! [`cursor`] is the paging position both stores and the cached catalogue share.
+//!
+//! What each backend call costs (calls by outcome, durations, DynamoDB's capacity units,
+//! items) is counted in [`usage`], through the `metrics` facade: the store owns it because
+//! only it sees each call. Tests and benchmarks count store calls from those counters too;
+//! the trait carries no counters of its own.
 
 pub mod cursor;
 pub mod dynamodb;
@@ -100,15 +105,6 @@ pub enum ChangeRecord {
     Invalid,
 }
 
-/// Counters a store keeps about its calls to the backend (for benchmarks and tests).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StoreStats {
-    /// Write calls made (SQLite transactions; DynamoDB BatchWriteItem calls).
-    pub write_calls: u64,
-    /// Read calls made (SQLite queries; DynamoDB Query/GetItem calls).
-    pub read_calls: u64,
-}
-
 /// The storage seam. Implementations must be safe to share across requests.
 #[async_trait]
 pub trait ShowStore: Send + Sync + 'static {
@@ -134,11 +130,6 @@ pub trait ShowStore: Send + Sync + 'static {
     /// The change record (see the module doc): one small read. Every successful write
     /// (whole or `Partial`) bumps it before it returns, and after its shows are stored.
     async fn change_record(&self) -> Result<ChangeRecord, StoreError>;
-
-    /// Call counters since start.
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
-    }
 }
 
 /// A shared store handle.

@@ -24,13 +24,13 @@
 
 use super::cursor::Position;
 use super::usage::{self, Call};
-use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
+use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError};
 use crate::domain::{Show, Slug};
 use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,8 +86,6 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Idle read connections; a reader is taken out for one call and put back.
     readers: Arc<Mutex<Vec<Connection>>>,
-    write_calls: AtomicU64,
-    read_calls: AtomicU64,
     /// Set when a write failed as unavailable (I/O error, full or read-only disk), cleared
     /// by the next write that succeeds: while set, [`ShowStore::ping`] checks that a write
     /// gets through, so readiness reports the fault.
@@ -186,8 +184,6 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::with_capacity(READERS))),
-            write_calls: AtomicU64::new(0),
-            read_calls: AtomicU64::new(0),
             write_fault: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -198,7 +194,6 @@ impl SqliteStore {
         operation: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.write_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("sqlite", operation);
         let writer = self.writer.clone();
         let fault = self.write_fault.clone();
@@ -225,7 +220,6 @@ impl SqliteStore {
         operation: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.read_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("sqlite", operation);
         let readers = self.readers.clone();
         let path = self.path.clone();
@@ -402,13 +396,6 @@ impl ShowStore for SqliteStore {
             })
         })
         .await
-    }
-
-    fn stats(&self) -> StoreStats {
-        StoreStats {
-            write_calls: self.write_calls.load(Ordering::Relaxed),
-            read_calls: self.read_calls.load(Ordering::Relaxed),
-        }
     }
 }
 

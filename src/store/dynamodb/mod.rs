@@ -35,7 +35,7 @@ pub mod write;
 mod tests;
 
 use super::usage::{self, Call};
-use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError, StoreStats};
+use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError};
 use crate::config::DynamoSettings;
 use crate::domain::{Show, Slug};
 use crate::store::layout::{
@@ -49,7 +49,6 @@ use aws_sdk_dynamodb::types::{
 use cursor::Position;
 use errors::CallContext;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use write::{Target, WritePolicy};
 
@@ -75,8 +74,6 @@ pub struct DynamoStore {
     /// `Limit` of each catalogue page when the caller gave none (`None`: DynamoDB's 1 MB
     /// pages). Tests lower it to prove that every page is followed.
     page_limit: Option<i32>,
-    write_calls: AtomicU64,
-    read_calls: AtomicU64,
 }
 
 impl DynamoStore {
@@ -102,8 +99,6 @@ impl DynamoStore {
                 backoff_cap: Duration::from_secs(2),
             },
             page_limit: None,
-            write_calls: AtomicU64::new(0),
-            read_calls: AtomicU64::new(0),
         }
     }
 
@@ -192,7 +187,6 @@ impl DynamoStore {
         ),
         StoreError,
     > {
-        self.read_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("dynamodb", "Query");
         let res = self
             .client
@@ -326,7 +320,6 @@ impl ShowStore for DynamoStore {
         let target = Target {
             client: &self.client,
             table: &self.table,
-            write_calls: &self.write_calls,
         };
         let result = write::write_all(&target, items, &self.policy).await;
         if matches!(result, Ok(_) | Err(StoreError::Partial { .. })) {
@@ -400,7 +393,6 @@ impl ShowStore for DynamoStore {
     }
 
     async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
-        self.read_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("dynamodb", "GetItem");
         let res = self
             .client
@@ -429,7 +421,6 @@ impl ShowStore for DynamoStore {
     }
 
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
-        self.write_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("dynamodb", "DeleteItem");
         let res = self
             .client
@@ -450,7 +441,6 @@ impl ShowStore for DynamoStore {
     }
 
     async fn change_record(&self) -> Result<ChangeRecord, StoreError> {
-        self.read_calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::start("dynamodb", "GetItem");
         let res = self
             .client
@@ -479,12 +469,5 @@ impl ShowStore for DynamoStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<u64>().ok())
             .map_or(ChangeRecord::Invalid, ChangeRecord::Version))
-    }
-
-    fn stats(&self) -> StoreStats {
-        StoreStats {
-            write_calls: self.write_calls.load(Ordering::Relaxed),
-            read_calls: self.read_calls.load(Ordering::Relaxed),
-        }
     }
 }

@@ -1,7 +1,9 @@
 //! The retry, throttling and failure paths, against the real SDK client with its HTTP
 //! layer replaced by `aws-smithy-mocks` rules (no trait or type swap in the store).
 //! Errors are mocked as the HTTP answers DynamoDB gives (status + `__type` body), so the
-//! SDK's own error parsing and retry classification run as in production.
+//! SDK's own error parsing and retry classification run as in production. Store calls are
+//! counted from the `store_calls_total` counter the store emits in production, caught by
+//! a recorder local to the test's thread (see [`Counted`]).
 
 use super::*;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
@@ -10,7 +12,9 @@ use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -51,6 +55,50 @@ fn mocked(rules: &[&Rule], mode: RuleMode, settings: &DynamoSettings) -> DynamoS
         .retry_partition(RetryPartition::new(uuid::Uuid::new_v4().to_string()));
     DynamoStore::from_client(Client::from_conf(conf.build()), settings)
         .with_backoff(Duration::from_millis(2), Duration::from_millis(20))
+}
+
+/// The DynamoDB calls a test makes, by operation, from `store_calls_total` (every
+/// outcome), as the service's metrics export them.
+///
+/// The recorder is the thread's local one while [`Counted::start`]'s guard lives: a
+/// `#[tokio::test]` runs on a current-thread runtime, so the test and every task it
+/// spawns run on that thread. Calls made on another thread (a task spawned on a
+/// multi-threaded runtime) would go uncounted: the counts would come out low and the
+/// test fail, not pass.
+struct Counted {
+    recorder: DebuggingRecorder,
+}
+
+impl Counted {
+    fn new() -> Counted {
+        Counted {
+            recorder: DebuggingRecorder::new(),
+        }
+    }
+
+    /// Counts what this thread records until the guard drops.
+    fn start(&self) -> metrics::LocalRecorderGuard<'_> {
+        metrics::set_default_local_recorder(&self.recorder)
+    }
+
+    /// Calls by operation since the previous reading (a reading resets the counters).
+    fn calls(&self) -> BTreeMap<String, u64> {
+        let mut by_operation = BTreeMap::new();
+        for (key, _, _, value) in self.recorder.snapshotter().snapshot().into_vec() {
+            let key = key.key();
+            let label = |name: &str| {
+                key.labels()
+                    .find(|l| l.key() == name)
+                    .map(|l| l.value().to_string())
+            };
+            if let ("store_calls_total", DebugValue::Counter(n)) = (key.name(), value) {
+                assert_eq!(label("store").as_deref(), Some("dynamodb"), "{key:?}");
+                let operation = label("operation").unwrap_or_default();
+                *by_operation.entry(operation).or_default() += n;
+            }
+        }
+        by_operation
+    }
 }
 
 /// DynamoDB's error answer for `code`.
@@ -112,6 +160,8 @@ async fn unprocessed_items_are_retried_until_written() {
     });
     let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
     let feed = shows("u", 25);
+    let counted = Counted::new();
+    let _counting = counted.start();
 
     assert_eq!(store.upsert(feed.clone()).await.expect("all written"), 25);
 
@@ -124,7 +174,8 @@ async fn unprocessed_items_are_retried_until_written() {
         "retries send exactly the unprocessed items"
     );
     assert_eq!(calls[2], calls[1][7..]);
-    assert_eq!(store.stats().write_calls, 3);
+    let counts = counted.calls();
+    assert_eq!(counts.get("BatchWriteItem"), Some(&3), "{counts:?}");
 }
 
 #[tokio::test]
@@ -151,6 +202,8 @@ async fn items_unprocessed_until_the_deadline_are_a_partial_error_naming_them() 
         feed.insert(at, stuck);
     }
 
+    let counted = Counted::new();
+    let _counting = counted.start();
     let started = Instant::now();
     let err = store.upsert(feed).await.expect_err("not a success");
     let elapsed = started.elapsed();
@@ -174,10 +227,10 @@ async fn items_unprocessed_until_the_deadline_are_a_partial_error_naming_them() 
         elapsed < Duration::from_millis(300 + 200),
         "gave up within the deadline: {elapsed:?}"
     );
+    let counts = counted.calls();
     assert!(
-        store.stats().write_calls > 3,
-        "retried: {:?}",
-        store.stats()
+        counts.get("BatchWriteItem").is_some_and(|n| *n > 3),
+        "retried: {counts:?}"
     );
 }
 
@@ -205,6 +258,8 @@ async fn throttling_after_the_sdk_retries_is_unavailable_and_stops_the_feed() {
     let mut s = settings();
     s.write_concurrency = 1;
     let store = mocked(&[&rule], RuleMode::MatchAny, &s);
+    let counted = Counted::new();
+    let _counting = counted.start();
 
     let err = store.upsert(shows("t", 60)).await.expect_err("throttled");
 
@@ -223,7 +278,8 @@ async fn throttling_after_the_sdk_retries_is_unavailable_and_stops_the_feed() {
         3,
         "the SDK's 3 attempts, then no other chunk"
     );
-    assert_eq!(store.stats().write_calls, 1);
+    let counts = counted.calls();
+    assert_eq!(counts.get("BatchWriteItem"), Some(&1), "{counts:?}");
 }
 
 #[tokio::test]
@@ -235,9 +291,12 @@ async fn throttling_that_passes_is_retried_by_the_sdk() {
         .output(|| BatchWriteItemOutput::builder().build())
         .build();
     let store = mocked(&[&rule], RuleMode::Sequential, &settings());
+    let counted = Counted::new();
+    let _counting = counted.start();
     assert_eq!(store.upsert(shows("t", 10)).await.expect("written"), 10);
     assert_eq!(rule.num_calls(), 3);
-    assert_eq!(store.stats().write_calls, 1);
+    let counts = counted.calls();
+    assert_eq!(counts.get("BatchWriteItem"), Some(&1), "{counts:?}");
 }
 
 #[tokio::test]
@@ -278,11 +337,14 @@ async fn a_thousand_shows_take_forty_calls_of_at_most_25() {
         unprocessed(Vec::new())
     });
     let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
+    let counted = Counted::new();
+    let _counting = counted.start();
     assert_eq!(store.upsert(shows("k", 1000)).await.expect("written"), 1000);
     let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
     assert_eq!(sizes.len(), 40);
     assert!(sizes.iter().all(|n| *n == 25), "{sizes:?}");
-    assert_eq!(store.stats().write_calls, 40);
+    let counts = counted.calls();
+    assert_eq!(counts.get("BatchWriteItem"), Some(&40), "{counts:?}");
 }
 
 #[tokio::test]
@@ -424,6 +486,8 @@ async fn the_catalogue_follows_last_evaluated_key_to_the_end() {
         .output(|| QueryOutput::builder().items(list_item("show/c", 2)).build())
         .build();
     let store = mocked(&[&rule], RuleMode::Sequential, &settings());
+    let counted = Counted::new();
+    let _counting = counted.start();
     let page = store
         .list_eligible(PageRequest::default())
         .await
@@ -431,7 +495,8 @@ async fn the_catalogue_follows_last_evaluated_key_to_the_end() {
     let slugs: Vec<&str> = page.items.iter().map(|i| i.slug.as_str()).collect();
     assert_eq!(slugs, ["show/a", "show/b", "show/c"]);
     assert!(page.next.is_none());
-    assert_eq!(store.stats().read_calls, 3);
+    let counts = counted.calls();
+    assert_eq!(counts.get("Query"), Some(&3), "{counts:?}");
 }
 
 /// A limited page that DynamoDB cut short is filled from the next query; the cursor is

@@ -21,7 +21,7 @@ use crate::store::usage::{self, Call};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
 use futures::StreamExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -53,11 +53,10 @@ impl WritePolicy {
     }
 }
 
-/// Where the writer counts its calls.
+/// Where the feed is written.
 pub struct Target<'a> {
     pub client: &'a Client,
     pub table: &'a str,
-    pub write_calls: &'a AtomicU64,
 }
 
 /// The result of one chunk.
@@ -180,7 +179,6 @@ async fn write_chunk(
     let mut written = 0;
     let mut attempt = 0u32;
     loop {
-        target.write_calls.fetch_add(1, Ordering::Relaxed);
         let timer = Call::start("dynamodb", "BatchWriteItem");
         let call = target
             .client

@@ -48,6 +48,7 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Wraps `app` in every layer, in the order the module doc gives, composed into one stack
 /// given to the router once (each `Router::layer` call boxes every route once more).
 pub fn wrap(app: Router, state: AppState) -> Router {
+    let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
     let stack = ServiceBuilder::new()
         .map_request(prepare)
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
@@ -59,7 +60,9 @@ pub fn wrap(app: Router, state: AppState) -> Router {
                     tracing::error_span!("request", trace_id = %super::trace::trace_id(req.headers()))
                 })
                 .on_request(())
-                .on_response(log_line)
+                .on_response(move |res: &Response, latency, _: &Span| {
+                    log_line(&metrics, res, latency)
+                })
                 .on_failure(()),
         )
         .layer(axum::middleware::map_response(envelope))
@@ -188,7 +191,7 @@ async fn envelope(
 
 /// The request log line (WARN for a server error, INFO otherwise, target `request`) and
 /// the request's metrics.
-fn log_line<B>(res: &Response<B>, latency: Duration, _span: &Span) {
+fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Duration) {
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
     };
@@ -207,7 +210,7 @@ fn log_line<B>(res: &Response<B>, latency: Duration, _span: &Span) {
     let status = res.status().as_u16();
     let latency_us = latency.as_micros() as u64;
     let request_id = a.request_id.to_str().unwrap_or("-");
-    telemetry::http_request(route, &a.method, res.status(), latency);
+    metrics.record(route, &a.method, res.status(), latency);
     if status >= 500 {
         tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
     } else {

@@ -7,7 +7,7 @@
 //! - CloudWatch Embedded Metric Format documents on stdout every
 //!   `APP__METRICS__EMFINTERVALSECONDS` (see [`super::emf`]).
 //!
-//! The HTTP layer's request metrics are made here too ([`http_request`],
+//! The HTTP layer's request metrics are made here too ([`RequestMetrics`],
 //! [`in_flight_layer`]), so the middleware only says what was answered.
 //!
 //! Label values come only from closed sets (matched route templates, outcomes named
@@ -20,8 +20,9 @@ use axum::http::{Method, StatusCode};
 use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::FanoutBuilder;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 use tower_http::metrics::in_flight_requests::{InFlightRequestsCounter, InFlightRequestsLayer};
 
@@ -320,11 +321,79 @@ pub fn in_flight_layer() -> InFlightRequestsLayer {
     InFlightRequestsLayer::new(IN_FLIGHT.clone())
 }
 
-/// `http_requests_total` and `http_request_duration_seconds` of one answered request:
-/// `route` is its matched route template (or `unmatched`), never a raw path; a method
-/// outside the usual ones counts as `other`.
-pub fn http_request(route: &str, method: &Method, status: StatusCode, latency: Duration) {
-    let method = match *method {
+/// `http_requests_total` and `http_request_duration_seconds` of answered requests, with
+/// their handles registered once per (route, method, status) and kept: the `metrics`
+/// crate's way for a hot path, where `counter!` would look its key up in the recorder on
+/// every request. Label values come from closed sets, so the map stays small. One per
+/// router, so each router reports to the recorder installed when it first answers.
+#[derive(Default)]
+pub struct RequestMetrics {
+    handles: RwLock<HashMap<Box<str>, Vec<RequestHandles>>>,
+}
+
+struct RequestHandles {
+    method: &'static str,
+    status: u16,
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    /// Counts one answered request: `route` is its matched route template (or
+    /// `unmatched`), never a raw path; a method outside the usual ones counts as `other`.
+    pub fn record(&self, route: &str, method: &Method, status: StatusCode, latency: Duration) {
+        let method = method_label(method);
+        let status = status.as_u16();
+        let seconds = latency.as_secs_f64();
+        let find = |all: &Vec<RequestHandles>| {
+            all.iter()
+                .find(|h| h.method == method && h.status == status)
+                .map(|h| (h.count.clone(), h.duration.clone()))
+        };
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+            .and_then(find);
+        let (count, duration) = known.unwrap_or_else(|| {
+            let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
+            let all = handles.entry(route.into()).or_default();
+            find(all).unwrap_or_else(|| {
+                let h = RequestHandles::register(route, method, status);
+                let made = (h.count.clone(), h.duration.clone());
+                all.push(h);
+                made
+            })
+        });
+        count.increment(1);
+        duration.record(seconds);
+    }
+}
+
+impl RequestHandles {
+    fn register(route: &str, method: &'static str, status: u16) -> RequestHandles {
+        let class = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        let route = SharedString::from(route.to_owned());
+        RequestHandles {
+            method,
+            status,
+            count: metrics::counter!("http_requests_total", "route" => route.clone(),
+                "method" => method, "status" => status.to_string()),
+            duration: metrics::histogram!("http_request_duration_seconds", "route" => route,
+                "method" => method, "status_class" => class),
+        }
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
         Method::GET => "GET",
         Method::POST => "POST",
         Method::DELETE => "DELETE",
@@ -333,21 +402,7 @@ pub fn http_request(route: &str, method: &Method, status: StatusCode, latency: D
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
-    };
-    let class = match status.as_u16() / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    };
-    let route = SharedString::from(route.to_owned());
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method,
-        "status" => status.as_str().to_owned())
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method,
-        "status_class" => class)
-    .record(latency.as_secs_f64());
+    }
 }
 
 /// The metrics listener: `GET /metrics` is the exposition, anything else 404. Histogram
@@ -510,6 +565,51 @@ mod tests {
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn request_metrics_count_each_label_set_once_per_request() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let m = RequestMetrics::default();
+            let ms = Duration::from_millis(2);
+            m.record("/v1/shows", &Method::GET, StatusCode::OK, ms);
+            m.record("/v1/shows", &Method::GET, StatusCode::OK, ms);
+            m.record("/v1/shows", &Method::GET, StatusCode::NOT_MODIFIED, ms);
+            m.record("unmatched", &Method::TRACE, StatusCode::NOT_FOUND, ms);
+        });
+        let mut counts = std::collections::BTreeMap::new();
+        let mut samples = 0;
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            match value {
+                DebugValue::Counter(n) => {
+                    assert_eq!(key.name(), "http_requests_total");
+                    counts.insert(labels.join(","), n);
+                }
+                DebugValue::Histogram(v) => {
+                    assert_eq!(key.name(), "http_request_duration_seconds");
+                    samples += v.len();
+                }
+                DebugValue::Gauge(_) => panic!("no gauge expected"),
+            }
+        }
+        assert_eq!(
+            counts,
+            [
+                ("route=/v1/shows,method=GET,status=200".to_string(), 2),
+                ("route=/v1/shows,method=GET,status=304".to_string(), 1),
+                ("route=unmatched,method=other,status=404".to_string(), 1),
+            ]
+            .into()
+        );
+        assert_eq!(samples, 4);
     }
 
     #[test]

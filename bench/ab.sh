@@ -5,7 +5,8 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [SHOWS (100)] [ROUNDS (4)] [SECONDS (6)] [-- VAR=VALUE…]
 #
-# Variables after `--` go to both servers (e.g. APP__LOG__LEVEL=off); AB_HEADER adds a
+# Variables after `--` go to both servers (e.g. APP__LOG__LEVEL=off; APP__METRICS__PORT=free
+# gives each its own free metrics port); AB_HEADER adds a
 # request header (e.g. AB_HEADER='Accept-Encoding: gzip'). Output in bench/out/ab-*/; a
 # summary on stdout.
 set -euo pipefail
@@ -31,10 +32,13 @@ python3 tools/gen-feed.py "$shows" --eligible-ratio 1 --prefix "ab-" >"$work/fee
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start() { # NAME BINARY
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    env APP__SERVER__PORT="$port" "${extra[@]}" "$2" serve >"$work/$1.log" 2>&1 &
+    # APP__METRICS__PORT=free: each server gets a free port of its own for its metrics.
+    local vars=("${extra[@]/#APP__METRICS__PORT=free/APP__METRICS__PORT=$(free_port)}")
+    env APP__SERVER__PORT="$port" "${vars[@]}" "$2" serve >"$work/$1.log" 2>&1 &
     pids+=($!)
     printf -v "pid_$1" '%s' "$!"
     printf -v "port_$1" '%s' "$port"

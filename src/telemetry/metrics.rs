@@ -345,29 +345,25 @@ impl RequestMetrics {
         let method = method_label(method);
         let status = status.as_u16();
         let seconds = latency.as_secs_f64();
-        let find = |all: &Vec<RequestHandles>| {
-            all.iter()
-                .find(|h| h.method == method && h.status == status)
-                .map(|h| (h.count.clone(), h.duration.clone()))
+        let count = |all: &Vec<RequestHandles>| {
+            let h = all
+                .iter()
+                .find(|h| h.method == method && h.status == status)?;
+            h.count.increment(1);
+            h.duration.record(seconds);
+            Some(())
         };
-        let known = self
-            .handles
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-            .and_then(find);
-        let (count, duration) = known.unwrap_or_else(|| {
-            let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
-            let all = handles.entry(route.into()).or_default();
-            find(all).unwrap_or_else(|| {
-                let h = RequestHandles::register(route, method, status);
-                let made = (h.count.clone(), h.duration.clone());
-                all.push(h);
-                made
-            })
-        });
-        count.increment(1);
-        duration.record(seconds);
+        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
+        if handles.get(route).and_then(count).is_some() {
+            return;
+        }
+        drop(handles);
+        let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        let all = handles.entry(route.into()).or_default();
+        if count(all).is_none() {
+            all.push(RequestHandles::register(route, method, status));
+            count(all);
+        }
     }
 }
 

@@ -92,6 +92,9 @@ pub struct Auth {
     verifier: Verifier,
     /// The local issuer, in local mode.
     issuer: Option<Arc<Issuer>>,
+    /// [`VERIFICATIONS`] of accepted tokens, `cached` and `ok`, registered once: every
+    /// authorized request counts one.
+    accepted: [metrics::Counter; 2],
 }
 
 impl Auth {
@@ -131,6 +134,8 @@ impl Auth {
             resource_server: auth.resource_server.clone(),
             verifier: Verifier::new(Arc::new(keys), rules),
             issuer,
+            accepted: ["cached", "ok"]
+                .map(|outcome| metrics::counter!(VERIFICATIONS, "outcome" => outcome)),
         }))
     }
 
@@ -152,11 +157,11 @@ impl Auth {
     ) -> Result<Principal, AuthError> {
         let now = verifier::unix_now();
         // The common case first: a token verified before, found by its bytes as sent.
-        let (verified, outcome) = match authorization
+        let (verified, accepted) = match authorization
             .and_then(|h| bearer_bytes(h.as_bytes()))
             .and_then(|t| self.verifier.cached(t, now))
         {
-            Some(hit) => (hit, "cached"),
+            Some(hit) => (hit, &self.accepted[0]),
             None => {
                 let token = match bearer_token(authorization) {
                     Ok(t) => t,
@@ -164,10 +169,12 @@ impl Auth {
                     Err(AuthError::Missing) => return Err(AuthError::Missing),
                     Err(e) => return Err(counted("malformed", e)),
                 };
-                self.verifier
+                let (verified, outcome) = self
+                    .verifier
                     .verify_with_outcome(token, now)
                     .await
-                    .map_err(|(outcome, e)| counted(outcome, e))?
+                    .map_err(|(outcome, e)| counted(outcome, e))?;
+                (verified, &self.accepted[usize::from(outcome != "cached")])
             }
         };
         let needed = self.full_scope(scope);
@@ -177,7 +184,7 @@ impl Auth {
                 AuthError::InsufficientScope(needed.to_string()),
             ));
         }
-        metrics::counter!(VERIFICATIONS, "outcome" => outcome).increment(1);
+        accepted.increment(1);
         Ok(Principal(verified))
     }
 

@@ -109,6 +109,11 @@ fn string(expr: &Expression, what: &str) -> String {
     }
 }
 
+/// A whole-number `local.<name>` of the service module.
+fn service_number(locals: &BTreeMap<String, Expression>, name: &str) -> u64 {
+    number(local(locals, SERVICE_TF, name), &format!("local.{name}"))
+}
+
 fn number(expr: &Expression, what: &str) -> u64 {
     match expr {
         Expression::Number(n) => n
@@ -454,10 +459,7 @@ fn target_group_and_container_health_checks_use_the_liveness_route() {
 fn container_port_is_the_services_default_port() {
     let service = parse(SERVICE_TF);
     let locals = locals_of(&service);
-    let port = number(
-        local(&locals, SERVICE_TF, "container_port"),
-        "local.container_port",
-    );
+    let port = service_number(&locals, "container_port");
     assert_eq!(
         port,
         u64::from(DEFAULT_PORT),
@@ -585,11 +587,9 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
     match src.as_str() {
         "var.env" => env.to_owned(),
         "tostring(local.container_port)" => container_port.to_string(),
-        "tostring(local.metrics_port)" => number(
-            local(&locals_of(&parse(SERVICE_TF)), SERVICE_TF, "metrics_port"),
-            "local.metrics_port",
-        )
-        .to_string(),
+        "tostring(local.metrics_port)" => {
+            service_number(&locals_of(&parse(SERVICE_TF)), "metrics_port").to_string()
+        }
         "var.app_environment.region" => "ap-southeast-2".to_owned(),
         "var.app_environment.table_name" => table_name(env),
         "var.app_environment.gsi_name" => GSI_NAME.to_owned(),
@@ -611,10 +611,7 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
 fn the_task_definition_environment_configures_the_service_as_deployed() {
     let service = parse(SERVICE_TF);
     let locals = locals_of(&service);
-    let port = number(
-        local(&locals, SERVICE_TF, "container_port"),
-        "local.container_port",
-    );
+    let port = service_number(&locals, "container_port");
     let env_map = object(
         local(&locals, SERVICE_TF, "environment"),
         "local.environment",
@@ -2200,10 +2197,7 @@ fn the_albs_idle_timeout_is_below_the_services_keep_alive_timeout() {
         "local.alb_idle_timeout_seconds",
         "{SERVICE_TF}: the ALB's idle_timeout"
     );
-    let alb_idle = number(
-        local(&locals, SERVICE_TF, "alb_idle_timeout_seconds"),
-        "local.alb_idle_timeout_seconds",
-    );
+    let alb_idle = service_number(&locals, "alb_idle_timeout_seconds");
     let service_idle = service_idle_timeout_seconds();
     assert!(
         alb_idle < service_idle,
@@ -2440,14 +2434,8 @@ fn the_deployer_policy_can_create_every_resource_type_in_infra() {
 fn the_metrics_listener_is_reachable_only_from_inside_the_vpc() {
     let service = parse(SERVICE_TF);
     let locals = locals_of(&service);
-    let port = number(
-        local(&locals, SERVICE_TF, "container_port"),
-        "local.container_port",
-    );
-    let metrics_port = number(
-        local(&locals, SERVICE_TF, "metrics_port"),
-        "local.metrics_port",
-    );
+    let port = service_number(&locals, "container_port");
+    let metrics_port = service_number(&locals, "metrics_port");
     assert_ne!(
         port, metrics_port,
         "{SERVICE_TF}: the metrics listener has its own port"

@@ -93,16 +93,18 @@ fn untyped<'a>(key: &'a Map<String, Value>, name: &str, kind: &str) -> Result<&'
     }
 }
 
+/// A position for tests: `episode_count` and a valid slug.
+#[cfg(test)]
+pub(crate) fn pos(count: u32, slug: &str) -> Position {
+    Position {
+        episode_count: count,
+        slug: Slug::parse(slug).expect("slug"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pos(count: u32, slug: &str) -> Position {
-        Position {
-            episode_count: count,
-            slug: Slug::parse(slug).expect("slug"),
-        }
-    }
 
     fn enc(json: &str) -> String {
         URL_SAFE_NO_PAD.encode(json)

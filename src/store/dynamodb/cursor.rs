@@ -46,13 +46,7 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pos(count: u32, slug: &str) -> Position {
-        Position {
-            episode_count: count,
-            slug: Slug::parse(slug).expect("slug"),
-        }
-    }
+    use crate::store::cursor::pos;
 
     #[test]
     fn a_position_round_trips_through_its_key() {

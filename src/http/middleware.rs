@@ -51,13 +51,17 @@ pub fn wrap(app: Router, state: AppState) -> Router {
     let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
     let stack = ServiceBuilder::new()
         .map_request(prepare)
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+            MakeRequestUuid,
+        ))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(telemetry::in_flight_layer())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    tracing::error_span!("request", trace_id = %super::trace::trace_id(req.headers()))
+                    let trace_id = super::trace::trace_id(req.headers());
+                    tracing::error_span!("request", trace_id = trace_id.as_str())
                 })
                 .on_request(())
                 .on_response(move |res: &Response, latency, _: &Span| {

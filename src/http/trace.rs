@@ -59,7 +59,9 @@ fn from_amzn(v: &str) -> Option<String> {
 
 /// A new random trace id (never all zeros).
 fn new_trace_id() -> String {
-    format!("{:032x}", fastrand::u128(1..))
+    uuid::Uuid::from_u128(fastrand::u128(1..))
+        .simple()
+        .to_string()
 }
 
 #[cfg(test)]

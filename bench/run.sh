@@ -308,8 +308,8 @@ token_for() { # DATADIR
     APP__STORE__PATH="$1/shows.db" "$bin" token --scope shows.read,shows.write
 }
 # A running service holds its SQLite store exclusively: the servers that run beside s100
-# (request log to /dev/null, log off) each serve a copy of d100.
-cp -r "$work/d100" "$work/d100-null" && cp -r "$work/d100" "$work/d100-off"
+# (every request line to a file or /dev/null, log off) each serve a copy of d100.
+for v in all null off; do cp -r "$work/d100" "$work/d100-$v"; done
 
 # --- GET rows --------------------------------------------------------------------------
 log "GET /v1/shows: service (JSON request log to a file, as in production) and ceilings"
@@ -319,7 +319,7 @@ start_service s10k "$work/d10000"
 # servers beside s100 get a copy of s100's, so tok100 is accepted by all three.
 tok100=$(token_for "$work/d100")
 tok10k=$(token_for "$work/d10000")
-cp "$work/d100/local-issuer.pk8" "$work/d100-null/" && cp "$work/d100/local-issuer.pk8" "$work/d100-off/"
+for v in all null off; do cp "$work/d100/local-issuer.pk8" "$work/d100-$v/"; done
 record "$(printf '{"kind":"rss","label":"idle","shows":100,"rss_kb":%s}' "$(status_kb "$pid_s100" VmRSS)")"
 record "$(printf '{"kind":"rss","label":"idle","shows":10000,"rss_kb":%s}' "$(status_kb "$pid_s10k" VmRSS)")"
 
@@ -365,25 +365,29 @@ record "$(printf '{"kind":"rss","label":"peak","shows":10000,"hwm_kb":%s,"rss_kb
     "$(status_kb "$pid_s10k" VmHWM)" "$(status_kb "$pid_s10k" VmRSS)")"
 record "$(printf '{"kind":"rss","label":"peak","shows":100,"hwm_kb":%s,"rss_kb":%s}' \
     "$(status_kb "$pid_s100" VmHWM)" "$(status_kb "$pid_s100" VmRSS)")"
-log_lines=$(wc -l <"$work/s100.log")
-record "$(printf '{"kind":"log","lines":%s,"bytes":%s}' "$log_lines" "$(stat -c %s "$work/s100.log")")"
 stop_pid "$pid_s10k"
-rm -f "$work/s10k.log" # up to a few hundred MB of request lines; s100.log stays as a sample
 stop_pid "$pid_c10k"; stop_pid "$pid_c10kgz"; stop_pid "$pid_c304"
 
-log "GET /v1/shows, 100 shows: request log on, to /dev/null, and off"
+# Production logs a successful read at DEBUG (src/http/middleware.rs, log_line); these
+# rows log every request's line (`request=debug`) to a file and to /dev/null, or nothing.
+log "GET /v1/shows, 100 shows: every request line to a file, to /dev/null; log off"
+every=APP__LOG__LEVEL=info,request=debug
+start_service s100all "$work/d100-all" "$every"
 port=$(free_port)
-env APP__SERVER__PORT="$port" APP__STORE__PATH="$work/d100-null/shows.db" "$bin" serve >/dev/null 2>&1 &
+env APP__SERVER__PORT="$port" APP__STORE__PATH="$work/d100-null/shows.db" "$every" "$bin" serve >/dev/null 2>&1 &
 pid_null=$!; pids+=("$pid_null"); wait_healthy "$port" "$pid_null"; port_null=$port
 start_service s100off "$work/d100-off" APP__LOG__LEVEL=off
 for r in $(seq 1 "$rounds"); do
     wrk_row ceiling-100-b "$r" "$pid_c100" "$port_c100" /v1/shows "${auth100[@]}"
-    wrk_row get-100-log-file "$r" "$pid_s100" "$port_s100" /v1/shows "${auth100[@]}"
+    wrk_row get-100-log-prod "$r" "$pid_s100" "$port_s100" /v1/shows "${auth100[@]}"
+    wrk_row get-100-log-file "$r" "$pid_s100all" "$port_s100all" /v1/shows "${auth100[@]}"
     wrk_row get-100-log-null "$r" "$pid_null" "$port_null" /v1/shows "${auth100[@]}"
     wrk_row get-100-log-off "$r" "$pid_s100off" "$port_s100off" /v1/shows "${auth100[@]}"
 done
-stop_pid "$pid_s100"; stop_pid "$pid_null"; stop_pid "$pid_s100off"; stop_pid "$pid_c100"
-head -n 1000 "$work/s100.log" >"$work/s100.sample.log" && rm -f "$work/s100.log" # keep a sample
+stop_pid "$pid_s100"; stop_pid "$pid_s100all"; stop_pid "$pid_null"; stop_pid "$pid_s100off"; stop_pid "$pid_c100"
+record "$(printf '{"kind":"log","lines":%s,"bytes":%s,"prod_lines":%s}' "$(wc -l <"$work/s100all.log")" \
+    "$(stat -c %s "$work/s100all.log")" "$(wc -l <"$work/s100.log")")"
+head -n 1000 "$work/s100all.log" >"$work/s100all.sample.log" && rm -f "$work/s100all.log" # keep a sample
 
 # --- POST ------------------------------------------------------------------------------
 log "POST /v1/shows, 1000 shows (hyperfine; curl's own cost measured alongside)"

@@ -7,7 +7,8 @@
 #
 #   bench/vs_ceiling.sh ROUNDS SECONDS NAME=BINARY [NAME=BINARY…]
 #
-# Each service logs JSON at info to a file (LOGLEVEL=off to turn the log off) and has its
+# Each service logs JSON at info to a file (LOGLEVEL=info,request=debug to log every
+# request's line, LOGLEVEL=off to turn the log off) and has its
 # Prometheus listener on, except one named `baseline` (a build from before the metrics).
 # Needs the ceiling built: `cargo build --release --example ceiling`.
 set -euo pipefail

@@ -85,7 +85,7 @@ settings_table! {
     "auth.tokenratepersecond", "APP__AUTH__TOKENRATEPERSECOND", "10", "Local mode: token requests per second each client may make (sustained).";
     "auth.tokenburst", "APP__AUTH__TOKENBURST", "20", "Local mode: token requests a client may make at once before the rate applies.";
     "log.format", "APP__LOG__FORMAT", "auto", "`json`, `text`, or `auto` (text on a terminal, JSON otherwise).";
-    "log.level", "APP__LOG__LEVEL", "info", "tracing filter, e.g. `info` or `show_service=debug,info`.";
+    "log.level", "APP__LOG__LEVEL", "info", "tracing filter, e.g. `info`, or `info,request=debug` to log successful reads too (see Operations).";
     "metrics.host", "APP__METRICS__HOST", "127.0.0.1", "Address of the Prometheus metrics listener (it serves `GET /metrics` and nothing else).";
     "metrics.port", "APP__METRICS__PORT", "0 (local) / 9464", "Port of the Prometheus metrics listener; `0` = no listener.";
     "metrics.emfintervalseconds", "APP__METRICS__EMFINTERVALSECONDS", "0 (local) / 60", "Seconds between CloudWatch EMF metric documents on stdout; `0` = none.";

@@ -5,7 +5,8 @@
 //!    `PropagateRequestId`);
 //! 2. `TraceLayer`: the request's span (its `trace_id`, from `traceparent` or
 //!    `X-Amzn-Trace-Id` or new, is on every log line of the request) and the request log
-//!    line (method, matched route, status, latency, request id, client id);
+//!    line (method, matched route, status, latency, request id, client id): see
+//!    [`log_line`] for which requests log it at which level;
 //! 3. the error envelope: every 4xx/5xx answer becomes `{"error","requestId","details"?}`,
 //!    including those made by routing (404, 405) and the limits below;
 //! 4. the header size limit (431 past [`MAX_HEADER_BYTES`]) and the request timeout (503);
@@ -193,8 +194,16 @@ async fn envelope(
     res
 }
 
-/// The request log line (WARN for a server error, INFO otherwise, target `request`) and
-/// the request's metrics.
+/// The request's metrics, and its log line (target `request`) at a level that follows
+/// what the line is for:
+/// - WARN: a server error (5xx);
+/// - INFO: a refusal (4xx) and every write (any method but GET, HEAD, OPTIONS): who
+///   changed the catalogue, who was turned away and why;
+/// - DEBUG: a read that succeeded. API Gateway's access log already has a line for every
+///   request (route, status, latency, client id), and the request metrics count it; a second line per read at INFO would be most of the
+///   service's log volume (CloudWatch Logs bills it by the byte) and, through the JSON
+///   formatter, most of a cached read's CPU. `APP__LOG__LEVEL=info,request=debug` logs
+///   them too (bench/run.sh measures both).
 fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Duration) {
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
@@ -215,10 +224,17 @@ fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Durati
     let latency_us = latency.as_micros() as u64;
     let request_id = a.request_id.to_str().unwrap_or("-");
     metrics.record(route, &a.method, res.status(), latency);
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(target: "request", method, route, status, latency_us, request_id, client_id, "request")
+        };
+    }
     if status >= 500 {
-        tracing::warn!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
+        line!(warn);
+    } else if status >= 400 || !a.method.is_safe() {
+        line!(info);
     } else {
-        tracing::info!(target: "request", method, route, status, latency_us, request_id, client_id, "request");
+        line!(debug);
     }
 }
 

@@ -59,32 +59,23 @@ async fn request_ids_are_echoed_or_generated() {
     assert_eq!(id.len(), 36, "a fresh uuid replaces an unsafe id: {id}");
 }
 
+/// Every request's line, successful reads included.
+const EVERY_REQUEST_LINE: (&str, &str) = ("APP__LOG__LEVEL", "info,request=debug");
+
 #[tokio::test]
-async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
-    let app = TestApp::spawn().await;
+async fn a_request_line_is_one_json_line_with_route_status_latency_and_id() {
+    let app = TestApp::spawn_with(&[EVERY_REQUEST_LINE]).await;
     app.client
         .get(app.url("/health"))
         .header("x-request-id", "log-line-test")
         .send()
         .await
         .unwrap();
-    // The line reaches us through the service's stdout and a reader thread: it can lag
-    // the response by a moment.
-    let started = std::time::Instant::now();
-    let line = loop {
-        let lines = app.log_lines();
-        let found = lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["request_id"] == "log-line-test");
-        match found {
-            Some(line) => break line,
-            None if started.elapsed() < std::time::Duration::from_secs(5) => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await
-            }
-            None => panic!("no request line in {lines:?}"),
-        }
-    };
+    let lines = lines_of(&app, "log-line-test").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["target"], "request");
+    assert_eq!(line["level"], "DEBUG", "a read that succeeded");
     assert_eq!(line["method"], "GET");
     assert_eq!(line["route"], "/health");
     assert_eq!(line["status"], 200);
@@ -93,8 +84,67 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_id() {
 }
 
 #[tokio::test]
-async fn the_request_line_names_the_authenticated_client() {
+async fn writes_and_refusals_are_logged_at_info_successful_reads_only_at_debug() {
     let mut app = TestApp::spawn().await;
+    let token = app.token().await;
+    let get = |path: &str, id: &'static str| {
+        app.client
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .header("x-request-id", id)
+    };
+    let statuses = [
+        get("/v1/shows", "a-read").send().await.unwrap().status(),
+        get("/v1/shows/no-such-show", "a-missing-show")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        app.client
+            .get(app.url("/v1/shows"))
+            .header("x-request-id", "no-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        app.client
+            .post(app.url("/v1/shows"))
+            .bearer_auth(&token)
+            .header("x-request-id", "a-write")
+            .json(&sample_feed())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        get("/health", "a-probe").send().await.unwrap().status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 404, 401, 201, 200]);
+    // A refusal last: once its line is in, every line before it is too (one writer, in order).
+    get("/nope", "the-last").send().await.unwrap();
+    assert_eq!(lines_of(&app, "the-last").await[0]["level"], "INFO");
+    for (id, route, status) in [
+        ("a-missing-show", "/v1/shows/{*slug}", 404),
+        ("no-token", "/v1/shows", 401),
+        ("a-write", "/v1/shows", 201),
+    ] {
+        let lines = lines_of(&app, id).await;
+        assert_eq!(lines.len(), 1, "{id}: {lines:?}");
+        assert_eq!(lines[0]["level"], "INFO", "{id}");
+        assert_eq!(lines[0]["route"], route, "{id}");
+        assert_eq!(lines[0]["status"], status, "{id}");
+    }
+    let logged: Vec<String> = app.log_lines();
+    for quiet in ["a-read", "a-probe"] {
+        assert!(
+            !logged.iter().any(|l| l.contains(quiet)),
+            "{quiet} was logged at info: {logged:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_request_line_names_the_authenticated_client() {
+    let mut app = TestApp::spawn_with(&[EVERY_REQUEST_LINE]).await;
     let token = app.token().await;
     app.client
         .get(app.url("/v1/shows"))
@@ -103,19 +153,10 @@ async fn the_request_line_names_the_authenticated_client() {
         .send()
         .await
         .unwrap();
-    let mut found = None;
-    for _ in 0..100 {
-        found = app
-            .log_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["request_id"] == "client-id-test");
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    }
-    let line = found.unwrap_or_else(|| panic!("no request line in {:?}", app.log_lines()));
+    let lines = lines_of(&app, "client-id-test").await;
+    let line = lines
+        .first()
+        .unwrap_or_else(|| panic!("no request line in {:?}", app.log_lines()));
     assert_eq!(line["client_id"], "local-client");
     assert_eq!(line["route"], "/v1/shows");
 }

@@ -5,8 +5,7 @@
 //!    `PropagateRequestId`);
 //! 2. `TraceLayer`: the request's span (its `trace_id`, from `traceparent` or
 //!    `X-Amzn-Trace-Id` or new, is on every log line of the request) and the request log
-//!    line (method, matched route, status, latency, request id, client id): see
-//!    [`log_line`] for which requests log it at which level;
+//!    line (method, matched route, status, latency, request id, client id; [`log_line`]);
 //! 3. the error envelope: every 4xx/5xx answer becomes `{"error","requestId","details"?}`,
 //!    including those made by routing (404, 405) and the limits below;
 //! 4. the header size limit (431 past [`MAX_HEADER_BYTES`]) and the request timeout (503);
@@ -40,10 +39,9 @@ use tracing::Span;
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
 
-/// The most request header bytes (names, values and `": "`/CRLF separators, as on the
-/// wire) a request may carry; more gets 431 in the envelope. API Gateway and the ALB pass
-/// far smaller headers; a JWT access token is a few KiB at most. (hyper itself answers a
-/// bare 431 to more than 100 headers or about 400 KiB of them, before any of this runs.)
+/// The most request header bytes (as on the wire) a request may carry; more gets 431 in
+/// the envelope. A JWT access token is a few KiB at most. (hyper itself answers a bare 431
+/// to more than 100 headers or about 400 KiB of them, before any of this runs.)
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Wraps `app` in every layer, in the order the module doc gives, composed into one stack
@@ -52,11 +50,8 @@ pub fn wrap(app: Router, state: AppState) -> Router {
     let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
     let stack = ServiceBuilder::new()
         .map_request(prepare)
-        .layer(SetRequestIdLayer::new(
-            X_REQUEST_ID.clone(),
-            MakeRequestUuid,
-        ))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(telemetry::in_flight_layer())
         .layer(
             TraceLayer::new_for_http()
@@ -194,16 +189,9 @@ async fn envelope(
     res
 }
 
-/// The request's metrics, and its log line (target `request`) at a level that follows
-/// what the line is for:
-/// - WARN: a server error (5xx);
-/// - INFO: a refusal (4xx) and every write (any method but GET, HEAD, OPTIONS): who
-///   changed the catalogue, who was turned away and why;
-/// - DEBUG: a read that succeeded. API Gateway's access log already has a line for every
-///   request (route, status, latency, client id), and the request metrics count it; a second line per read at INFO would be most of the
-///   service's log volume (CloudWatch Logs bills it by the byte) and, through the JSON
-///   formatter, most of a cached read's CPU. `APP__LOG__LEVEL=info,request=debug` logs
-///   them too (bench/run.sh measures both).
+/// The request's metrics and log line (target `request`): WARN for a 5xx, INFO for a 4xx
+/// and every write (not GET, HEAD, OPTIONS), DEBUG for a read that succeeded, which the
+/// metrics count and API Gateway's access log records (README, "Operations", says why).
 fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Duration) {
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
@@ -218,23 +206,19 @@ fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Durati
                 .map(|c| c.0.as_str())
         })
         .unwrap_or("-");
-    let method = a.method.as_str();
     let route = a.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let status = res.status().as_u16();
-    let latency_us = latency.as_micros() as u64;
-    let request_id = a.request_id.to_str().unwrap_or("-");
+    let (status, latency_us) = (res.status().as_u16(), latency.as_micros() as u64);
+    let (method, request_id) = (a.method.as_str(), a.request_id.to_str().unwrap_or("-"));
     metrics.record(route, &a.method, res.status(), latency);
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(target: "request", method, route, status, latency_us, request_id, client_id, "request")
         };
     }
-    if status >= 500 {
-        line!(warn);
-    } else if status >= 400 || !a.method.is_safe() {
-        line!(info);
-    } else {
-        line!(debug);
+    match status {
+        500.. => line!(warn),
+        _ if status >= 400 || !a.method.is_safe() => line!(info),
+        _ => line!(debug),
     }
 }
 

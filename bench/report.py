@@ -47,7 +47,7 @@ def stat(label, key):
 def ratio(label, ceiling, key="rps"):
     """Mean over rounds of service/ceiling for `key`, and the per-round values."""
     per = [wrk[label][n][key] / wrk[ceiling][n][key]
-           for n in sorted(wrk[label]) if n in wrk.get(ceiling, {}) and wrk[ceiling][n][key]]
+           for n in sorted(wrk.get(label, {})) if n in wrk.get(ceiling, {}) and wrk[ceiling][n][key]]
     return (mean(per), per)
 
 

@@ -20,10 +20,10 @@ use std::sync::OnceLock;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Lines the log writer holds before loggers wait for stdout: a few tenths of a second of
-/// request lines at full load, more than a stdout hiccup needs. (The crate's default, 128,000,
-/// keeps a 4 MB queue allocated and touched from the start, a quarter of the idle RSS.)
-const BUFFERED_LINES: usize = 16 * 1024;
+/// Lines the log writer holds before loggers wait for stdout: seconds of a busy task's info
+/// lines (successful reads log none). Allocated and touched at start, 32 bytes a line: the
+/// crate's default, 128,000, would be 4 MB of the idle RSS.
+const BUFFERED_LINES: usize = 4 * 1024;
 
 /// Keeps the log writer running; dropping it writes out every buffered line.
 pub type LogGuard = Option<WorkerGuard>;

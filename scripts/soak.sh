@@ -63,7 +63,7 @@ case $store in
     ;;
 esac
 
-# Per-request log lines are info; 5xx lines are warnings and stay in the log.
+# Request lines are DEBUG or INFO; 5xx lines are warnings and stay in the log.
 env -i PATH="$PATH" APP_ENV=local APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT=0 \
   APP__STORE__PATH="$work/data/shows.db" APP__LOG__FORMAT=json APP__LOG__LEVEL="info,request=warn" \
   "${store_env[@]}" "$bin" serve >"$work/service.log" 2>&1 &

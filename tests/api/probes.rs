@@ -93,32 +93,18 @@ async fn writes_and_refusals_are_logged_at_info_successful_reads_only_at_debug()
             .bearer_auth(&token)
             .header("x-request-id", id)
     };
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+    let no_token = app.client.get(app.url("/v1/shows"));
+    let write = app.client.post(app.url("/v1/shows")).bearer_auth(&token);
     let statuses = [
-        get("/v1/shows", "a-read").send().await.unwrap().status(),
-        get("/v1/shows/no-such-show", "a-missing-show")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        app.client
-            .get(app.url("/v1/shows"))
-            .header("x-request-id", "no-token")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        app.client
-            .post(app.url("/v1/shows"))
-            .bearer_auth(&token)
-            .header("x-request-id", "a-write")
-            .json(&sample_feed())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        get("/health", "a-probe").send().await.unwrap().status(),
+        status(get("/v1/shows", "a-read")).await,
+        status(get("/v1/shows/no-such-show", "a-missing-show")).await,
+        status(no_token.header("x-request-id", "no-token")).await,
+        status(write.header("x-request-id", "a-write").json(&sample_feed())).await,
+        status(get("/health", "a-probe")).await,
     ];
-    assert_eq!(statuses.map(|s| s.as_u16()), [200, 404, 401, 201, 200]);
+    assert_eq!(statuses, [200, 404, 401, 201, 200]);
     // A refusal last: once its line is in, every line before it is too (one writer, in order).
     get("/nope", "the-last").send().await.unwrap();
     assert_eq!(lines_of(&app, "the-last").await[0]["level"], "INFO");

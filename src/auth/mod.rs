@@ -92,9 +92,10 @@ pub struct Auth {
     verifier: Verifier,
     /// The local issuer, in local mode.
     issuer: Option<Arc<Issuer>>,
-    /// [`VERIFICATIONS`] of accepted tokens, `cached` and `ok`, registered once: every
-    /// authorized request counts one.
-    accepted: [metrics::Counter; 2],
+    /// [`VERIFICATIONS`] of accepted tokens, registered once (every authorized request
+    /// counts one): `outcome="cached"`, a token verified before; `outcome="ok"`, verified now.
+    accepted_cached: metrics::Counter,
+    accepted_ok: metrics::Counter,
 }
 
 impl Auth {
@@ -134,8 +135,8 @@ impl Auth {
             resource_server: auth.resource_server.clone(),
             verifier: Verifier::new(Arc::new(keys), rules),
             issuer,
-            accepted: ["cached", "ok"]
-                .map(|outcome| metrics::counter!(VERIFICATIONS, "outcome" => outcome)),
+            accepted_cached: metrics::counter!(VERIFICATIONS, "outcome" => "cached"),
+            accepted_ok: metrics::counter!(VERIFICATIONS, "outcome" => "ok"),
         }))
     }
 
@@ -161,7 +162,7 @@ impl Auth {
             .and_then(|h| bearer_bytes(h.as_bytes()))
             .and_then(|t| self.verifier.cached(t, now))
         {
-            Some(hit) => (hit, &self.accepted[0]),
+            Some(hit) => (hit, &self.accepted_cached),
             None => {
                 let token = match bearer_token(authorization) {
                     Ok(t) => t,
@@ -174,7 +175,11 @@ impl Auth {
                     .verify_with_outcome(token, now)
                     .await
                     .map_err(|(outcome, e)| counted(outcome, e))?;
-                (verified, &self.accepted[usize::from(outcome != "cached")])
+                let counter = match outcome {
+                    "cached" => &self.accepted_cached,
+                    _ => &self.accepted_ok,
+                };
+                (verified, counter)
             }
         };
         let needed = self.full_scope(scope);

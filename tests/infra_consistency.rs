@@ -12,7 +12,7 @@ use show_service::auth::Scope;
 use show_service::config::{AuthMode, DEFAULT_PORT, ENV_VARS, Settings, StoreKind};
 use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
 use show_service::store::layout::{
-    GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
+    CHANGE_LOG_EXPIRES, GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
 };
 use show_service::telemetry::metrics::METRICS;
 use std::collections::{BTreeMap, BTreeSet};
@@ -729,6 +729,19 @@ fn table_key_and_index_equal_the_stores_layout() {
     assert_eq!(
         types, expected,
         "{file}: key attributes/types differ from the store's layout"
+    );
+
+    // The change log's entries expire through the table's TTL, on the store's attribute.
+    let ttl = nested(&table.body, "ttl");
+    assert_eq!(ttl.len(), 1, "{file}: one ttl block");
+    assert_eq!(
+        string(attr(&ttl[0].body, "ttl", "attribute_name"), "ttl"),
+        CHANGE_LOG_EXPIRES,
+        "{file}: ttl attribute differs from store::layout::CHANGE_LOG_EXPIRES"
+    );
+    assert!(
+        matches!(attr(&ttl[0].body, "ttl", "enabled"), Expression::Bool(true)),
+        "{file}: ttl enabled"
     );
 
     let gsis = nested(&table.body, "global_secondary_index");

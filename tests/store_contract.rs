@@ -338,6 +338,66 @@ macro_rules! contract_tests {
         }
 
         #[tokio::test]
+        async fn the_change_log_names_each_writes_shows_as_they_are_now() {
+            use show_service::store::{ChangeRecord, Changes};
+            let f = fixture().await;
+            let version = || async {
+                match f.store.change_record().await.unwrap() {
+                    ChangeRecord::Version(v) => v,
+                    other => panic!("{other:?}"),
+                }
+            };
+            f.store.upsert(sample_feed()).await.unwrap();
+            let v1 = version().await;
+            // show/x0 eligible, show/x1 not DRM, then show/x0 moved and the sample's
+            // show/sample-000002 deleted.
+            let x = |slug: &str, drm: bool, episodes: u32| {
+                show(json!({"slug": slug, "title": format!("T {slug}"), "drm": drm,
+                    "episodeCount": episodes, "image": {"showImage": "http://i.example.com/a.jpg"}}))
+            };
+            f.store
+                .upsert(vec![x("show/x0", true, 3), x("show/x1", false, 3)])
+                .await
+                .unwrap();
+            let v2 = version().await;
+            f.store.upsert(vec![x("show/x0", true, 7)]).await.unwrap();
+            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap()).await.unwrap());
+            let v4 = version().await;
+            assert!(v1 < v2 && v2 < v4);
+
+            let Changes::Shows { slugs, items } = f.store.changes_since(v1, v4, 100).await.unwrap()
+            else {
+                panic!("every version since {v1} is logged");
+            };
+            assert_eq!(slugs, ["show/sample-000002", "show/x0", "show/x1"]);
+            assert_eq!(items.len(), 1, "{items:?}");
+            assert_eq!((items[0].slug.as_str(), items[0].episode_count), ("show/x0", 7));
+            assert_eq!(items[0].title, "T show/x0");
+            assert_eq!(items[0].image, "http://i.example.com/a.jpg");
+
+            // Applied to the catalogue at v1, the log gives the catalogue at v4.
+            let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
+            let mut expected = sample_expected();
+            expected.retain(|(slug, ..)| slug != "show/sample-000002");
+            expected.insert(("show/x0".into(), "T show/x0".into(), "http://i.example.com/a.jpg".into()));
+            assert_eq!(as_set(&page.items), expected);
+
+            // Only the versions asked for.
+            let Changes::Shows { slugs, .. } = f.store.changes_since(v2, v4, 100).await.unwrap()
+            else {
+                panic!("logged");
+            };
+            assert_eq!(slugs, ["show/sample-000002", "show/x0"]);
+            // More shows than the caller would re-read, versions never written, or nothing
+            // asked: the log cannot tell.
+            assert_eq!(f.store.changes_since(v1, v4, 2).await.unwrap(), Changes::Unknown);
+            assert_eq!(f.store.changes_since(v4, v4 + 3, 100).await.unwrap(), Changes::Unknown);
+            assert_eq!(f.store.changes_since(v4, v4, 100).await.unwrap(), Changes::Unknown);
+            // The log is never part of the catalogue.
+            assert!(page.items.iter().all(|i| i.slug.starts_with("show/")));
+        }
+
+        #[tokio::test]
         async fn pages_carry_each_items_episode_count() {
             let f = fixture().await;
             let shows = many("ec", 60, 1);

@@ -17,6 +17,18 @@ pub const CHANGE_RECORD_KEY: &str = "meta/catalogue-version";
 /// The change record's counter attribute (N), bumped with `UpdateItem ADD`.
 pub const CHANGE_RECORD_ATTRIBUTE: &str = "version";
 
+/// The key prefix of the change log's entries: `meta/catalogue-change/{version}` holds
+/// the slugs the write of that version named. Outside the `show/…` key space and without
+/// the index's attributes, like the change record.
+pub const CHANGE_LOG_PREFIX: &str = "meta/catalogue-change/";
+/// A change-log entry's slugs (SS); absent when the write named more than
+/// [`CHANGE_LOG_MAX_SLUGS`] (readers then read the whole index).
+pub const CHANGE_LOG_SLUGS: &str = "slugs";
+/// The table's TTL attribute (N, epoch seconds): DynamoDB deletes an entry after it.
+pub const CHANGE_LOG_EXPIRES: &str = "expiresAt";
+/// At most this many slugs per entry (200 characters each: well inside an item's 400 KB).
+pub const CHANGE_LOG_MAX_SLUGS: usize = 1000;
+
 /// The table of an environment: `shows-{env}`.
 pub fn table_name(env: &str) -> String {
     format!("shows-{env}")

@@ -7,6 +7,12 @@
 //! import), readable with one small call ([`ShowStore::change_record`]). Every task of
 //! the service reads it instead of re-reading the catalogue to learn whether the
 //! catalogue changed; the store owns it because every writer goes through the store.
+//!
+//! With each bump a store also logs which shows that write named (the change log,
+//! [`ShowStore::changes_since`]), so a task that holds the catalogue at one version can
+//! re-read just those shows instead of the whole index. The log is kept for a while, not
+//! forever; when it cannot tell (trimmed, an entry missing, more shows than re-reading
+//! everything would cost) the answer is [`Changes::Unknown`] and the task reads the index.
 //! [`cursor`] is the paging position both stores and the cached catalogue share.
 //!
 //! What each backend call costs (calls by outcome, durations, DynamoDB's capacity units,
@@ -105,6 +111,19 @@ pub enum ChangeRecord {
     Invalid,
 }
 
+/// What the change log says about the versions after a given one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Every show those writes named (`slugs`), and of them the ones in the catalogue now
+    /// (`items`: DRM, more than 0 episodes), read after the versions were.
+    Shows {
+        slugs: Vec<String>,
+        items: Vec<ListItem>,
+    },
+    /// The log cannot tell: the catalogue must be read again.
+    Unknown,
+}
+
 /// The storage seam. Implementations must be safe to share across requests.
 #[async_trait]
 pub trait ShowStore: Send + Sync + 'static {
@@ -130,6 +149,20 @@ pub trait ShowStore: Send + Sync + 'static {
     /// The change record (see the module doc): one small read. Every successful write
     /// (whole or `Partial`) bumps it before it returns, and after its shows are stored.
     async fn change_record(&self) -> Result<ChangeRecord, StoreError>;
+
+    /// The shows that the writes of versions `since + 1 ..= upto` of the change record
+    /// named, as the store holds them now; [`Changes::Unknown`] when the log does not
+    /// hold all of those versions, or when they named more than `max_shows` shows. A
+    /// store without a log always answers `Unknown`.
+    async fn changes_since(
+        &self,
+        since: u64,
+        upto: u64,
+        max_shows: usize,
+    ) -> Result<Changes, StoreError> {
+        let _ = (since, upto, max_shows);
+        Ok(Changes::Unknown)
+    }
 }
 
 /// A shared store handle.

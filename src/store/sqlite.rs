@@ -10,7 +10,9 @@
 //!
 //! Table `catalogue_version` holds the change record (one row, `id = 1`): a feed or a
 //! delete bumps it in the same transaction as its rows, so a reader never sees one
-//! without the other. A feed is written in one transaction (all or nothing). One
+//! without the other. Table `catalogue_changes(version, slugs)` is the change log: the
+//! same transaction stores the slugs the write named (a JSON array) under the version it
+//! bumped to, and drops entries more than [`KEEP_VERSIONS`] behind. A feed is written in one transaction (all or nothing). One
 //! connection writes; a few read, concurrently with it (WAL). Calls run on the blocking
 //! pool.
 //!
@@ -23,8 +25,9 @@
 //! import` or a second server says so and exits ([`HELD`]).
 
 use super::cursor::Position;
+use super::layout::CHANGE_LOG_MAX_SLUGS;
 use super::usage::{self, Call};
-use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError};
+use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError};
 use crate::domain::{Show, Slug};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -60,12 +63,48 @@ CREATE TABLE IF NOT EXISTS catalogue_version (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catalogue_changes (
+    version INTEGER PRIMARY KEY,
+    slugs   TEXT
+);
 ";
 
-/// Bumps the change record; runs in the transaction of the write it records.
+/// Change-log entries kept (and the most versions one answer spans).
+const KEEP_VERSIONS: i64 = 1000;
+
+/// Bumps the change record, returning the new version.
 const BUMP: &str = "
 INSERT INTO catalogue_version (id, version) VALUES (1, 1)
-ON CONFLICT (id) DO UPDATE SET version = version + 1";
+ON CONFLICT (id) DO UPDATE SET version = version + 1
+RETURNING version";
+
+/// One show of the catalogue by slug (the change log's reader).
+const LIST_ONE: &str = "
+SELECT slug, json_extract(doc, '$.title'), coalesce(json_extract(doc, '$.image.showImage'), ''),
+       episode_count
+FROM shows
+WHERE slug = ?1 AND drm_key = 1 AND episode_count > 0";
+
+/// Bumps the change record and logs `slugs` under the new version (none when more than
+/// an entry holds: readers then read the index); runs in the transaction of the write.
+fn record_change(tx: &rusqlite::Transaction<'_>, slugs: &[&str]) -> Result<(), StoreError> {
+    let version: rusqlite::types::Value = tx.query_row(BUMP, [], |r| r.get(0)).map_err(map_err)?;
+    let rusqlite::types::Value::Integer(version) = version else {
+        return Ok(()); // a record of another type: readers fall back to the index anyway
+    };
+    let named = (slugs.len() <= CHANGE_LOG_MAX_SLUGS)
+        .then(|| serde_json::to_string(slugs))
+        .transpose()
+        .map_err(|e| StoreError::Internal(e.into()))?;
+    tx.prepare_cached("INSERT OR REPLACE INTO catalogue_changes (version, slugs) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![version, named]))
+        .and_then(|_| {
+            tx.prepare_cached("DELETE FROM catalogue_changes WHERE version <= ?1")?
+                .execute([version - KEEP_VERSIONS])
+        })
+        .map_err(map_err)?;
+    Ok(())
+}
 
 const UPSERT: &str = "
 INSERT INTO shows (slug, drm_key, episode_count, doc) VALUES (?1, ?2, ?3, ?4)
@@ -291,7 +330,8 @@ impl ShowStore for SqliteStore {
                         .map_err(map_err)?;
                 }
             }
-            tx.execute(BUMP, []).map_err(map_err)?;
+            let slugs: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            record_change(&tx, &slugs)?;
             tx.commit().map_err(map_err)?;
             Ok(rows.len())
         })
@@ -373,7 +413,7 @@ impl ShowStore for SqliteStore {
                 .map_err(map_err)?
                 > 0;
             if deleted {
-                tx.execute(BUMP, []).map_err(map_err)?;
+                record_change(&tx, &[slug.as_str()])?;
             }
             tx.commit().map_err(map_err)?;
             Ok(deleted)
@@ -393,6 +433,69 @@ impl ShowStore for SqliteStore {
                     u64::try_from(n).map_or(ChangeRecord::Invalid, ChangeRecord::Version)
                 }
                 Some(_) => ChangeRecord::Invalid,
+            })
+        })
+        .await
+    }
+
+    async fn changes_since(
+        &self,
+        since: u64,
+        upto: u64,
+        max_shows: usize,
+    ) -> Result<Changes, StoreError> {
+        let (Ok(from), Ok(to)) = (i64::try_from(since), i64::try_from(upto)) else {
+            return Ok(Changes::Unknown);
+        };
+        if to <= from || to - from > KEEP_VERSIONS {
+            return Ok(Changes::Unknown);
+        }
+        self.read("changes", move |conn| {
+            // One read transaction: the entries and the shows from one snapshot.
+            let tx = conn.unchecked_transaction().map_err(map_err)?;
+            let entries: Vec<Option<String>> = tx
+                .prepare_cached(
+                    "SELECT slugs FROM catalogue_changes WHERE version > ?1 AND version <= ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map([from, to], |r| r.get(0))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(map_err)?;
+            if entries.len() as i64 != to - from {
+                return Ok(Changes::Unknown);
+            }
+            let mut slugs = std::collections::BTreeSet::new();
+            for entry in entries {
+                let Some(named) = entry.and_then(|e| serde_json::from_str::<Vec<String>>(&e).ok())
+                else {
+                    return Ok(Changes::Unknown);
+                };
+                slugs.extend(named);
+                if slugs.len() > max_shows {
+                    return Ok(Changes::Unknown);
+                }
+            }
+            let mut stmt = tx.prepare_cached(LIST_ONE).map_err(map_err)?;
+            let mut items = Vec::new();
+            for slug in &slugs {
+                let found = stmt
+                    .query_row([slug], |row| {
+                        Ok(ListItem {
+                            slug: row.get(0)?,
+                            title: row.get(1)?,
+                            image: row.get(2)?,
+                            episode_count: row.get(3)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(map_err)?;
+                items.extend(found);
+            }
+            usage::consumed("changes", 0.0, 0.0, items.len());
+            Ok(Changes::Shows {
+                slugs: slugs.into_iter().collect(),
+                items,
             })
         })
         .await

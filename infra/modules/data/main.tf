@@ -39,6 +39,13 @@ resource "aws_dynamodb_table" "this" {
     projection_type = "ALL"
   }
 
+  # The catalogue's change-log entries (meta/catalogue-change/{version}) carry expiresAt;
+  # DynamoDB deletes them after it. No show has the attribute.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = var.point_in_time_recovery
   }

@@ -22,8 +22,10 @@
 //! consistent `GetItem` (half a read unit). A bump that fails after the shows were
 //! written makes the write a 503: the client's retry (puts and deletes are idempotent)
 //! bumps it again, and other tasks would otherwise not see the change before their
-//! safety-net refresh.
+//! safety-net refresh. After the bump, the writer logs the slugs it wrote under the
+//! version the bump returned ([`changes`]), so other tasks re-read only those shows.
 
+pub mod changes;
 pub mod client;
 pub mod cursor;
 pub mod errors;
@@ -35,7 +37,7 @@ pub mod write;
 mod tests;
 
 use super::usage::{self, Call};
-use super::{ChangeRecord, ListItem, Page, PageRequest, ShowStore, StoreError};
+use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError};
 use crate::config::DynamoSettings;
 use crate::domain::{Show, Slug};
 use crate::store::layout::{
@@ -137,9 +139,29 @@ impl DynamoStore {
         }
     }
 
-    /// Bumps the change record (`UpdateItem ADD`), after a write that changed something.
-    /// A failure is a 503 that says the write itself went through.
-    async fn bump_change_record(&self, what: &str) -> Result<(), StoreError> {
+    /// Bumps the change record (`UpdateItem ADD`), after a write that changed something,
+    /// and logs the write's `slugs` under the new version. A failed bump is a 503 that
+    /// says the write itself went through; a failed log entry only costs other tasks a
+    /// read of the index (a WARN line).
+    async fn record_change(&self, what: &str, slugs: Vec<String>) -> Result<(), StoreError> {
+        let version = self.bump_change_record(what).await?;
+        let Some(version) = version else {
+            return Ok(());
+        };
+        if let Err(e) = changes::put(&self.client, &self.table, version, slugs).await {
+            tracing::warn!(
+                table = %self.table,
+                version,
+                error = %e,
+                "{what} went through but its change-log entry was not written: other tasks \
+                 read the whole index to see it"
+            );
+        }
+        Ok(())
+    }
+
+    /// The bump itself; the new version, when DynamoDB returned it as a whole number.
+    async fn bump_change_record(&self, what: &str) -> Result<Option<u64>, StoreError> {
         let call = Call::start("dynamodb", "UpdateItem");
         let res = self
             .client
@@ -149,6 +171,7 @@ impl DynamoStore {
             .update_expression("ADD #v :one")
             .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -157,7 +180,11 @@ impl DynamoStore {
         match res {
             Ok(out) => {
                 usage::consumed("UpdateItem", 0.0, units(out.consumed_capacity()), 1);
-                Ok(())
+                Ok(out
+                    .attributes()
+                    .and_then(|a| a.get(CHANGE_RECORD_ATTRIBUTE))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok()))
             }
             Err(e) => {
                 tracing::error!(
@@ -306,6 +333,7 @@ impl ShowStore for DynamoStore {
             }
         }
         items.reverse();
+        let slugs = seen.into_iter().map(str::to_string).collect();
         // A show over DynamoDB's item limit would fail its whole batch: refuse the feed
         // before anything is written.
         if let Some(big) = items
@@ -323,7 +351,7 @@ impl ShowStore for DynamoStore {
         };
         let result = write::write_all(&target, items, &self.policy).await;
         if matches!(result, Ok(_) | Err(StoreError::Partial { .. })) {
-            self.bump_change_record("the feed").await?;
+            self.record_change("the feed", slugs).await?;
         }
         result
     }
@@ -436,7 +464,8 @@ impl ShowStore for DynamoStore {
         let out = res?;
         usage::consumed("DeleteItem", 0.0, units(out.consumed_capacity()), 1);
         // Bumped even when the show was absent: a retry after a failed bump still bumps.
-        self.bump_change_record("the delete").await?;
+        self.record_change("the delete", vec![slug.to_string()])
+            .await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -469,5 +498,14 @@ impl ShowStore for DynamoStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<u64>().ok())
             .map_or(ChangeRecord::Invalid, ChangeRecord::Version))
+    }
+
+    async fn changes_since(
+        &self,
+        since: u64,
+        upto: u64,
+        max_shows: usize,
+    ) -> Result<Changes, StoreError> {
+        changes::since(&self.client, &self.table, since, upto, max_shows).await
     }
 }

@@ -1,0 +1,240 @@
+//! The change log on DynamoDB (see [`crate::store`]): after the change record's bump
+//! numbered a write `v`, the writer puts the item `meta/catalogue-change/{v}` holding the
+//! slugs that write named. A task holding the catalogue at version `a` that reads `b`
+//! from the record gets entries `a+1 ..= b` with one `BatchGetItem`, then the shows they
+//! name with `BatchGetItem`s of 100 — both strongly consistent, so what a task applies is
+//! the table as it is after those writes, not a lagging index (and whichever of two
+//! concurrent writes of a show won, the table says). A changed show costs a task one
+//! read unit (up to 4 KB); re-reading the index costs what the catalogue holds.
+//!
+//! Entries carry `expiresAt` (epoch seconds, [`KEEP`] after the write) for the table's
+//! TTL (enabled by `infra/modules/data`); a task that held its catalogue longer than
+//! that reads the index. An entry is put just after the bump that numbered it, so a
+//! reader can see a version a few milliseconds before its entry: a missing entry is
+//! asked for once more after [`MISSING_RETRY`] before the answer is
+//! [`Changes::Unknown`]. A writer that fails between the two (or never writes entries:
+//! the Go service, a console edit) leaves a gap, and readers read the index.
+
+use super::errors::{self, CallContext};
+use super::item::{self, Item};
+use super::units;
+use crate::store::layout::{
+    CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS, GSI_HASH_KEY,
+    GSI_RANGE_KEY, TABLE_HASH_KEY,
+};
+use crate::store::usage::{self, Call};
+use crate::store::{Changes, StoreError};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long an entry is kept (the table's TTL deletes it within a day or two after).
+pub const KEEP: Duration = Duration::from_secs(3600);
+/// At most this many versions in one answer: one `BatchGetItem` (DynamoDB's limit: 100
+/// keys per call).
+pub const MAX_VERSIONS: u64 = 100;
+/// How long a reader waits before asking again for an entry not written yet.
+const MISSING_RETRY: Duration = Duration::from_millis(100);
+/// `BatchGetItem` calls for one answer's shows in flight at once.
+const CONCURRENCY: usize = 4;
+/// Pauses between `UnprocessedKeys` retries: 50 ms doubling, this many times.
+const UNPROCESSED_RETRIES: u32 = 5;
+
+/// The key of the entry of `version`.
+pub fn entry_key(version: u64) -> String {
+    format!("{CHANGE_LOG_PREFIX}{version}")
+}
+
+/// Puts the entry of `version`: the slugs its write named, or none when they are more
+/// than an entry holds (readers then read the index).
+pub async fn put(
+    client: &Client,
+    table: &str,
+    version: u64,
+    slugs: Vec<String>,
+) -> Result<(), StoreError> {
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(KEEP)
+        .as_secs();
+    let mut entry = HashMap::from([
+        (
+            TABLE_HASH_KEY.to_string(),
+            AttributeValue::S(entry_key(version)),
+        ),
+        (
+            CHANGE_LOG_EXPIRES.to_string(),
+            AttributeValue::N(expires.to_string()),
+        ),
+    ]);
+    // A string set cannot be empty; no set reads as "unknown".
+    if !slugs.is_empty() && slugs.len() <= CHANGE_LOG_MAX_SLUGS {
+        entry.insert(CHANGE_LOG_SLUGS.to_string(), AttributeValue::Ss(slugs));
+    }
+    let call = Call::start("dynamodb", "PutItem");
+    let res = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(entry))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .map_err(|e| errors::from_sdk(e, cx(table, "PutItem")));
+    call.finish(&res);
+    let out = res?;
+    usage::consumed("PutItem", 0.0, units(out.consumed_capacity()), 1);
+    Ok(())
+}
+
+fn cx<'a>(table: &'a str, operation: &'static str) -> CallContext<'a> {
+    CallContext {
+        operation,
+        table,
+        index: None,
+    }
+}
+
+/// What versions `since + 1 ..= upto` changed (see the module doc).
+pub async fn since(
+    client: &Client,
+    table: &str,
+    since: u64,
+    upto: u64,
+    max_shows: usize,
+) -> Result<Changes, StoreError> {
+    if upto <= since || upto - since > MAX_VERSIONS {
+        return Ok(Changes::Unknown);
+    }
+    let mut wanted: Vec<String> = (since + 1..=upto).map(entry_key).collect();
+    let mut entries = Vec::with_capacity(wanted.len());
+    for attempt in 0..2 {
+        let found = batch_get(client, table, wanted.clone(), Projection::Entry).await?;
+        let keys: BTreeSet<&str> = found.iter().filter_map(item::slug_of).collect();
+        wanted.retain(|k| !keys.contains(k.as_str()));
+        entries.extend(found);
+        if wanted.is_empty() {
+            break;
+        }
+        if attempt == 0 {
+            tokio::time::sleep(MISSING_RETRY).await;
+        } else {
+            return Ok(Changes::Unknown);
+        }
+    }
+    let mut slugs = BTreeSet::new();
+    for entry in &entries {
+        let Some(named) = entry.get(CHANGE_LOG_SLUGS).and_then(|a| a.as_ss().ok()) else {
+            return Ok(Changes::Unknown);
+        };
+        slugs.extend(named.iter().cloned());
+        if slugs.len() > max_shows {
+            return Ok(Changes::Unknown);
+        }
+    }
+    let slugs: Vec<String> = slugs.into_iter().collect();
+    let chunks: Vec<Vec<String>> = slugs.chunks(100).map(<[String]>::to_vec).collect();
+    let shows: Vec<Vec<Item>> = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|chunk| batch_get(client, table, chunk, Projection::Show)),
+    )
+    .buffer_unordered(CONCURRENCY)
+    .try_collect()
+    .await?;
+    let items = shows
+        .iter()
+        .flatten()
+        .filter(|it| in_catalogue(it))
+        .filter_map(item::to_list_item)
+        .collect();
+    Ok(Changes::Shows { slugs, items })
+}
+
+/// Whether a show is in the index the catalogue reads: `drmKey = 1`, `episodeCount > 0`.
+fn in_catalogue(it: &Item) -> bool {
+    let n = |name| it.get(name).and_then(|a| a.as_n().ok());
+    n(GSI_HASH_KEY).is_some_and(|v| v == "1")
+        && n(GSI_RANGE_KEY)
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+}
+
+#[derive(Clone, Copy)]
+enum Projection {
+    Entry,
+    Show,
+}
+
+/// Strongly consistent `BatchGetItem` of up to 100 keys, `UnprocessedKeys` retried.
+async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<String>,
+    projection: Projection,
+) -> Result<Vec<Item>, StoreError> {
+    let keys = keys
+        .into_iter()
+        .map(|k| HashMap::from([(TABLE_HASH_KEY.to_string(), AttributeValue::S(k))]))
+        .collect();
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(true)
+        .expression_attribute_names("#slug", TABLE_HASH_KEY);
+    let request = match projection {
+        Projection::Entry => request
+            .projection_expression("#slug, #slugs")
+            .expression_attribute_names("#slugs", CHANGE_LOG_SLUGS),
+        Projection::Show => request
+            .projection_expression("#slug, #title, #image.#showImage, #episodeCount, #drmKey")
+            .expression_attribute_names("#title", "title")
+            .expression_attribute_names("#image", "image")
+            .expression_attribute_names("#showImage", "showImage")
+            .expression_attribute_names("#episodeCount", GSI_RANGE_KEY)
+            .expression_attribute_names("#drmKey", GSI_HASH_KEY),
+    };
+    let mut pending = Some(
+        request
+            .build()
+            .map_err(|e| StoreError::Internal(e.into()))?,
+    );
+    let mut found = Vec::new();
+    let mut attempt = 0;
+    while let Some(request) = pending.take() {
+        let call = Call::start("dynamodb", "BatchGetItem");
+        let res = client
+            .batch_get_item()
+            .request_items(table, request)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, cx(table, "BatchGetItem")));
+        call.finish(&res);
+        let mut out = res?;
+        let got = out
+            .responses
+            .as_mut()
+            .and_then(|r| r.remove(table))
+            .unwrap_or_default();
+        let read_units = out.consumed_capacity().iter().map(|c| units(Some(c))).sum();
+        usage::consumed("BatchGetItem", read_units, 0.0, got.len());
+        found.extend(got);
+        pending = out
+            .unprocessed_keys
+            .as_mut()
+            .and_then(|u| u.remove(table))
+            .filter(|k| !k.keys().is_empty());
+        if pending.is_some() {
+            attempt += 1;
+            if attempt > UNPROCESSED_RETRIES {
+                return Err(StoreError::unavailable(
+                    "DynamoDB BatchGetItem left keys unprocessed: throttled",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50) * (1 << attempt)).await;
+        }
+    }
+    Ok(found)
+}

@@ -19,6 +19,13 @@
 //!   read the old index, and the record would then say "unchanged" for good. A snapshot
 //!   filled because something changed (a new record, a local write, a cold start) is
 //!   therefore refilled once more at the next check ("settle").
+//! - A change is applied, not re-read, when the store's change log can say what it was
+//!   ([`crate::store::ShowStore::changes_since`]): the shows the writes since the held
+//!   version named are re-read and spliced into the snapshot's bytes (unchanged items
+//!   are copied, not serialized again), so a task follows a one-show write at 100,000
+//!   shows in milliseconds, for one read unit a show. The index is read again only when
+//!   the log cannot tell, when the changes are more shows than [`delta_budget`] allows
+//!   (then the index is the cheaper read), or when the snapshot still has to settle.
 //! - Writes through this task invalidate the snapshot at once (a generation counter
 //!   bumped before and after each write, so a fill that raced a write is never kept).
 //! - Safety net: at least every `safety_net` the index is read again anyway, for writers
@@ -35,7 +42,7 @@
 //! task's walk on any other task and across refills.
 
 use crate::store::cursor::Position;
-use crate::store::{ChangeRecord, ListItem, ShowStore, StoreError};
+use crate::store::{ChangeRecord, Changes, ListItem, ShowStore, StoreError};
 use bytes::Bytes;
 use std::io::Write;
 use std::sync::RwLock;
@@ -48,6 +55,9 @@ const GZIP_MIN_BYTES: usize = 1024;
 
 /// The fraction of the TTL after which a request checks ahead of the expiry.
 pub const REFRESH_AT: (u32, u32) = (3, 4);
+
+/// The fewest changed shows a snapshot re-reads one by one rather than reading the index.
+const DELTA_MIN_SHOWS: usize = 64;
 
 /// After a failed check, requests within the stale window are served without another
 /// check for this long.
@@ -90,6 +100,8 @@ pub struct Snapshot {
     /// Refill once more at the next check (see the module doc).
     settle: bool,
     generation: u64,
+    /// Read units of the last full read of the index (0 on stores that report none).
+    full_read_units: f64,
 }
 
 /// Why a snapshot was (re)filled: the `reason` label of `catalogue_refills_total`.
@@ -136,6 +148,18 @@ fn serialize(mut items: Vec<ListItem>) -> Result<(Vec<u8>, Vec<Slot>), serde_jso
     Ok((json, slots))
 }
 
+/// How many changed shows a snapshot re-reads one by one before the index is the cheaper
+/// read: a strongly consistent read of a show costs one unit, so as many as the last full
+/// read of the index cost; on a store that reports no units, a tenth of the catalogue.
+fn delta_budget(p: &Snapshot) -> usize {
+    let by_units = if p.full_read_units > 0.0 {
+        p.full_read_units.ceil() as usize
+    } else {
+        p.len() / 10
+    };
+    DELTA_MIN_SHOWS.max(by_units)
+}
+
 impl Snapshot {
     /// The snapshot of `items`: `previous`'s gzip variant and ETag when the JSON is the
     /// same bytes, else compressed and hashed anew.
@@ -148,6 +172,80 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, serde_json::Error> {
         let (json, slots) = serialize(items)?;
+        Ok(Snapshot::assemble(
+            json, slots, version, filled_at, settle, generation, previous,
+        ))
+    }
+
+    /// This snapshot with the shows named in `slugs` replaced by `items` (those of them in
+    /// the catalogue now): the same bytes a full build of the result would make, so the
+    /// same ETag. The safety net's clock and the full read's units carry over.
+    fn apply(
+        &self,
+        slugs: &[String],
+        mut items: Vec<ListItem>,
+        version: u64,
+        generation: u64,
+    ) -> Result<Snapshot, serde_json::Error> {
+        let changed: std::collections::HashSet<&str> = slugs.iter().map(String::as_str).collect();
+        items.retain(|i| changed.contains(i.slug.as_str()));
+        let (fresh, fresh_slots) = serialize(items)?;
+        let mut json = Vec::with_capacity(self.json.len() + fresh.len());
+        let mut slots = Vec::with_capacity(self.slots.len() + fresh_slots.len());
+        json.extend_from_slice(b"{\"response\":[");
+        let mut push = |json: &mut Vec<u8>, ec: u32, slug: &str, bytes: &[u8]| {
+            if !slots.is_empty() {
+                json.push(b',');
+            }
+            let start = json.len();
+            json.extend_from_slice(bytes);
+            slots.push(Slot {
+                episode_count: ec,
+                slug: slug.into(),
+                start,
+                end: json.len(),
+            });
+        };
+        let mut added = fresh_slots.iter().peekable();
+        for old in self.slots.iter().filter(|s| !changed.contains(&*s.slug)) {
+            while let Some(n) =
+                added.next_if(|n| (n.episode_count, &*n.slug) < (old.episode_count, &*old.slug))
+            {
+                push(&mut json, n.episode_count, &n.slug, &fresh[n.start..n.end]);
+            }
+            push(
+                &mut json,
+                old.episode_count,
+                &old.slug,
+                &self.json[old.start..old.end],
+            );
+        }
+        for n in added {
+            push(&mut json, n.episode_count, &n.slug, &fresh[n.start..n.end]);
+        }
+        json.extend_from_slice(b"]}");
+        let mut next = Snapshot::assemble(
+            json,
+            slots,
+            Some(version),
+            self.filled_at,
+            false,
+            generation,
+            Some(self),
+        );
+        next.full_read_units = self.full_read_units;
+        Ok(next)
+    }
+
+    fn assemble(
+        json: Vec<u8>,
+        slots: Vec<Slot>,
+        version: Option<u64>,
+        filled_at: Instant,
+        settle: bool,
+        generation: u64,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
         let json = Bytes::from(json);
         let (gzip, etag, etag_header) = match previous {
             Some(p) if p.json == json => (p.gzip.clone(), p.etag.clone(), p.etag_header.clone()),
@@ -158,7 +256,7 @@ impl Snapshot {
                 (gzip_of(&json), etag, header)
             }
         };
-        Ok(Snapshot {
+        Snapshot {
             json,
             gzip,
             etag,
@@ -168,7 +266,8 @@ impl Snapshot {
             filled_at,
             settle,
             generation,
-        })
+            full_read_units: 0.0,
+        }
     }
 
     /// How many items the catalogue holds.
@@ -430,6 +529,17 @@ impl ListCache {
                 return Ok(snapshot);
             }
         };
+        if let Some(p) = previous.as_ref()
+            && let (Some(held), Some(now)) = (p.version, version)
+            && now > held
+            && !p.settle
+            && matches!(reason, Reason::Changed | Reason::LocalWrite)
+            && let Some(applied) = self
+                .apply_changes(store, p, reason, held, now, generation, checked_at)
+                .await?
+        {
+            return Ok(applied);
+        }
         // One more refill after this one when it follows a change (the index may lag);
         // a settling refill (same version) or a safety-net one settles.
         let settle = match reason {
@@ -472,6 +582,59 @@ impl ListCache {
         }
     }
 
+    /// Applies the changes of versions `held + 1 ..= now` to `p` when the store's change
+    /// log can say what they were; `None` when the index must be read instead.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_changes(
+        &self,
+        store: &dyn ShowStore,
+        p: &Snapshot,
+        reason: Reason,
+        held: u64,
+        now: u64,
+        generation: u64,
+        checked_at: Instant,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let started = Instant::now();
+        let budget = delta_budget(p);
+        let Changes::Shows { slugs, items } = store.changes_since(held, now, budget).await? else {
+            tracing::debug!(
+                held,
+                now,
+                budget,
+                "the change log cannot tell: reading the index"
+            );
+            return Ok(None);
+        };
+        let listed = items.len();
+        let snapshot = Arc::new(
+            p.apply(&slugs, items, now, generation)
+                .map_err(|e| StoreError::Internal(e.into()))?,
+        );
+        let took = started.elapsed();
+        metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => "delta")
+            .increment(1);
+        metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
+        metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
+        metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
+        tracing::info!(
+            reason = reason.label(),
+            kind = "delta",
+            versions = now - held,
+            changed = slugs.len(),
+            listed,
+            items = snapshot.len(),
+            bytes = snapshot.json.len(),
+            duration_ms = took.as_secs_f64() * 1000.0,
+            "catalogue refilled"
+        );
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+            snapshot: snapshot.clone(),
+            checked_at,
+        });
+        Ok(Some(snapshot))
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn fill(
         &self,
@@ -486,24 +649,26 @@ impl ListCache {
         let started = Instant::now();
         let page = store.list_eligible(Default::default()).await?;
         let (calls, read_units) = (page.calls, page.read_units);
-        let snapshot = Arc::new(
-            Snapshot::build(
-                page.items,
-                version,
-                checked_at,
-                settle,
-                generation,
-                previous.as_deref(),
-            )
-            .map_err(|e| StoreError::Internal(e.into()))?,
-        );
+        let mut built = Snapshot::build(
+            page.items,
+            version,
+            checked_at,
+            settle,
+            generation,
+            previous.as_deref(),
+        )
+        .map_err(|e| StoreError::Internal(e.into()))?;
+        built.full_read_units = read_units;
+        let snapshot = Arc::new(built);
         let took = started.elapsed();
-        metrics::counter!("catalogue_refills_total", "reason" => reason.label()).increment(1);
+        metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => "full")
+            .increment(1);
         metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
         metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
         metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
         tracing::info!(
             reason = reason.label(),
+            kind = "full",
             items = snapshot.len(),
             bytes = snapshot.json.len(),
             store_calls = calls,
@@ -539,6 +704,9 @@ mod tests {
         write_during_list: Mutex<Option<Vec<ListItem>>>,
         checks: AtomicUsize,
         lists: AtomicUsize,
+        /// The change log by version, when this store keeps one.
+        log: Mutex<Option<std::collections::HashMap<u64, Vec<String>>>>,
+        deltas: AtomicUsize,
     }
 
     fn item(count: u32, slug: &str) -> ListItem {
@@ -566,6 +734,18 @@ mod tests {
                     _ => ChangeRecord::Version(1),
                 });
             }
+        }
+        /// A write that bumps the record and logs `slugs` under the new version.
+        fn write_logged(&self, items: Vec<ListItem>, slugs: &[&str]) {
+            self.write(items, true);
+            let Some(ChangeRecord::Version(v)) = *self.record.lock().unwrap() else {
+                unreachable!("write bumps")
+            };
+            self.log
+                .lock()
+                .unwrap()
+                .get_or_insert_default()
+                .insert(v, slugs.iter().map(|s| s.to_string()).collect());
         }
         fn counts(&self) -> (usize, usize) {
             (
@@ -612,6 +792,36 @@ mod tests {
             }
             self.checks.fetch_add(1, Ordering::SeqCst);
             Ok(self.record.lock().unwrap().unwrap_or(ChangeRecord::Missing))
+        }
+        async fn changes_since(
+            &self,
+            since: u64,
+            upto: u64,
+            max: usize,
+        ) -> Result<Changes, StoreError> {
+            let log = self.log.lock().unwrap();
+            let Some(log) = log.as_ref() else {
+                return Ok(Changes::Unknown);
+            };
+            let mut slugs = Vec::new();
+            for v in since + 1..=upto {
+                let Some(named) = log.get(&v) else {
+                    return Ok(Changes::Unknown);
+                };
+                slugs.extend(named.iter().cloned());
+            }
+            slugs.sort();
+            slugs.dedup();
+            if slugs.len() > max {
+                return Ok(Changes::Unknown);
+            }
+            self.deltas.fetch_add(1, Ordering::SeqCst);
+            let items = self.items.lock().unwrap().clone();
+            let items = items
+                .into_iter()
+                .filter(|i| slugs.contains(&i.slug))
+                .collect();
+            Ok(Changes::Shows { slugs, items })
         }
     }
 
@@ -772,6 +982,140 @@ mod tests {
         store.write(vec![item(1, "show/a"), item(1, "show/b")], true);
         assert_eq!(cache.current(&store).await.unwrap().len(), 2);
         assert!(cache.get().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_logged_change_is_applied_without_reading_the_index() {
+        let start = vec![item(1, "show/a"), item(3, "show/c")];
+        let store = Fake::with(start, Some(ChangeRecord::Version(1)));
+        *store.log.lock().unwrap() = Some(Default::default());
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        expire(&cache);
+        cache.current(&store).await.unwrap(); // settles the cold fill
+        assert_eq!(store.counts(), (2, 2));
+
+        // Another task adds show/b and moves show/a past show/c.
+        store.write_logged(
+            vec![item(2, "show/b"), item(3, "show/c"), item(4, "show/a")],
+            &["show/a", "show/b"],
+        );
+        expire(&cache);
+        let applied = cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (3, 2), "no index read");
+        assert_eq!(store.deltas.load(Ordering::SeqCst), 1);
+        let full = Snapshot::build(
+            store.items.lock().unwrap().clone(),
+            None,
+            Instant::now(),
+            false,
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(applied.json, full.json);
+        assert_eq!(applied.etag, full.etag);
+        // A delta does not settle again: the next check only checks.
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (4, 2));
+
+        // A write through this task (and its delete of show/c): applied at the next request.
+        cache.invalidate();
+        store.write_logged(vec![item(2, "show/b"), item(4, "show/a")], &["show/c"]);
+        cache.invalidate();
+        assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+        assert_eq!(store.counts(), (5, 2));
+
+        // A gap in the log (a writer that bumped but logged nothing): the index is read.
+        store.write(vec![item(4, "show/a")], true);
+        expire(&cache);
+        assert_eq!(cache.current(&store).await.unwrap().len(), 1);
+        assert_eq!(store.counts(), (6, 3));
+    }
+
+    #[tokio::test]
+    async fn more_changes_than_the_budget_read_the_index() {
+        let items: Vec<ListItem> = (0..10).map(|i| item(1, &format!("show/s{i}"))).collect();
+        let store = Fake::with(items.clone(), Some(ChangeRecord::Version(1)));
+        *store.log.lock().unwrap() = Some(Default::default());
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        let many: Vec<String> = (0..=DELTA_MIN_SHOWS)
+            .map(|i| format!("show/n{i}"))
+            .collect();
+        let named: Vec<&str> = many.iter().map(String::as_str).collect();
+        store.write_logged(items, &named);
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (3, 3), "over the budget: the index");
+        assert_eq!(store.deltas.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn applied_changes_make_the_bytes_a_full_build_makes() {
+        // Random catalogues and random changes (adds, removals, moves, new titles): the
+        // spliced snapshot equals the one built from the result.
+        fastrand::seed(12);
+        for round in 0..200 {
+            let n = fastrand::usize(0..40);
+            let mut shows: std::collections::BTreeMap<String, ListItem> = (0..n)
+                .map(|i| {
+                    let slug = format!("show/s{i}");
+                    (slug.clone(), item(fastrand::u32(1..6), &slug))
+                })
+                .collect();
+            let now = Instant::now();
+            let before = Snapshot::build(
+                shows.values().cloned().collect(),
+                Some(1),
+                now,
+                false,
+                0,
+                None,
+            )
+            .unwrap();
+            let mut slugs = Vec::new();
+            for _ in 0..fastrand::usize(0..8) {
+                let slug = format!("show/s{}", fastrand::usize(0..50));
+                match fastrand::u8(0..3) {
+                    0 => {
+                        shows.remove(&slug);
+                    }
+                    1 => {
+                        shows.insert(slug.clone(), item(fastrand::u32(1..6), &slug));
+                    }
+                    _ => {
+                        let mut it = item(fastrand::u32(1..6), &slug);
+                        it.title = format!("New {round}");
+                        shows.insert(slug.clone(), it);
+                    }
+                }
+                slugs.push(slug);
+            }
+            let named: Vec<ListItem> = shows
+                .values()
+                .filter(|i| slugs.contains(&i.slug))
+                .cloned()
+                .collect();
+            let applied = before.apply(&slugs, named, 2, 0).unwrap();
+            let full = Snapshot::build(
+                shows.values().cloned().collect(),
+                Some(2),
+                now,
+                false,
+                0,
+                None,
+            )
+            .unwrap();
+            assert_eq!(applied.json, full.json, "round {round}");
+            assert_eq!(applied.etag, full.etag);
+            assert_eq!(applied.len(), full.len());
+            let page = |s: &Snapshot| s.page(None, 3);
+            assert_eq!(page(&applied), page(&full), "pages cut from the same slots");
+        }
     }
 
     #[test]

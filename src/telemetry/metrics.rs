@@ -167,9 +167,9 @@ pub const METRICS: &[MetricDoc] = &[
     m(
         "catalogue_refills_total",
         Counter,
-        &["reason"],
+        &["reason", "kind"],
         Some(&[]),
-        "Refills of the cached catalogue, by reason: `cold`, `changed`, `safety_net`, `local_write`.",
+        "Refills of the cached catalogue, by reason: `cold`, `changed`, `safety_net`, `local_write`; kind `full` (the index read) or `delta` (only the changed shows read).",
     ),
     m(
         "catalogue_refill_duration_seconds",

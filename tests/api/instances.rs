@@ -1,6 +1,7 @@
 //! Several service instances on one store, as tasks behind the load balancer: they agree
 //! on ETags and cursors, a write through one is listed by all, and while nothing changes
-//! none of them reads the catalogue again (from their own log lines, not from timing).
+//! none of them reads the catalogue again, and a change is applied from the change log,
+//! not by reading the index (from their own log lines, not from timing).
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -110,21 +111,52 @@ async fn three_tasks_list_a_write_through_any_and_read_nothing_while_nothing_cha
         );
         assert!(count_logged(app, CHECKED, *from) >= 4);
     }
-    // A delete through the third is a change for the others too.
-    let from = apps[0].log_lines().len();
+    // A delete through the third is a change for the others too, and for the third
+    // itself: every task applies it from the change log (the deleted slug read again,
+    // found gone), none reads the index.
+    let marks: Vec<usize> = apps.iter().map(|a| a.log_lines().len()).collect();
     assert_eq!(apps[2].delete("/v1/shows/show/y1").await.status(), 204);
-    until(&mut apps[0], "delete, task 0", |v| !has(v, "show/y1")).await;
-    // The refill's log line comes through the service's stdout and a reader thread: it
-    // can trail the response that already showed the delete.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count_logged(&apps[0], REFILLED, from) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "no refill logged: {:#?}",
-            apps[0].log_lines()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for (i, app) in apps.iter_mut().enumerate() {
+        until(app, &format!("delete, task {i}"), |v| !has(v, "show/y1")).await;
     }
+    for (i, (app, from)) in apps.iter().zip(&marks).enumerate() {
+        // The refill's log line comes through the service's stdout and a reader thread:
+        // it can trail the response that already showed the delete.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count_logged(app, REFILLED, *from) < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "task {i}: no refill logged: {:#?}",
+                app.log_lines()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let refills: Vec<String> = app.log_lines()[*from..]
+            .iter()
+            .filter(|l| l.contains(REFILLED))
+            .cloned()
+            .collect();
+        assert!(
+            refills
+                .iter()
+                .all(|l| l.contains(r#""kind":"delta""#) && l.contains(r#""changed":1"#)),
+            "task {i}: the delete applied from the change log, not the index: {refills:#?}"
+        );
+    }
+    // The same catalogue, the same ETag, on every task.
+    let etags: Vec<String> = {
+        let mut e = Vec::new();
+        for app in apps.iter_mut() {
+            e.push(
+                app.get("/v1/shows").await.headers()["etag"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        e
+    };
+    assert!(etags.windows(2).all(|w| w[0] == w[1]), "{etags:?}");
 }
 
 #[tokio::test]

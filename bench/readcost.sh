@@ -12,7 +12,8 @@
 #                10,000 and 100,000 shows side by side (bench/paging_walk.py)
 #   rss          VmRSS / VmHWM with 100,000 shows after the rows above
 #   visible      a write through one of three tasks on one table (production cache
-#                settings), until every task lists it (bench/visible.py; 10,000 shows)
+#                settings), until every task lists it (bench/visible.py; 10,000 and
+#                100,000 shows)
 # Shows: 400-byte descriptions, half eligible (tools/gen-feed.py defaults but the size).
 # Settings: BENCH_READCOST_SECONDS (60; smoke 5), BENCH_READCOST_SIZES ('1000 10000'),
 # BENCH_MID (10000) and BENCH_BIG (100000; smoke 20000): the catalogues of the refill,
@@ -78,7 +79,7 @@ rc_token() { APP__STORE__PATH="$work/rc$1/shows.db" "$bin" token --scope shows.r
 # The large catalogue loads into the emulator beside the units rows: units do not depend on
 # the CPU left, and the import takes minutes at 100,000 shows.
 pid_rc_big=
-if rc_row refill || rc_row paging; then
+if rc_row refill || rc_row paging || rc_row visible; then
     rc_data "$rc_big" &
     pid_rc_big=$!
     pids+=("$pid_rc_big")
@@ -202,23 +203,25 @@ fi
 # --- a write through any task, listed by every task -------------------------------------
 # Three tasks on one table with the production cache settings (no APP__CACHE__* set), one
 # data folder (one issuer key, so one token for all three).
-if rc_row visible; then
-    rc_data "$rc_mid"
-    log "read cost: a write through one of three tasks, until all three list it ($rc_writes writes)"
+rc_vis_sizes=
+if rc_row visible; then rc_vis_sizes="$rc_mid $rc_big"; fi
+for n in $rc_vis_sizes; do
+    rc_data "$n"
+    log "read cost: a write through one of three tasks at $n shows, until all three list it ($rc_writes writes)"
     ports=()
     for t in 1 2 3; do
-        start_rc "rcvis$t" "$rc_mid" dynamodb
-        p=port_rcvis$t
-        ports+=("${!p}")
+        start_rc "rcvis$t" "$n" dynamodb
+        p=port_rcvis$t m=mport_rcvis$t
+        ports+=("${!p},${!m}")
     done
-    tok=$(rc_token "$rc_mid")
+    tok=$(rc_token "$n")
     record "$(python3 bench/visible.py "$rc_writes" "$tok" "${ports[@]}" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
 r.update(kind="visible", store="dynamodb (dynalite)", shows=int(sys.argv[1]))
-print(json.dumps(r))' "$rc_mid")"
+print(json.dumps(r))' "$n")"
     for t in 1 2 3; do
         i=pid_rcvis$t
         stop_pid "${!i}"
     done
-fi
+done
 stop_pid "$pid_rc_dynalite"

@@ -2,7 +2,7 @@
 """A write through any task, listed by every task: how long until it is (issue 12's target:
 within 2 s).
 
-Usage: bench/visible.py WRITES TOKEN PORT [PORT…]
+Usage: bench/visible.py WRITES TOKEN PORT[,METRICS_PORT] [PORT[,METRICS_PORT]…]
 
 The services at PORT… share one table (and one issuer key, so TOKEN is valid on all).
 Every service is polled all along, as a task behind the load balancer has traffic: one
@@ -16,6 +16,13 @@ that ended before the 2xx already did). Each write waits for every service, at m
 DEADLINE_S (10) per write; a service that never lists it within that is reported, not
 waited for.
 
+With a METRICS_PORT (a service's Prometheus listener), the writes start only once every
+service is in the steady state: its last refill is done and a check since found the
+catalogue unchanged (a cold fill is refilled once more at the next check, and at 100,000
+shows on the emulator that takes seconds); and the refills each service made during the
+writes are reported by kind: `delta` (only the changed shows read) or `full` (the index),
+with the read units a delta refill cost (`BatchGetItem`'s units over the delta count).
+
 Prints one JSON line: per service and overall, p50 and max in ms, and every delay (with
 the index of the service each write went through: that one lists it at its next GET, as
 its own write invalidates its snapshot; the others find it at their next check).
@@ -27,11 +34,15 @@ import statistics
 import sys
 import threading
 import time
+import urllib.request
 
 POLL_MS = 15
 DEADLINE_S = 10.0
 
-writes, token, ports = int(sys.argv[1]), sys.argv[2], [int(p) for p in sys.argv[3:]]
+writes, token = int(sys.argv[1]), sys.argv[2]
+specs = [a.split(",") for a in sys.argv[3:]]
+ports = [int(s[0]) for s in specs]
+mports = {int(s[0]): int(s[1]) for s in specs if len(s) > 1}
 auth = {"Authorization": "Bearer " + token}
 lock = threading.Lock()
 target = None  # the slug looked for, as it appears in the JSON (b'"slug":"show/…"')
@@ -72,7 +83,41 @@ for t in threads:
 for f in filled:
     if not f.wait(60):
         raise SystemExit("visible: a service never answered 200")
+
+
+def counters(port):
+    """{(name, kind or outcome label): value} of the refill and check counters."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mports[port]}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name == "store_consumed_read_units_total" and 'operation="BatchGetItem"' in line:
+            out[(name, "BatchGetItem")] = float(line.split()[-1])
+        if name in ("catalogue_refills_total", "catalogue_change_checks_total"):
+            label = next((l.split('"')[1] for l in line.split(",") if "kind=" in l or "outcome=" in l), "")
+            out[(name, label)] = out.get((name, label), 0.0) + float(line.split()[-1])
+    return out
+
+
+def refills(c, kind=None):
+    return sum(v for (n, k), v in c.items() if n == "catalogue_refills_total" and kind in (None, k))
+
+
+deadline = time.monotonic() + 300
+for p in mports:
+    last = counters(p)
+    while True:
+        time.sleep(0.5)
+        now = counters(p)
+        if refills(now) == refills(last) and \
+                now.get(("catalogue_change_checks_total", "unchanged"), 0) > \
+                last.get(("catalogue_change_checks_total", "unchanged"), 0):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"visible: service {p} never reached a steady state")
+        last = now
 time.sleep(1.5)  # every service polled for two check cycles before the first write
+before = {p: counters(p) for p in mports}
 rng = random.Random(12)
 run = f"{time.time_ns():x}"
 delays = {p: [] for p in ports}
@@ -110,6 +155,11 @@ for i in range(writes):
 stop.set()
 for t in threads:
     t.join(timeout=35)
+after = {p: counters(p) for p in mports}
+made = {p: {k: refills(after[p], k) - refills(before[p], k) for k in ("delta", "full")} for p in mports}
+key = ("store_consumed_read_units_total", "BatchGetItem")
+for p in mports:  # read units of the change-log reads (entries and shows), per delta refill
+    made[p]["delta_read_units"] = (after[p].get(key, 0) - before[p].get(key, 0)) / max(1, made[p]["delta"])
 
 
 def q(ds, f):
@@ -122,7 +172,7 @@ others = [d for k, p in enumerate(ports) for i, d in enumerate(delays[p]) if wri
 print(json.dumps(dict(
     writes=writes, poll_ms=POLL_MS, deadline_s=DEADLINE_S, writers=writers,
     services=[dict(p50_ms=q(delays[p], statistics.median), max_ms=q(delays[p], max),
-                   missed=missed[p], polls=polls[p],
+                   missed=missed[p], polls=polls[p], refills=made.get(p),
                    delays_ms=[None if d is None else round(d, 1) for d in delays[p]])
               for p in ports],
     p50_ms=q(every, statistics.median), max_ms=q(every, max),

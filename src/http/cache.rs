@@ -24,10 +24,14 @@
 //!   version named are re-read and spliced into the snapshot's bytes (unchanged items
 //!   are copied, not serialized again), so a task follows a one-show write at 100,000
 //!   shows in milliseconds, for one read unit a show. The index is read again only when
-//!   the log cannot tell, when the changes are more shows than [`delta_budget`] allows
-//!   (then the index is the cheaper read), or when the snapshot still has to settle.
-//! - Writes through this task invalidate the snapshot at once (a generation counter
-//!   bumped before and after each write, so a fill that raced a write is never kept).
+//!   the log cannot tell, or when the changes are more shows than [`delta_budget`]
+//!   allows (then the index is the cheaper read). A snapshot that has to settle after
+//!   such a read settles from the log too when it can: the shows changed since the
+//!   version held before are the ones a lagging index may have missed.
+//! - Writes through this task invalidate the snapshot when they end (a generation counter
+//!   bumped after each write, so a fill that raced a write is never kept). While a write
+//!   runs, the snapshot from before it is still a right answer: the write has not
+//!   returned; re-reading then would race the write and not see it.
 //! - Safety net: at least every `safety_net` the index is read again anyway, for writers
 //!   that do not bump the record (the Go service during a migration, a console edit).
 //! - A missing or unreadable record means "changed" at every check (the behaviour before
@@ -102,6 +106,10 @@ pub struct Snapshot {
     generation: u64,
     /// Read units of the last full read of the index (0 on stores that report none).
     full_read_units: f64,
+    /// When it has to settle: the version held before the change it was filled for. The
+    /// shows changed since are the ones a lagging index may have missed, and re-reading
+    /// them from the change log settles it as well as reading the index again.
+    settle_from: Option<u64>,
 }
 
 /// Why a snapshot was (re)filled: the `reason` label of `catalogue_refills_total`.
@@ -267,6 +275,7 @@ impl Snapshot {
             settle,
             generation,
             full_read_units: 0.0,
+            settle_from: None,
         }
     }
 
@@ -405,7 +414,8 @@ impl ListCache {
             .map(|(s, _)| s)
     }
 
-    /// Marks every snapshot filled before now as stale. Call before and after each write.
+    /// Marks every snapshot filled before now as stale. Call when a write through this
+    /// task ends (whatever its outcome).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -529,10 +539,12 @@ impl ListCache {
                 return Ok(snapshot);
             }
         };
+        // Applied from the log: the changes since the held version, or, to settle, those
+        // since the version held before the change the snapshot was filled for.
+        let since = |p: &Snapshot| if p.settle { p.settle_from } else { p.version };
         if let Some(p) = previous.as_ref()
-            && let (Some(held), Some(now)) = (p.version, version)
+            && let (Some(held), Some(now)) = (since(p), version)
             && now > held
-            && !p.settle
             && matches!(reason, Reason::Changed | Reason::LocalWrite)
             && let Some(applied) = self
                 .apply_changes(store, p, reason, held, now, generation, checked_at)
@@ -547,8 +559,15 @@ impl ListCache {
             Reason::Changed => same_generation.is_none_or(|p| p.version != version || !p.settle),
             Reason::Cold | Reason::LocalWrite => true,
         } && version.is_some();
+        let settle_from = previous.as_deref().filter(|_| settle).and_then(since);
         self.fill(
-            store, reason, version, settle, generation, checked_at, previous,
+            store,
+            reason,
+            (version, settle_from),
+            settle,
+            generation,
+            checked_at,
+            previous,
         )
         .await
     }
@@ -640,7 +659,7 @@ impl ListCache {
         &self,
         store: &dyn ShowStore,
         reason: Reason,
-        version: Option<u64>,
+        (version, settle_from): (Option<u64>, Option<u64>),
         settle: bool,
         generation: u64,
         checked_at: Instant,
@@ -659,6 +678,7 @@ impl ListCache {
         )
         .map_err(|e| StoreError::Internal(e.into()))?;
         built.full_read_units = read_units;
+        built.settle_from = settle_from;
         let snapshot = Arc::new(built);
         let took = started.elapsed();
         metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => "full")
@@ -1032,6 +1052,36 @@ mod tests {
         expire(&cache);
         assert_eq!(cache.current(&store).await.unwrap().len(), 1);
         assert_eq!(store.counts(), (6, 3));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_read_from_the_index_after_a_change_settles_from_the_log() {
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        *store.log.lock().unwrap() = Some(Default::default());
+        let cache = ListCache::new(policy());
+        cache.current(&store).await.unwrap();
+        expire(&cache);
+        cache.current(&store).await.unwrap(); // settles the cold fill
+        assert_eq!(store.counts(), (2, 2));
+        // A write whose log entry is not there yet: the index is read (and may lag)...
+        store.write(vec![item(1, "show/a"), item(2, "show/b")], true);
+        expire(&cache);
+        assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+        assert_eq!(store.counts(), (3, 3));
+        // ...then the entry lands: the settle re-reads the shows it names, not the index.
+        store
+            .log
+            .lock()
+            .unwrap()
+            .get_or_insert_default()
+            .insert(2, vec!["show/b".into()]);
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (4, 3), "settled from the log");
+        assert_eq!(store.deltas.load(Ordering::SeqCst), 1);
+        expire(&cache);
+        cache.current(&store).await.unwrap();
+        assert_eq!(store.counts(), (5, 3), "settled: checks only");
     }
 
     #[tokio::test]

@@ -259,7 +259,6 @@ pub async fn create(
     // finishes the feed instead, holding a permit that shutdown waits for.
     let permit = state.writes.clone().try_acquire_owned().ok();
     let (store, cache) = (state.store.clone(), state.cache.clone());
-    cache.invalidate();
     let write = tokio::spawn(async move {
         let result = store.upsert(feed.shows).await;
         cache.invalidate();
@@ -341,7 +340,6 @@ pub async fn delete_one(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let slug = slug_from_path(&raw)?;
-    state.cache.invalidate();
     let deleted = state.store.delete(&slug).await;
     state.cache.invalidate();
     if deleted? {

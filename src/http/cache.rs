@@ -559,7 +559,15 @@ impl ListCache {
             Reason::Changed => same_generation.is_none_or(|p| p.version != version || !p.settle),
             Reason::Cold | Reason::LocalWrite => true,
         } && version.is_some();
-        let settle_from = previous.as_deref().filter(|_| settle).and_then(since);
+        // What may lag after this read: the changes after the held version, when that one
+        // had settled or this read is a TTL (a check) after its fill, which settles it too.
+        let settle_from = previous.as_deref().filter(|_| settle).and_then(|p| {
+            if !p.settle || p.filled_at.elapsed() >= self.policy.ttl {
+                p.version
+            } else {
+                p.settle_from
+            }
+        });
         self.fill(
             store,
             reason,
@@ -1082,6 +1090,39 @@ mod tests {
         expire(&cache);
         cache.current(&store).await.unwrap();
         assert_eq!(store.counts(), (5, 3), "settled: checks only");
+    }
+
+    #[tokio::test]
+    async fn a_read_of_the_index_a_ttl_after_the_cold_fill_settles_it() {
+        // Writes through this task right after the cold fill, before any check settled it.
+        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        *store.log.lock().unwrap() = Some(Default::default());
+        let cache = ListCache::new(Policy {
+            ttl: Duration::from_millis(20),
+            ..policy()
+        });
+        cache.current(&store).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        store.write_logged(vec![item(1, "show/a"), item(1, "show/b")], &["show/b"]);
+        cache.invalidate();
+        cache.current(&store).await.unwrap();
+        assert_eq!(
+            store.counts().1,
+            2,
+            "the cold fill had to settle: the index"
+        );
+        store.write_logged(
+            vec![item(1, "show/a"), item(1, "show/b"), item(1, "show/c")],
+            &["show/c"],
+        );
+        cache.invalidate();
+        assert_eq!(cache.current(&store).await.unwrap().len(), 3);
+        assert_eq!(
+            store.counts().1,
+            2,
+            "then the log: that read settled the cold fill"
+        );
+        assert_eq!(store.deltas.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

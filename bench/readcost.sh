@@ -152,7 +152,8 @@ for l in open(logf):
         r = json.loads(l)
         fills.append(r.get("fields", r))
 cold = [f for f in fills if f.get("reason") == "cold"]
-warm = [f for f in fills if f.get("reason") != "cold"]
+warm = [f for f in fills if f.get("reason") != "cold" and f.get("kind") != "delta"]
+delta = [f for f in fills if f.get("kind") == "delta"]
 med = lambda k, fs: statistics.median(float(f[k]) for f in fs) if fs else None
 status, secs = code.split()
 print(json.dumps(dict(kind="refill", store="dynamodb (dynalite)", shows=int(n),
@@ -161,6 +162,7 @@ print(json.dumps(dict(kind="refill", store="dynamodb (dynalite)", shows=int(n),
     refill_ms=med("duration_ms", warm), refill_runs=[f["duration_ms"] for f in warm],
     refill_reasons=sorted({f.get("reason") for f in warm}),
     items=med("items", warm), read_units=med("read_units", warm), calls=med("store_calls", warm),
+    delta_ms=med("duration_ms", delta), delta_runs=[f["duration_ms"] for f in delta],
     rss_kb=int(rss), hwm_kb=int(hwm),
     write_units_per_post=(float(wu1) - float(wu0)) / int(writes))))
 EOF

@@ -115,9 +115,15 @@ def blocks(rows):
               f"{r['rss_kb'] / 1024:.1f} / {r['hwm_kb'] / 1024:.1f} MiB |")
         w("")
         w("Compare the first GET with the request timeout (`APP__SERVER__REQUESTTIMEOUTMS`, "
-          "10 s by default). Each write is a `POST` of one show followed by a `GET` (the refill, "
-          "reason `local_write`); items are the eligible shows a refill reads (half the "
-          "catalogue). Write units per one-show `POST` (the put and the change record's bump): "
+          "10 s by default). Each write is a `POST` of one show followed by a `GET` (reason "
+          "`local_write`). The refill columns are the reads of the whole index among them (items: "
+          "the eligible shows it reads, half the catalogue): what a refill costs when the change "
+          "log cannot tell, and what the cold fill and the safety net cost. A write the log can "
+          "tell is applied from it instead (re-read shows spliced in): "
+          + ", ".join(f"median {r['delta_ms']:.0f} ms over {len(r['delta_runs'])} at {r['shows']:,} shows"
+                      if r.get("delta_runs") else f"none at {r['shows']:,} shows" for r in rf)
+          + ". Write units per one-show `POST` (the put, the change record's bump and the "
+          "change-log entry): "
           + ", ".join(f"{r['write_units_per_post']:.1f} at {r['shows']:,} shows" for r in rf) + ".")
         w("")
     pg = every("paging")

@@ -12,9 +12,10 @@
 #   bench/run.sh --only paging  only the paged-walk rows of it (10,000 and 100,000 shows
 #                               side by side, both stores; a few minutes, most of it the
 #                               import), replacing just their block of that section
-#   bench/run.sh --only visible only the "a write is listed by every task" row (three
-#                               tasks on one emulator table; under a minute after the
-#                               10,000-show import), likewise
+#   bench/run.sh --only refill  only the first-fill and refill-after-a-write rows, likewise
+#   bench/run.sh --only visible only the "a write is listed by every task" rows (three
+#                               tasks on one emulator table, at 10,000 and at 100,000
+#                               shows; a few minutes, most of it the imports), likewise
 #
 # What it does: installs wrk and hyperfine from Debian when missing; builds the release
 # binary and the bench programs once (bench/ceiling.rs, bench/tools.rs); makes the data
@@ -46,17 +47,17 @@ for a in "$@"; do
         --smoke) smoke=1 ;;
         --no-dynamo) dynamo=0 ;;
         --only) only=next ;;
-        readcost | paging | visible)
+        readcost | paging | visible | refill)
             [[ ${only:-} == next ]] || { echo "unknown argument $a" >&2; exit 2; }
             only=$a ;;
         -h | --help) sed -n "2,/^set -euo pipefail/{/^#/p}" "$0"; exit 0 ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
-[[ $only == next ]] && { echo "--only takes a row set: readcost, paging or visible" >&2; exit 2; }
+[[ $only == next ]] && { echo "--only takes a row set: readcost, refill, paging or visible" >&2; exit 2; }
 # The read-cost row sets bench/readcost.sh runs (all of them for --only readcost).
 case $only in
-    paging | visible) rc_rows=$only only=readcost ;;
+    paging | visible | refill) rc_rows=$only only=readcost ;;
     *) rc_rows= ;;
 esac
 

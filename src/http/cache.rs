@@ -639,11 +639,7 @@ impl ListCache {
                 .map_err(|e| StoreError::Internal(e.into()))?,
         );
         let took = started.elapsed();
-        metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => "delta")
-            .increment(1);
-        metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
-        metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
-        metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
+        count_refill(reason, "delta", took, &snapshot);
         tracing::info!(
             reason = reason.label(),
             kind = "delta",
@@ -655,11 +651,16 @@ impl ListCache {
             duration_ms = took.as_secs_f64() * 1000.0,
             "catalogue refilled"
         );
+        self.keep(&snapshot, checked_at);
+        Ok(Some(snapshot))
+    }
+
+    /// Makes `snapshot` the one served, confirmed at `checked_at`.
+    fn keep(&self, snapshot: &Arc<Snapshot>, checked_at: Instant) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
             snapshot: snapshot.clone(),
             checked_at,
         });
-        Ok(Some(snapshot))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -689,11 +690,7 @@ impl ListCache {
         built.settle_from = settle_from;
         let snapshot = Arc::new(built);
         let took = started.elapsed();
-        metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => "full")
-            .increment(1);
-        metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
-        metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
-        metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
+        count_refill(reason, "full", took, &snapshot);
         tracing::info!(
             reason = reason.label(),
             kind = "full",
@@ -705,13 +702,19 @@ impl ListCache {
             "catalogue refilled"
         );
         if !self.policy.ttl.is_zero() {
-            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
-                snapshot: snapshot.clone(),
-                checked_at,
-            });
+            self.keep(&snapshot, checked_at);
         }
         Ok(snapshot)
     }
+}
+
+/// Counts a refill (`kind`: `full` or `delta`) and the catalogue it made.
+fn count_refill(reason: Reason, kind: &'static str, took: Duration, snapshot: &Snapshot) {
+    metrics::counter!("catalogue_refills_total", "reason" => reason.label(), "kind" => kind)
+        .increment(1);
+    metrics::histogram!("catalogue_refill_duration_seconds").record(took.as_secs_f64());
+    metrics::gauge!("catalogue_items").set(snapshot.len() as f64);
+    metrics::gauge!("catalogue_bytes").set(snapshot.json.len() as f64);
 }
 
 #[cfg(test)]

@@ -144,22 +144,17 @@ pub async fn since(
     .buffer_unordered(CONCURRENCY)
     .try_collect()
     .await?;
+    // In the catalogue: what the index query keeps, `drmKey = 1 AND episodeCount > 0`.
+    let drm =
+        |it: &&Item| (it.get(GSI_HASH_KEY).and_then(|a| a.as_n().ok())).is_some_and(|v| v == "1");
     let items = shows
         .iter()
         .flatten()
-        .filter(|it| in_catalogue(it))
+        .filter(drm)
         .filter_map(item::to_list_item)
+        .filter(|li| li.episode_count > 0)
         .collect();
     Ok(Changes::Shows { slugs, items })
-}
-
-/// Whether a show is in the index the catalogue reads: `drmKey = 1`, `episodeCount > 0`.
-fn in_catalogue(it: &Item) -> bool {
-    let n = |name| it.get(name).and_then(|a| a.as_n().ok());
-    n(GSI_HASH_KEY).is_some_and(|v| v == "1")
-        && n(GSI_RANGE_KEY)
-            .and_then(|v| v.parse::<f64>().ok())
-            .is_some_and(|v| v > 0.0)
 }
 
 #[derive(Clone, Copy)]

@@ -233,6 +233,25 @@ async fn cors_answers_only_the_configured_origins() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    // So do the answers the layers give themselves (here 431), not only the routes'.
+    let res = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/shows")
+                .header(header::ORIGIN, "https://app.example")
+                .header("x-padding", "a".repeat(17 * 1024))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
 }
 
 /// The body limit holds for bodies that don't declare their length (chunked), on the feed

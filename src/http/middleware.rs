@@ -10,11 +10,11 @@
 //!    including those made by routing (404, 405) and the limits below;
 //! 4. the header size limit (431 past [`MAX_HEADER_BYTES`]) and the request timeout (503);
 //! 5. panics become a 500 with a generic message (the panic goes to the log);
-//! 6. CORS, when origins are configured.
+//! 6. on the API routes only ([`limit`]; a stack each, so a route is boxed once), load
+//!    shedding: 503 past `server.maxconcurrency` requests in flight.
 //!
-//! [`limit`] adds load shedding on the API routes (503 past `server.maxconcurrency`
-//! requests in flight; the probes are not under it). The body size limit is not a layer
-//! here: the feed extractor applies it, and the issuer's routes carry their own.
+//! CORS, when configured, wraps the whole router ([`cors`]). The body size limit is the
+//! feed extractor's, and the issuer's routes carry their own.
 
 use super::AppState;
 use super::extract::{AnsweredClient, ClientId};
@@ -44,52 +44,54 @@ static APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid")
 /// to more than 100 headers or about 400 KiB of them, before any of this runs.)
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Wraps `app` in every layer, in the order the module doc gives, composed into one stack
-/// given to the router once (each `Router::layer` call boxes every route once more).
+/// The routes outside the API (probes, issuer) and the fallback in every layer but 6.
 pub fn wrap(app: Router, state: AppState) -> Router {
-    let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
-    let stack = ServiceBuilder::new()
-        .map_request(prepare)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(telemetry::in_flight_layer())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let trace_id = super::trace::trace_id(req.headers());
-                    tracing::error_span!("request", trace_id = trace_id.as_str())
-                })
-                .on_request(())
-                .on_response(move |res: &Response, latency, _: &Span| {
-                    log_line(&metrics, res, latency)
-                })
-                .on_failure(()),
-        )
-        .layer(axum::middleware::map_response(envelope))
-        .layer(HandleErrorLayer::new(refused))
-        .filter(|req: Request| match header_bytes(req.headers()) {
-            n if n > MAX_HEADER_BYTES => Err(HeadersTooLarge),
-            _ => Ok(req),
-        })
-        .timeout(state.settings.server.request_timeout)
-        .layer(CatchPanicLayer::custom(|_panic| {
-            ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
-        }))
-        .option_layer(cors_layer(&state.settings.cors.allowed_origins));
-    app.fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(stack)
+    let app = app.fallback(|| async { ApiError::NotFound("no such route".into()) });
+    stack(app, &state, None)
 }
 
-/// Sheds load on `routes`: past `server.maxconcurrency` requests in flight on them
-/// together, a request is answered 503 at once instead of queueing.
+/// The API routes in every layer: past `server.maxconcurrency` in flight, 503 at once.
 pub fn limit(routes: Router, state: &AppState) -> Router {
-    routes.layer(
+    stack(routes, state, Some(state.settings.server.max_concurrency))
+}
+
+/// The layers of the module doc in one stack (each `Router::layer` boxes every route).
+fn stack(app: Router, state: &AppState, shed: Option<usize>) -> Router {
+    let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
+    let shed = shed.map(|n| {
+        let limit = tower::limit::GlobalConcurrencyLimitLayer::new(n);
+        ServiceBuilder::new().load_shed().layer(limit).into_inner()
+    });
+    app.layer(
         ServiceBuilder::new()
+            .map_request(prepare)
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(telemetry::in_flight_layer())
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let trace_id = super::trace::trace_id(req.headers());
+                        tracing::error_span!("request", trace_id = trace_id.as_str())
+                    })
+                    .on_request(())
+                    .on_response(move |res: &Response, latency, _: &Span| {
+                        log_line(&metrics, res, latency)
+                    })
+                    .on_failure(()),
+            )
+            .layer(axum::middleware::map_response(envelope))
             .layer(HandleErrorLayer::new(refused))
-            .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                state.settings.server.max_concurrency,
-            )),
+            .filter(|req: Request| match header_bytes(req.headers()) {
+                n if n > MAX_HEADER_BYTES => Err(HeadersTooLarge),
+                _ => Ok(req),
+            })
+            .timeout(state.settings.server.request_timeout)
+            .layer(CatchPanicLayer::custom(|_panic| {
+                ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+            }))
+            .option_layer(shed)
+            .map_err(|never: std::convert::Infallible| -> BoxError { match never {} }),
     )
 }
 
@@ -196,16 +198,13 @@ fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Durati
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
     };
-    let client_id = a
-        .client
-        .as_ref()
-        .and_then(ClientId::get)
-        .or_else(|| {
-            res.extensions()
-                .get::<AnsweredClient>()
-                .map(|c| c.0.as_str())
-        })
-        .unwrap_or("-");
+    let answered = || {
+        res.extensions()
+            .get::<AnsweredClient>()
+            .map(|c| c.0.as_str())
+    };
+    let client = a.client.as_ref().and_then(ClientId::get).or_else(answered);
+    let client_id = client.unwrap_or("-");
     let route = a.route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let (status, latency_us) = (res.status().as_u16(), latency.as_micros() as u64);
     let (method, request_id) = (a.method.as_str(), a.request_id.to_str().unwrap_or("-"));
@@ -262,16 +261,17 @@ fn render_error(res: Response, id: &HeaderValue) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+/// The whole router under CORS, when origins are configured.
+pub fn cors(app: Router, origins: &[String]) -> Router {
     if origins.is_empty() {
-        return None;
+        return app;
     }
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    Some(
+    app.layer(
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])

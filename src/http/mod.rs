@@ -147,7 +147,8 @@ pub fn router(state: AppState) -> Router {
     // API's slots.
     let limited = middleware::limit(api, &state);
     let probes = health::router().with_state(state.clone());
-    middleware::wrap(probes.merge(issuer).merge(limited), state)
+    let app = middleware::wrap(probes.merge(issuer), state.clone()).merge(limited);
+    middleware::cors(app, &state.settings.cors.allowed_origins)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:

@@ -58,10 +58,8 @@ pub fn limit(routes: Router, state: &AppState) -> Router {
 /// The layers of the module doc in one stack (each `Router::layer` boxes every route).
 fn stack(app: Router, state: &AppState, shed: Option<usize>) -> Router {
     let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
-    let shed = shed.map(|n| {
-        let limit = tower::limit::GlobalConcurrencyLimitLayer::new(n);
-        ServiceBuilder::new().load_shed().layer(limit).into_inner()
-    });
+    let limit = shed.map(tower::limit::GlobalConcurrencyLimitLayer::new);
+    let shed = limit.map(|l| ServiceBuilder::new().load_shed().layer(l).into_inner());
     app.layer(
         ServiceBuilder::new()
             .map_request(prepare)
@@ -91,6 +89,7 @@ fn stack(app: Router, state: &AppState, shed: Option<usize>) -> Router {
                 ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
             }))
             .option_layer(shed)
+            // Both arms of the optional layer must fail alike: shedding fails with BoxError.
             .map_err(|never: std::convert::Infallible| -> BoxError { match never {} }),
     )
 }

@@ -184,7 +184,8 @@ if r100 is not None and r100 < 0.8:
     missed.append(
         f"- **GET, 100 shows: {r100:.2f} ×, short of 0.8 by {0.8 - r100:.2f}.** On a cache hit the "
         f"service does {fmt(c100, '{:.2f}')} × the ceiling's CPU per request: the token check, the "
-        "request log line, the envelope middleware and the extra axum layers, none of them "
+        "request's span (a successful read logs no line), the middleware layers and the "
+        "envelope, none of them "
         "dominant any more, plus a kernel cost of being the slower side: wrk shares the same 2 "
         "cores, and against the service its threads sleep between responses, so every response "
         "pays a cross-CPU wakeup that the ceiling mostly does not (see Profile). The requests/s "
@@ -389,7 +390,7 @@ if os.path.exists(prof):
 w("## Reproduce")
 w("")
 w("```sh")
-w("bench/run.sh            # everything above; writes this file (about 12 minutes after the build)")
+w("bench/run.sh            # everything above; writes this file (about 25 minutes after the build at BENCH_ROUNDS=4, read-cost rows included)")
 w("bench/run.sh --smoke    # a few seconds per row, to check the script")
 w("bench/run.sh --only readcost   # only the read-cost rows; replaces their section here")
 w("bench/run.sh --only paging     # only the paged walk of that section (or --only visible)")

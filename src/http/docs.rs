@@ -111,6 +111,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(settings: &Settings) -> Router<S
             PATH,
             get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX) }),
         )
+        // `/docs/` (which the wildcard below does not match): the reference has one
+        // address. Not in ROUTES (API Gateway's routes): the address clients are given is
+        // `/docs`; this only catches a typed trailing slash.
+        .route(
+            "/docs/",
+            get(|| async { axum::response::Redirect::permanent(PATH) }),
+        )
         .route(
             "/docs/{*file}",
             get(move |Path(file): Path<String>| {
@@ -225,6 +232,15 @@ mod tests {
                 "{missing}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_reference_with_a_trailing_slash_redirects_to_its_one_address() {
+        let app = router::<()>(&settings(&[]));
+        let (status, headers, _) = get(&app, "/docs/").await;
+        assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(headers[header::LOCATION], PATH);
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
 
     #[test]

@@ -15,12 +15,12 @@
 //! Each setting is written once: a [`SettingDoc`] constant in the file of its concern
 //! (`server`, `store`, `auth`, `log`, `metrics`, `web`, `cache`) holds its key, variable,
 //! default and meaning; [`SETTINGS`] (the README's table) lists those constants, and the
-//! code reads a value only through its constant ([`reader`]), so a key cannot be
-//! misspelt where it is read. `sources` layers the file and the environment's spellings
-//! and names unknown variables.
+//! code reads a value only through its constant (`reader`), so a key cannot be misspelt
+//! where it is read (a test checks that the keys read are exactly the documented ones).
+//! `sources` layers the file and the environment's spellings and names unknown variables.
 //!
-//! Nothing here imports a module above `domain`: the store's table and index defaults
-//! live in [`store`] and the store reads them from here.
+//! Nothing here imports a module above `domain` (`tests/layers.rs` checks): the store's
+//! table and index defaults live in [`store`], and the store reads them from here.
 
 pub mod auth;
 pub mod cache;

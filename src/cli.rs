@@ -8,7 +8,7 @@
 //! log is JSON (stdout not a terminal and `APP__LOG__FORMAT` `json` or `auto`).
 
 use crate::auth::Auth;
-use crate::config::{LogFormat, LogSettings, Settings, StoreKind};
+use crate::config::{self, LogFormat, LogSettings, Settings, StoreKind};
 use crate::domain::{Feed, FeedError};
 use crate::http::{self, AppState};
 use crate::store::{self, DynStore};
@@ -125,13 +125,31 @@ pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What `import` should do when a running service holds the SQLite file.
+const IMPORT_WHEN_HELD: &str =
+    "POST the feed to that service instead of importing, or stop it first";
+
+/// What a second `serve` should do when another process holds the SQLite file.
+fn serve_when_held() -> String {
+    format!(
+        "stop that process first, or set {} to another file",
+        config::store::PATH.env
+    )
+}
+
 /// Opens the configured store; for SQLite, after checking its folder can be written, so
 /// a permission problem is named as one instead of SQLite's "unable to open database file".
-pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
+/// A SQLite file another process holds is reported with `when_held`, the command's advice.
+pub async fn open_store(settings: &Settings, when_held: &str) -> anyhow::Result<DynStore> {
     if settings.store.kind == StoreKind::Sqlite {
         check_writable(&settings.store.path)?;
     }
-    store::open(settings).await
+    store::open(settings)
+        .await
+        .map_err(|e| match e.downcast_ref::<store::sqlite::Held>() {
+            Some(held) => anyhow::anyhow!("{held}: {when_held}"),
+            None => e,
+        })
 }
 
 /// The SQLite file `path` (or, when absent, its folder) can be written by this user.
@@ -225,7 +243,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(addr) = metrics.addr {
         tracing::info!(%addr, "metrics listening");
     }
-    let store = open_store(&settings).await?;
+    let store = open_store(&settings, &serve_when_held()).await?;
     let auth = Auth::from_settings(&settings).await?;
     let addr = std::net::SocketAddr::new(settings.server.host, settings.server.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -272,7 +290,7 @@ pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::
         "show-service: importing {total} shows from {} into {target}",
         file.display()
     );
-    let store = open_store(&settings).await?;
+    let store = open_store(&settings, IMPORT_WHEN_HELD).await?;
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(progress_style());
     let started = Instant::now();

@@ -4,8 +4,8 @@
 //! (`GET /v1/shows`). Every call carries an OAuth 2.0 client-credentials access token.
 //!
 //! # Layout
-//! - [`config`]: typed settings, loaded from defaults < optional TOML file < environment;
-//!   every variable the service reads is listed there.
+//! - [`config`]: typed settings, one file per concern, loaded from defaults < optional TOML
+//!   file < environment; every variable the service reads is written once, in `SETTINGS`.
 //! - [`telemetry`]: tracing setup (JSON lines in containers, readable text on a terminal).
 //! - [`error`]: the one API error type and its JSON envelope.
 //! - [`domain`]: `Show` and its parts, parsed from untrusted JSON into valid types, and the

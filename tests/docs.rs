@@ -1,4 +1,4 @@
-//! The README's configuration table is the settings table of `src/config.rs`, row for row,
+//! The README's configuration table is the settings table of `src/config/mod.rs`, row for row,
 //! and its metrics table is `telemetry::metrics::METRICS`. `UPDATE_README=1` rewrites the
 //! metrics table from the code before checking it.
 

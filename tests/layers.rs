@@ -92,6 +92,31 @@ fn domain_imports_no_layer_above_it() {
     );
 }
 
+#[test]
+fn config_imports_nothing_above_domain() {
+    let above = [
+        "http",
+        "store",
+        "auth",
+        "catalogue",
+        "telemetry",
+        "cli",
+        "error",
+    ];
+    let mut bad = violations("config", &above);
+    for path in sources("config") {
+        let text = std::fs::read_to_string(&path).expect("a readable source file");
+        if text.contains("axum::") {
+            bad.push(format!("{} uses axum", path.display()));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "config sits just above domain:\n{}",
+        bad.join("\n")
+    );
+}
+
 /// Before the `#[cfg(test)]` part of a file (tests may spell scope names).
 fn code_part(text: &str) -> &str {
     text.find("#[cfg(test)]").map_or(text, |at| &text[..at])
@@ -100,11 +125,8 @@ fn code_part(text: &str) -> &str {
 #[test]
 fn scope_names_are_spelled_only_by_the_scope_type() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![
-        root.join("config.rs"),
-        root.join("auth/issuer.rs"),
-        root.join("auth/mod.rs"),
-    ];
+    let mut files = vec![root.join("auth/issuer.rs"), root.join("auth/mod.rs")];
+    files.extend(sources("config"));
     files.extend(sources("http"));
     let mut bad = Vec::new();
     for path in files {

@@ -3,8 +3,9 @@
 
 /// The table's hash key (S).
 pub const TABLE_HASH_KEY: &str = "slug";
-/// The catalogue index.
-pub const GSI_NAME: &str = "gsi_drm_episode";
+/// The catalogue index's name and the table of an environment (`shows-{env}`): the
+/// settings' defaults, so they live with the settings.
+pub use crate::config::store::{GSI_NAME, table_name};
 /// The index's hash key (N): 1 for DRM shows; absent on the items we write otherwise.
 pub const GSI_HASH_KEY: &str = "drmKey";
 /// The index's range key (N).
@@ -28,8 +29,3 @@ pub const CHANGE_LOG_SLUGS: &str = "slugs";
 pub const CHANGE_LOG_EXPIRES: &str = "expiresAt";
 /// At most this many slugs per entry (200 characters each: well inside an item's 400 KB).
 pub const CHANGE_LOG_MAX_SLUGS: usize = 1000;
-
-/// The table of an environment: `shows-{env}`.
-pub fn table_name(env: &str) -> String {
-    format!("shows-{env}")
-}

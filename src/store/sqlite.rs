@@ -22,7 +22,7 @@
 //! being writable under the running process (read-only remount, `chattr +i`, full disk)
 //! then fails a write with an error code (503) instead of a SIGBUS on a mapped page. The
 //! price: no other process can open the file while the service runs; `show-service
-//! import` or a second server says so and exits ([`HELD`]).
+//! import` or a second server says so and exits ([`Held`]).
 
 use super::cursor::Position;
 use super::layout::CHANGE_LOG_MAX_SLUGS;
@@ -46,9 +46,17 @@ const READERS: usize = 4;
 const MIN_FREE_BYTES: u64 = 16 << 20;
 /// SQLite's VFS with a process-wide exclusive lock and the WAL index in heap memory.
 const VFS: &str = "unix-excl";
-/// Why a store file held by another process cannot be opened, and what to do instead.
-pub const HELD: &str = "is held by another process (a running show-service keeps its SQLite \
-store to itself): POST the feed to that service instead of importing, or stop it first";
+/// Why a store file cannot be opened: another process holds it. What to do instead
+/// depends on the command (`cli` adds it): a second server and an import differ.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the SQLite store {} is held by another process (a running show-service keeps its \
+     SQLite store to itself)",
+    path.display()
+)]
+pub struct Held {
+    pub path: PathBuf,
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shows (
@@ -210,9 +218,9 @@ impl SqliteStore {
                 .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
         }
         let writer = open(path, false).map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                anyhow::anyhow!("the SQLite store {} {HELD}", path.display())
-            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => anyhow::Error::new(Held {
+                path: path.to_path_buf(),
+            }),
             _ => anyhow::Error::new(e)
                 .context(format!("cannot open the SQLite store {}", path.display())),
         })?;

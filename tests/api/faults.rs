@@ -1,7 +1,8 @@
-//! Store faults and limits: the store of a running service refused to a second process,
-//! the request timeout, load shedding. Each answers with a clear error, writes nothing, and
-//! recovers. They pin SQLite (DynamoDB's outage is tested in `tests/dynamodb.rs`; the
-//! embedded store's disk faults in `storage_faults.rs`).
+//! Store faults and limits: the store of a running service refused to a second process
+//! (an import or a second server, each told what it should do instead), the request
+//! timeout, load shedding. Each answers with a clear error, writes nothing, and recovers.
+//! They pin SQLite (DynamoDB's outage is tested in `tests/dynamodb.rs`; the embedded
+//! store's disk faults in `storage_faults.rs`).
 
 use crate::helpers::*;
 use std::time::{Duration, Instant};
@@ -62,6 +63,61 @@ async fn import_into_the_store_of_a_running_service_is_refused_in_one_line() {
     }
     // Nothing was written, and the running service still writes.
     assert_eq!(app.catalogue_slugs().await.len(), 3);
+    assert_eq!(app.post_feed(&feed("live", 4)).await.status(), 201);
+    assert_eq!(app.catalogue_slugs().await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_second_serve_on_the_store_of_a_running_service_is_told_to_stop_it_or_move() {
+    let mut app = TestApp::spawn_with(SQLITE).await;
+    assert_eq!(app.post_feed(&feed("live", 3)).await.status(), 201);
+    let db = app.data.path().join("shows.db");
+    let mut second = std::process::Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("APP__STORE__PATH", &db)
+        .env("APP__SERVER__HOST", "127.0.0.1")
+        .env("APP__SERVER__PORT", "0")
+        .env("APP__LOG__FORMAT", "text")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a second server that did start is stopped and fails the test.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = status.expect("the second serve exits instead of serving");
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    let line = err
+        .lines()
+        .last()
+        .filter(|l| l.starts_with("show-service: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    for part in [
+        db.to_str().unwrap(),
+        "held by another process",
+        "stop that process",
+        "APP__STORE__PATH",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    // The advice for `import` is not given to a server.
+    for part in ["POST the feed", "importing"] {
+        assert!(!line.contains(part), "{part:?} in {line}");
+    }
+    // The running service still serves and writes.
     assert_eq!(app.post_feed(&feed("live", 4)).await.status(), 201);
     assert_eq!(app.catalogue_slugs().await.len(), 4);
 }

@@ -92,6 +92,33 @@ fn domain_imports_no_layer_above_it() {
     );
 }
 
+#[test]
+fn telemetry_imports_nothing_above_it_and_no_http_crate() {
+    let mut bad = violations("telemetry", &["http", "auth", "store", "catalogue", "cli"]);
+    for path in sources("telemetry") {
+        let text = std::fs::read_to_string(&path).expect("a readable source file");
+        for krate in ["axum", "tower_http", "hyper"] {
+            if text.contains(&format!("{krate}::")) {
+                bad.push(format!("{} uses the crate {krate}", path.display()));
+            }
+        }
+        // The exporters share the metrics table; neither imports the other.
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        for (exporter, other) in [("emf", "prometheus"), ("prometheus", "emf")] {
+            if name == exporter
+                && (text.contains(&format!("super::{other}")) || text.contains("super::metrics"))
+            {
+                bad.push(format!("{} imports another exporter", path.display()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "telemetry sits below everything but config:\n{}",
+        bad.join("\n")
+    );
+}
+
 /// Before the `#[cfg(test)]` part of a file (tests may spell scope names).
 fn code_part(text: &str) -> &str {
     text.find("#[cfg(test)]").map_or(text, |at| &text[..at])

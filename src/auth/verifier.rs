@@ -30,9 +30,9 @@
 //! header (RS256, a `kid`) and every claim rule, read from the still unverified claims.
 //! Junk with made-up `kid`s therefore never spends the store's fetches (see `jwks.rs`).
 
-use super::AuthError;
 use super::claims::{AccessClaims, ClaimError, ClaimRules, Verified};
 use super::jwks::{KeyError, KeyStore, PublicKey};
+use super::{AuthError, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -101,24 +101,23 @@ impl Verifier {
             .map_err(|(_, e)| e)
     }
 
-    /// [`Verifier::verify_at`], with the `outcome` label of
-    /// `auth_token_verifications_total` that the result stands for (`ok`, `cached`, or
-    /// why it was refused).
+    /// [`Verifier::verify_at`], with the [`Outcome`] the result stands for (`Ok`,
+    /// `Cached`, or why it was refused).
     pub async fn verify_with_outcome(
         &self,
         token: &str,
         now: i64,
-    ) -> Result<(Arc<Verified>, &'static str), (&'static str, AuthError)> {
-        let invalid = |outcome: &'static str| move |e: String| (outcome, AuthError::Invalid(e));
+    ) -> Result<(Arc<Verified>, Outcome), (Outcome, AuthError)> {
+        let invalid = |outcome: Outcome| move |e: String| (outcome, AuthError::Invalid(e));
         if token.len() > MAX_TOKEN_LEN {
-            return Err(invalid("malformed")(format!(
+            return Err(invalid(Outcome::Malformed)(format!(
                 "token longer than {MAX_TOKEN_LEN} bytes"
             )));
         }
         if let Some(hit) = self.cached(token.as_bytes(), now) {
-            return Ok((hit, "cached"));
+            return Ok((hit, Outcome::Cached));
         }
-        let kid = header_kid(token).map_err(invalid("malformed"))?;
+        let kid = header_kid(token).map_err(invalid(Outcome::Malformed))?;
         let key = match self.keys.known(&kid) {
             Some(key) => key,
             None => {
@@ -126,24 +125,25 @@ impl Verifier {
                 // its claims, read before any signature check, must meet every rule.
                 let unverified = jsonwebtoken::dangerous::insecure_decode_claims(token);
                 if !unverified.is_ok_and(|c: AccessClaims| self.rules.check(c, now).is_ok()) {
-                    return Err(invalid("unknown_key")(format!(
+                    return Err(invalid(Outcome::UnknownKey)(format!(
                         "no key with kid {kid:?}, and the claims fail: not refetched"
                     )));
                 }
                 self.keys.fetch_for(&kid).await.map_err(|e| match e {
-                    KeyError::UnknownKid(_) => invalid("unknown_key")(e.to_string()),
-                    KeyError::Unavailable(_) => {
-                        ("issuer_unavailable", AuthError::Unavailable(e.to_string()))
-                    }
+                    KeyError::UnknownKid(_) => invalid(Outcome::UnknownKey)(e.to_string()),
+                    KeyError::Unavailable(_) => (
+                        Outcome::IssuerUnavailable,
+                        AuthError::Unavailable(e.to_string()),
+                    ),
                 })?
             }
         };
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    invalid("bad_signature")("bad signature".into())
+                    invalid(Outcome::BadSignature)("bad signature".into())
                 }
-                _ => invalid("malformed")(e.to_string()),
+                _ => invalid(Outcome::Malformed)(e.to_string()),
             })?
             .claims;
         let verified = Arc::new(
@@ -152,7 +152,7 @@ impl Verifier {
                 .map_err(|e| invalid(claim_outcome(&e))(e.to_string()))?,
         );
         self.remember(token, &verified, &kid, key, now);
-        Ok((verified, "ok"))
+        Ok((verified, Outcome::Ok))
     }
 
     /// How many verified tokens are cached.
@@ -264,15 +264,15 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The `outcome` label of a claim refusal.
-fn claim_outcome(e: &ClaimError) -> &'static str {
+/// The outcome of a claim refusal.
+fn claim_outcome(e: &ClaimError) -> Outcome {
     match e {
-        ClaimError::NoIssuer | ClaimError::WrongIssuer(_) => "wrong_issuer",
-        ClaimError::NoExpiry => "malformed",
-        ClaimError::Expired(_) => "expired",
-        ClaimError::NotYetValid(_) | ClaimError::IssuedInFuture(_) => "not_yet_valid",
-        ClaimError::NotAccessToken(_) => "wrong_token_use",
-        ClaimError::WrongAudience(_) | ClaimError::WrongClient(_) => "wrong_audience",
+        ClaimError::NoIssuer | ClaimError::WrongIssuer(_) => Outcome::WrongIssuer,
+        ClaimError::NoExpiry => Outcome::Malformed,
+        ClaimError::Expired(_) => Outcome::Expired,
+        ClaimError::NotYetValid(_) | ClaimError::IssuedInFuture(_) => Outcome::NotYetValid,
+        ClaimError::NotAccessToken(_) => Outcome::WrongTokenUse,
+        ClaimError::WrongAudience(_) | ClaimError::WrongClient(_) => Outcome::WrongAudience,
     }
 }
 

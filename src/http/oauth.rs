@@ -32,7 +32,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use utoipa::ToSchema;
 
 /// Largest token request body read; a real one is under 200 bytes.
@@ -77,83 +77,122 @@ pub struct TokenRequest {
     client_secret: Option<String>,
 }
 
-/// A refusal, rendered in RFC 6749's shape.
+/// A refusal, rendered in RFC 6749's shape: its status, error code and headers all
+/// follow from its [`Refused`] kind.
 #[derive(Debug)]
 pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
+    kind: Refused,
     description: String,
-    retry_after: Option<Duration>,
+}
+
+/// What kind of refusal a token request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The issuer's decision, or the form's (`invalid_request`, `invalid_client`).
+    Issuer(Refusal),
+    /// A form over [`MAX_REQUEST_BYTES`]: 413, `invalid_request`.
+    TooLarge,
+}
+
+impl Refused {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refused::Issuer(Refusal::InvalidClient) => StatusCode::UNAUTHORIZED,
+            Refused::Issuer(Refusal::RateLimited(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Refused::Issuer(Refusal::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
+            Refused::Issuer(
+                Refusal::InvalidRequest | Refusal::InvalidScope | Refusal::UnsupportedGrantType,
+            ) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The RFC 6749 error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refused::TooLarge => Refusal::InvalidRequest.code(),
+            Refused::Issuer(r) => r.code(),
+        }
+    }
+
+    /// The header the refusal carries besides the usual ones: `WWW-Authenticate` on a
+    /// failed client authentication (RFC 6749 §5.2), `Retry-After` past a rate limit.
+    fn header(self) -> Option<(header::HeaderName, HeaderValue)> {
+        match self {
+            Refused::Issuer(Refusal::InvalidClient) => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"show-service\""),
+            )),
+            Refused::Issuer(Refusal::RateLimited(wait)) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                Some((header::RETRY_AFTER, HeaderValue::from(secs)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The `reason` label of `issuer_token_requests_rejected_total`; none for a server
+    /// error, which is the log's.
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            Refused::Issuer(Refusal::ServerError) => None,
+            Refused::Issuer(Refusal::RateLimited(_)) => Some("rate_limited"),
+            other => Some(other.code()),
+        }
+    }
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    fn new(kind: Refused, description: impl Into<String>) -> Self {
         OAuthError {
-            status,
-            error,
+            kind,
             description: description.into(),
-            retry_after: None,
         }
     }
     fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+        Self::new(Refused::Issuer(Refusal::InvalidRequest), d)
     }
     fn invalid_client(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        Self::new(Refused::Issuer(Refusal::InvalidClient), d)
+    }
+
+    /// What kind of refusal it is.
+    pub fn kind(&self) -> Refused {
+        self.kind
     }
 
     /// The RFC 6749 error code.
     pub fn code(&self) -> &'static str {
-        self.error
+        self.kind.code()
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
     }
 }
 
 impl From<IssueError> for OAuthError {
     fn from(e: IssueError) -> Self {
-        let status = match e.refusal {
-            Refusal::InvalidClient => StatusCode::UNAUTHORIZED,
-            Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Refusal::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            Refusal::InvalidRequest | Refusal::InvalidScope | Refusal::UnsupportedGrantType => {
-                StatusCode::BAD_REQUEST
-            }
-        };
-        let retry_after = match e.refusal {
-            Refusal::RateLimited(wait) => Some(wait),
-            _ => None,
-        };
-        OAuthError {
-            status,
-            error: e.refusal.code(),
-            description: e.description,
-            retry_after,
-        }
+        OAuthError::new(Refused::Issuer(e.refusal), e.description)
     }
 }
 
 impl std::fmt::Display for OAuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error, self.description)
+        write!(f, "{}: {}", self.code(), self.description)
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = OAuthErrorBody {
-            error: self.error,
+            error: self.code(),
             error_description: self.description,
         };
-        let mut res = (self.status, no_store(), json_body(&body)).into_response();
-        let headers = res.headers_mut();
-        if self.error == "invalid_client" {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"show-service\""),
-            );
-        }
-        if let Some(wait) = self.retry_after {
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        let mut res = (self.kind.status(), no_store(), json_body(&body)).into_response();
+        if let Some((name, value)) = self.kind.header() {
+            res.headers_mut().insert(name, value);
         }
         res
     }
@@ -259,21 +298,15 @@ async fn token_request(
 /// (`invalid_client`, `invalid_request`, `invalid_scope`, `unsupported_grant_type`,
 /// `rate_limited`); server errors are the log's.
 fn count_rejection(e: &OAuthError) {
-    let reason = match e.error {
-        "temporarily_unavailable" => "rate_limited",
-        "server_error" => return,
-        code => code,
+    let Some(reason) = e.kind.reason() else {
+        return;
     };
     metrics::counter!("issuer_token_requests_rejected_total", "reason" => reason).increment(1);
 }
 
 /// A form past [`MAX_REQUEST_BYTES`]: 413, in RFC 6749's shape.
 fn too_large() -> OAuthError {
-    OAuthError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request",
-        "request body too large (16 KiB at most)",
-    )
+    OAuthError::new(Refused::TooLarge, "request body too large (16 KiB at most)")
 }
 
 /// The checks made before any of the body is read: the form's content type, and a
@@ -482,6 +515,7 @@ mod tests {
     use crate::auth::keys::SigningKey;
     use crate::config::Settings;
     use serde_json::Value;
+    use std::time::Duration;
 
     const RS: &str = "https://show-service-local.api";
     const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -779,7 +813,7 @@ mod tests {
             assert!(token_request(&iss, &h, body, HERE, now).await.is_ok());
         }
         let err = token_request(&iss, &h, body, HERE, now).await.unwrap_err();
-        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
         let res = err.into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
         // A wrong secret is told it is wrong: the issuance bucket is not the guessing one.
@@ -813,7 +847,7 @@ mod tests {
             let err = token_request(&iss, &wrong, body, source(66), now)
                 .await
                 .unwrap_err();
-            codes.push(err.status.as_u16());
+            codes.push(err.status().as_u16());
         }
         let refused = FAILURE_BURST as usize;
         assert!(codes[..refused].iter().all(|c| *c == 401), "{codes:?}");
@@ -835,7 +869,7 @@ mod tests {
         let again = token_request(&iss, &wrong, body, source(67), now)
             .await
             .unwrap_err();
-        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(
             token_request(&iss, &good, body, source(2), now)
                 .await
@@ -868,26 +902,38 @@ mod tests {
         let b = token_request(&iss, &known, body, source(201), now)
             .await
             .unwrap_err();
-        assert_eq!((a.status, a.code()), (b.status, b.code()));
+        assert_eq!(a.kind(), b.kind());
         assert_eq!(a.code(), "invalid_client");
         assert_eq!(a.description, b.description);
     }
 
     #[test]
     fn rejections_are_counted_by_reason() {
-        let counters = crate::auth::test_counters::Counters::default();
-        metrics::with_local_recorder(&counters, || {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
             count_rejection(&OAuthError::from(IssueError::new(
                 Refusal::RateLimited(Duration::from_secs(1)),
                 "x",
             )));
             count_rejection(&OAuthError::invalid_client("x"));
             count_rejection(&too_large());
+            count_rejection(&OAuthError::from(IssueError::new(
+                Refusal::ServerError,
+                "x",
+            )));
         });
-        for reason in ["rate_limited", "invalid_client", "invalid_request"] {
-            let key = format!("issuer_token_requests_rejected_total{{reason={reason}}}");
-            assert_eq!(counters.get(&key), 1, "{key}");
-        }
+        let counted = crate::auth::test_metrics::counters(&snapshotter);
+        let want: std::collections::HashMap<String, u64> =
+            ["rate_limited", "invalid_client", "invalid_request"]
+                .map(|r| {
+                    (
+                        format!("issuer_token_requests_rejected_total{{reason={r}}}"),
+                        1,
+                    )
+                })
+                .into();
+        assert_eq!(counted, want, "server errors are not counted");
     }
 
     #[tokio::test]
@@ -947,6 +993,14 @@ mod tests {
         let res = OAuthError::from(IssueError::new(Refusal::InvalidScope, "x")).into_response();
         assert_eq!(res.status(), 400);
         assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let res = too_large().into_response();
+        assert_eq!(res.status(), 413);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "invalid_request");
     }
 
     #[test]

@@ -54,12 +54,12 @@ pub struct ReadinessCache {
 
 impl ReadinessCache {
     /// The store's answer: the last one while it is under [`READINESS_TTL`] old, else
-    /// `ping`'s, awaited by one probe while the others wait for it. A probe dropped
+    /// `ping()`'s, awaited by one probe while the others wait for it. A probe dropped
     /// mid-check (its client hung up) hands the check to the next one.
-    pub async fn check(
-        &self,
-        ping: impl Future<Output = Result<(), StoreError>>,
-    ) -> Result<(), String> {
+    pub async fn check<F>(&self, ping: impl FnOnce() -> F) -> Result<(), String>
+    where
+        F: Future<Output = Result<(), StoreError>>,
+    {
         if let Some(r) = self.fresh() {
             return r;
         }
@@ -68,7 +68,7 @@ impl ReadinessCache {
         if let Some(r) = self.fresh() {
             return r;
         }
-        let r = ping.await.map_err(|e| {
+        let r = ping().await.map_err(|e| {
             tracing::warn!(error = %e, "readiness: store check failed");
             "unavailable".to_string()
         });
@@ -101,7 +101,7 @@ pub async fn live() -> Json<Message> {
     ))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let accepting = state.ready.load(Ordering::SeqCst);
-    let store = state.readiness.check(state.store.ping()).await;
+    let store = state.readiness.check(|| state.store.ping()).await;
     let ok = accepting && store.is_ok();
     let body = Readiness {
         status: if ok { "ok" } else { "unavailable" },
@@ -152,7 +152,7 @@ mod tests {
     ) -> Vec<Result<(), String>> {
         let all = (0..n).map(|_| {
             let (cache, store) = (cache.clone(), store.clone());
-            tokio::spawn(async move { cache.check(store.ping()).await })
+            tokio::spawn(async move { cache.check(|| store.ping()).await })
         });
         futures::future::join_all(all)
             .await
@@ -191,7 +191,7 @@ mod tests {
         let store = Arc::new(FakeStore::default());
         // The first probe gives up 10 ms into its 50 ms check.
         let gave_up =
-            tokio::time::timeout(Duration::from_millis(10), cache.check(store.ping())).await;
+            tokio::time::timeout(Duration::from_millis(10), cache.check(|| store.ping())).await;
         assert!(gave_up.is_err());
         assert_eq!(store.pings.load(Ordering::SeqCst), 1);
         // The next probes are not stuck behind it: one of them checks, for all.

@@ -238,8 +238,9 @@ pub fn store_description(settings: &Settings) -> String {
 /// `serve`: binds, serves until SIGTERM/Ctrl-C, drains, returns.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Metrics first: a metrics port that cannot be bound stops start-up before anything.
-    let metrics =
+    let mut metrics =
         crate::telemetry::metrics::install(&settings.metrics, settings.env.as_str()).await?;
+    http::metrics::start(&mut metrics);
     if let Some(addr) = metrics.addr {
         tracing::info!(%addr, "metrics listening");
     }

@@ -1,5 +1,5 @@
 //! The README's configuration table is the settings table of `src/config/mod.rs`, row for row,
-//! and its metrics table is `telemetry::metrics::METRICS`. `UPDATE_README=1` rewrites the
+//! and its metrics table is `telemetry::table::METRICS`. `UPDATE_README=1` rewrites the
 //! metrics table from the code before checking it.
 
 use show_service::config::{ENV_VARS, SETTINGS};
@@ -47,7 +47,7 @@ fn the_readme_lists_every_metric_as_the_code_documents_it() {
         .and_then(|i| readme[i..].find('\n').map(|j| i + j + 1))
         .expect("metrics-table marker");
     let end = readme.find("<!-- /metrics-table -->").expect("end marker");
-    let expected = show_service::telemetry::metrics::markdown_table();
+    let expected = show_service::telemetry::table::markdown_table();
     if std::env::var_os("UPDATE_README").is_some() {
         let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
         std::fs::write(path, updated).expect("README.md written");
@@ -56,14 +56,14 @@ fn the_readme_lists_every_metric_as_the_code_documents_it() {
     assert_eq!(
         &readme[start..end],
         expected,
-        "README's metrics table differs from telemetry::metrics::METRICS; run UPDATE_README=1 cargo nextest run --test docs"
+        "README's metrics table differs from telemetry::table::METRICS; run UPDATE_README=1 cargo nextest run --test docs"
     );
-    for m in show_service::telemetry::metrics::METRICS {
+    for m in show_service::telemetry::table::METRICS {
         assert!(readme.contains(&format!("`{}`", m.name)), "{}", m.name);
     }
 }
 
 fn the_readme_lists_every_metric_as_the_code_documents_it_unchanged(path: &str) {
     let readme = std::fs::read_to_string(path).expect("README.md");
-    assert!(readme.contains(&show_service::telemetry::metrics::markdown_table()));
+    assert!(readme.contains(&show_service::telemetry::table::markdown_table()));
 }

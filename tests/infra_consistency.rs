@@ -14,7 +14,7 @@ use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
 use show_service::store::layout::{
     CHANGE_LOG_EXPIRES, GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
 };
-use show_service::telemetry::metrics::METRICS;
+use show_service::telemetry::table::METRICS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -1177,7 +1177,7 @@ struct ServiceMetric {
 }
 
 /// The service's metrics as CloudWatch receives them through EMF, from the code's
-/// metrics table (`telemetry::metrics::METRICS`): every metric it sends to EMF, with
+/// metrics table (`telemetry::table::METRICS`): every metric it sends to EMF, with
 /// the dimensions it carries besides `Environment`. The table names each label's values
 /// in its help text; their closed sets (the team's metrics contract) are in
 /// [`label_values`].
@@ -1226,7 +1226,7 @@ fn label_values(metric: &str, dim: &str) -> BTreeSet<&'static str> {
             "rate_limited",
         ],
         _ => panic!(
-            "telemetry::metrics::METRICS sends {metric} to EMF with the dimension {dim}, \
+            "telemetry::table::METRICS sends {metric} to EMF with the dimension {dim}, \
              whose values this test does not know: add them to label_values()"
         ),
     };
@@ -2544,7 +2544,7 @@ fn every_metric_the_service_emits_is_documented() {
     for m in METRICS {
         assert!(
             readme.contains(&format!("`{}`", m.name)),
-            "README.md does not document the metric {} (telemetry::metrics::METRICS)",
+            "README.md does not document the metric {} (telemetry::table::METRICS)",
             m.name
         );
     }

@@ -225,6 +225,9 @@ enum Source {
         client: reqwest::Client,
         url: String,
     },
+    /// An issuer in memory, whose delays run on tokio's clock (tests pause it).
+    #[cfg(test)]
+    Fake(Arc<tests::FakeIssuer>),
 }
 
 /// What the store knows, behind a lock never held across an `.await`.
@@ -434,12 +437,24 @@ impl KeyStore {
 
     /// One fetch, within the budget; records the outcome. Call with `fetching` held.
     async fn fetch(&self) -> Result<(), String> {
-        let Source::Http { client, url } = &self.source else {
-            return Ok(());
-        };
-        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let budget = self.policy.budget;
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.policy.budget, download(client, url)).await {
+        let (url, body) = match &self.source {
+            Source::Static => return Ok(()),
+            Source::Http { client, url } => {
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                (
+                    url.as_str(),
+                    tokio::time::timeout(budget, download(client, url)).await,
+                )
+            }
+            #[cfg(test)]
+            Source::Fake(issuer) => {
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                ("fake", tokio::time::timeout(budget, issuer.serve()).await)
+            }
+        };
+        let result = match body {
             Ok(Ok(body)) => KeySet::from_json(&body),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(format!("no answer within {:?}", self.policy.budget)),
@@ -499,320 +514,4 @@ async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::auth::keys::SigningKey;
-    use axum::Router;
-    use axum::routing::get;
-    use std::sync::Mutex;
-
-    /// A JWKS server on 127.0.0.1:0 whose document and delay the test can change, and
-    /// which counts the requests it answers.
-    pub(crate) struct JwksServer {
-        pub url: String,
-        pub hits: Arc<AtomicU64>,
-        doc: Arc<Mutex<String>>,
-        delay: Arc<Mutex<Duration>>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl JwksServer {
-        pub async fn start(keys: &[&SigningKey]) -> JwksServer {
-            let doc = Arc::new(Mutex::new(jwks_doc(keys)));
-            let delay = Arc::new(Mutex::new(Duration::ZERO));
-            let hits = Arc::new(AtomicU64::new(0));
-            let (d, w, h) = (doc.clone(), delay.clone(), hits.clone());
-            let app = Router::new().route(
-                "/jwks.json",
-                get(move || {
-                    let (d, w, h) = (d.clone(), w.clone(), h.clone());
-                    async move {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let wait = *w.lock().unwrap();
-                        tokio::time::sleep(wait).await;
-                        let body = d.lock().unwrap().clone();
-                        ([("content-type", "application/json")], body)
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-            let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            JwksServer {
-                url,
-                hits,
-                doc,
-                delay,
-                task,
-            }
-        }
-
-        pub fn publish(&self, keys: &[&SigningKey]) {
-            *self.doc.lock().unwrap() = jwks_doc(keys);
-        }
-
-        pub fn set_delay(&self, delay: Duration) {
-            *self.delay.lock().unwrap() = delay;
-        }
-
-        pub fn hits(&self) -> u64 {
-            self.hits.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Drop for JwksServer {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    pub(crate) fn jwks_doc(keys: &[&SigningKey]) -> String {
-        let keys: Vec<_> = keys.iter().map(|k| k.public_jwk()).collect();
-        serde_json::json!({ "keys": keys }).to_string()
-    }
-
-    /// A URL on which nothing listens.
-    pub(crate) async fn dead_url() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        format!("http://{addr}/jwks.json")
-    }
-
-    pub(crate) fn fast_policy(min_interval: Duration) -> FetchPolicy {
-        FetchPolicy {
-            burst: 1,
-            min_interval,
-            retry_after_failure: min_interval,
-            budget: Duration::from_millis(1500),
-            max_age: Duration::from_secs(3600),
-        }
-    }
-
-    #[test]
-    fn only_rs256_signing_keys_with_a_kid_are_kept() {
-        let key = SigningKey::generate().unwrap();
-        let good = serde_json::to_value(key.public_jwk()).unwrap();
-        let mut no_alg = good.clone();
-        no_alg["kid"] = "no-alg".into();
-        no_alg.as_object_mut().unwrap().remove("alg");
-        no_alg.as_object_mut().unwrap().remove("use");
-        let mut leading_zero = good.clone();
-        leading_zero["kid"] = "zero".into();
-        let mut n = vec![0u8];
-        n.extend(URL_SAFE_NO_PAD.decode(good["n"].as_str().unwrap()).unwrap());
-        leading_zero["n"] = URL_SAFE_NO_PAD.encode(&n).into();
-        let with = |k: &str, v: serde_json::Value| {
-            let mut j = good.clone();
-            j["kid"] = format!("bad-{k}").into();
-            j[k] = v;
-            j
-        };
-        let doc = serde_json::json!({ "keys": [
-            good,
-            no_alg,
-            leading_zero,
-            with("use", "enc".into()),
-            with("alg", "RS512".into()),
-            with("kty", "EC".into()),
-            with("n", "AQAB".into()),
-            with("n", "!!".into()),
-            with("e", serde_json::Value::Null),
-            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
-            {"kty": "RSA"},
-            "not an object",
-        ]});
-        let set = KeySet::from_json(doc.to_string().as_bytes()).unwrap();
-        let mut kept: Vec<_> = set.keys.keys().cloned().collect();
-        kept.sort();
-        let mut want = vec![key.kid().to_string(), "no-alg".into(), "zero".into()];
-        want.sort();
-        assert_eq!(kept, want);
-    }
-
-    #[test]
-    fn a_document_that_is_not_a_jwks_is_an_error() {
-        for doc in ["", "{}", "[]", r#"{"keys":{}}"#, "<html>"] {
-            assert!(KeySet::from_json(doc.as_bytes()).is_err(), "{doc}");
-        }
-        assert!(KeySet::from_json(br#"{"keys":[]}"#).unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn unknown_kids_refetch_within_the_bucket_and_pick_up_rotation() {
-        let old = SigningKey::generate().unwrap();
-        let new = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&old]).await;
-        let mut policy = fast_policy(Duration::from_secs(1));
-        policy.burst = 2;
-        let store = Arc::new(KeyStore::http(&server.url, policy).unwrap());
-        store.refresh().await.unwrap();
-        assert_eq!(server.hits(), 1);
-        assert!(store.key(old.kid()).await.is_ok());
-
-        // Made-up kids use up the bucket (two fetches), and then fetch no more.
-        for i in 0..20 {
-            assert!(store.key(&format!("made-up-{i}")).await.is_err());
-        }
-        assert_eq!(server.hits(), 3, "the start-up fetch and the burst of two");
-
-        // The issuer rotates; the bucket is empty until it refills.
-        server.publish(&[&old, &new]);
-        assert_eq!(
-            store.key(new.kid()).await.unwrap_err(),
-            KeyError::UnknownKid(new.kid().into())
-        );
-        tokio::time::sleep(Duration::from_millis(1050)).await;
-        assert!(
-            store.key(new.kid()).await.is_ok(),
-            "the rotated key is picked up"
-        );
-        assert_eq!(server.hits(), 4);
-        // Known kids never fetch.
-        for _ in 0..20 {
-            assert!(store.key(old.kid()).await.is_ok());
-            assert!(store.key(new.kid()).await.is_ok());
-        }
-        assert_eq!(server.hits(), 4);
-        assert_eq!(store.fetch_count(), 4);
-    }
-
-    #[tokio::test]
-    async fn concurrent_made_up_kids_share_one_fetch() {
-        let key = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&key]).await;
-        let store = Arc::new(KeyStore::http(&server.url, FetchPolicy::default()).unwrap());
-        let lookups = (0..200).map(|i| {
-            let store = store.clone();
-            async move { store.key(&format!("kid-{i}")).await }
-        });
-        let results = futures::future::join_all(lookups).await;
-        assert!(
-            results
-                .iter()
-                .all(|r| matches!(r, Err(KeyError::UnknownKid(_))))
-        );
-        assert_eq!(server.hits(), 1, "concurrent unknown kids share one fetch");
-        assert!(store.key(key.kid()).await.is_ok());
-        assert_eq!(server.hits(), 1);
-    }
-
-    #[tokio::test]
-    async fn the_generation_changes_only_when_the_keys_do() {
-        let a = SigningKey::generate().unwrap();
-        let b = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&a]).await;
-        let store = Arc::new(KeyStore::http(&server.url, fast_policy(Duration::ZERO)).unwrap());
-        store.refresh().await.unwrap();
-        let first = store.generation();
-        store.refresh().await.unwrap();
-        assert_eq!(store.generation(), first, "the same set again");
-        server.publish(&[&a, &b]);
-        store.refresh().await.unwrap();
-        assert_ne!(store.generation(), first, "a key was added");
-        let second = store.generation();
-        server.publish(&[&b]);
-        store.refresh().await.unwrap();
-        assert_ne!(store.generation(), second, "a key was withdrawn");
-        let set = store.current();
-        assert!(set.get(a.kid()).is_none());
-        assert!(set.get(b.kid()).is_some());
-    }
-
-    #[tokio::test]
-    async fn a_dead_jwks_endpoint_answers_unavailable_quickly() {
-        let store = Arc::new(KeyStore::http(&dead_url().await, FetchPolicy::default()).unwrap());
-        let started = std::time::Instant::now();
-        assert!(store.refresh().await.is_err());
-        let err = store.key("any").await.unwrap_err();
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-        // Within the retry delay nothing is fetched again, and the answer stays 503-worthy.
-        assert_eq!(store.fetch_count(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_slow_jwks_endpoint_costs_a_request_at_most_the_budget() {
-        let key = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&key]).await;
-        server.set_delay(Duration::from_secs(10));
-        let store = Arc::new(KeyStore::http(&server.url, FetchPolicy::default()).unwrap());
-        let started = std::time::Instant::now();
-        let (a, b) = tokio::join!(store.key(key.kid()), store.key(key.kid()));
-        let elapsed = started.elapsed();
-        assert!(matches!(a, Err(KeyError::Unavailable(_))), "{a:?}");
-        assert!(matches!(b, Err(KeyError::Unavailable(_))), "{b:?}");
-        assert!(elapsed >= Duration::from_millis(1400), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
-        assert_eq!(
-            store.fetch_count(),
-            1,
-            "the waiter did not start a second fetch"
-        );
-    }
-
-    #[tokio::test]
-    async fn known_keys_keep_verifying_while_the_endpoint_is_down() {
-        let key = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&key]).await;
-        let store = Arc::new(KeyStore::http(&server.url, fast_policy(Duration::ZERO)).unwrap());
-        store.refresh().await.unwrap();
-        server.set_delay(Duration::from_secs(10)); // down from now on
-        let started = std::time::Instant::now();
-        assert!(store.key(key.kid()).await.is_ok());
-        assert!(started.elapsed() < Duration::from_millis(100));
-        // An unknown kid now needs a fetch, which fails: unavailable, not unknown.
-        assert!(matches!(
-            store.key("new").await,
-            Err(KeyError::Unavailable(_))
-        ));
-        // The failed fetch kept the old keys.
-        assert!(store.key(key.kid()).await.is_ok());
-        assert_eq!(store.key_count(), 1);
-    }
-
-    #[tokio::test]
-    async fn an_old_set_is_refreshed_in_the_background() {
-        let old = SigningKey::generate().unwrap();
-        let server = JwksServer::start(&[&old]).await;
-        let mut policy = fast_policy(Duration::ZERO);
-        policy.max_age = Duration::from_millis(100);
-        let store = Arc::new(KeyStore::http(&server.url, policy).unwrap());
-        store.refresh().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let other = SigningKey::generate().unwrap();
-        server.publish(&[&other]); // the issuer withdrew `old`
-        // Still answered from the set in hand; the refresh runs behind it.
-        assert!(store.key(old.kid()).await.is_ok());
-        for _ in 0..50 {
-            if store.fetch_count() == 2 && store.read().keys.get(old.kid()).is_none() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            store.read().keys.get(old.kid()).is_none(),
-            "withdrawn key dropped"
-        );
-        assert!(store.read().keys.get(other.kid()).is_some());
-    }
-
-    #[tokio::test]
-    async fn a_fixed_store_never_fetches() {
-        let key = SigningKey::generate().unwrap();
-        let set = KeySet::from_json(jwks_doc(&[&key]).as_bytes()).unwrap();
-        let store = Arc::new(KeyStore::fixed(set));
-        assert!(store.key(key.kid()).await.is_ok());
-        assert_eq!(
-            store.key("other").await.unwrap_err(),
-            KeyError::UnknownKid("other".into())
-        );
-        assert_eq!(store.fetch_count(), 0);
-    }
-}
+pub(crate) mod tests;

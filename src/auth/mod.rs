@@ -135,8 +135,8 @@ impl Auth {
             resource_server: auth.resource_server.clone(),
             verifier: Verifier::new(Arc::new(keys), rules),
             issuer,
-            accepted_cached: metrics::counter!(VERIFICATIONS, "outcome" => "cached"),
-            accepted_ok: metrics::counter!(VERIFICATIONS, "outcome" => "ok"),
+            accepted_cached: metrics::counter!(VERIFICATIONS, "outcome" => Outcome::Cached.label()),
+            accepted_ok: metrics::counter!(VERIFICATIONS, "outcome" => Outcome::Ok.label()),
         }))
     }
 
@@ -168,7 +168,7 @@ impl Auth {
                     Ok(t) => t,
                     // No token at all is not a verification.
                     Err(AuthError::Missing) => return Err(AuthError::Missing),
-                    Err(e) => return Err(counted("malformed", e)),
+                    Err(e) => return Err(counted(Outcome::Malformed, e)),
                 };
                 let (verified, outcome) = self
                     .verifier
@@ -176,7 +176,7 @@ impl Auth {
                     .await
                     .map_err(|(outcome, e)| counted(outcome, e))?;
                 let counter = match outcome {
-                    "cached" => &self.accepted_cached,
+                    Outcome::Cached => &self.accepted_cached,
                     _ => &self.accepted_ok,
                 };
                 (verified, counter)
@@ -185,7 +185,7 @@ impl Auth {
         let needed = self.full_scope(scope);
         if !verified.has_scope(needed) {
             return Err(counted(
-                "missing_scope",
+                Outcome::MissingScope,
                 AuthError::InsufficientScope(needed.to_string()),
             ));
         }
@@ -199,14 +199,69 @@ impl Auth {
     }
 }
 
-/// Counter of token checks by `outcome`: `ok`, `cached`, `malformed`, `expired`,
-/// `not_yet_valid`, `bad_signature`, `unknown_key`, `wrong_issuer`, `wrong_audience`,
-/// `wrong_token_use`, `missing_scope`, `issuer_unavailable`.
+/// Counter of token checks by `outcome` ([`Outcome::label`]).
 pub const VERIFICATIONS: &str = "auth_token_verifications_total";
 
+/// What one token check came to: its label is the `outcome` of [`VERIFICATIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified now (signature and claims).
+    Ok,
+    /// The very token verified before, still usable.
+    Cached,
+    Malformed,
+    Expired,
+    NotYetValid,
+    BadSignature,
+    UnknownKey,
+    WrongIssuer,
+    WrongAudience,
+    WrongTokenUse,
+    /// Verified, but without the route's scope (403).
+    MissingScope,
+    /// The key could not be fetched (503).
+    IssuerUnavailable,
+}
+
+impl Outcome {
+    /// Every outcome, in the table's order.
+    pub const ALL: [Outcome; 12] = [
+        Outcome::Ok,
+        Outcome::Cached,
+        Outcome::Malformed,
+        Outcome::Expired,
+        Outcome::NotYetValid,
+        Outcome::BadSignature,
+        Outcome::UnknownKey,
+        Outcome::WrongIssuer,
+        Outcome::WrongAudience,
+        Outcome::WrongTokenUse,
+        Outcome::MissingScope,
+        Outcome::IssuerUnavailable,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Cached => "cached",
+            Outcome::Malformed => "malformed",
+            Outcome::Expired => "expired",
+            Outcome::NotYetValid => "not_yet_valid",
+            Outcome::BadSignature => "bad_signature",
+            Outcome::UnknownKey => "unknown_key",
+            Outcome::WrongIssuer => "wrong_issuer",
+            Outcome::WrongAudience => "wrong_audience",
+            Outcome::WrongTokenUse => "wrong_token_use",
+            Outcome::MissingScope => "missing_scope",
+            Outcome::IssuerUnavailable => "issuer_unavailable",
+        }
+    }
+}
+
 /// Counts a refusal under `outcome` and hands it back.
-fn counted(outcome: &'static str, e: AuthError) -> AuthError {
-    metrics::counter!(VERIFICATIONS, "outcome" => outcome).increment(1);
+fn counted(outcome: Outcome, e: AuthError) -> AuthError {
+    metrics::counter!(VERIFICATIONS, "outcome" => outcome.label()).increment(1);
     e
 }
 
@@ -296,72 +351,28 @@ pub async fn mint_for_cli(
     issuer.mint_for(client_id, Some(requested.as_str()))
 }
 
-/// A metrics recorder for tests: counts counters by `name{label=value,…}`.
+/// Counter values of a `DebuggingRecorder`'s snapshot, for tests.
 #[cfg(test)]
-pub(crate) mod test_counters {
-    use std::sync::Arc;
+pub(crate) mod test_metrics {
+    use metrics_util::debugging::{DebugValue, Snapshotter};
+    use std::collections::HashMap;
 
-    /// Counts counters by `name{label=value,…}`.
-    #[derive(Default)]
-    pub struct Counters(
-        std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
-    );
-
-    impl Counters {
-        pub fn get(&self, key: &str) -> u64 {
-            self.0
-                .lock()
-                .unwrap()
-                .get(key)
-                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    /// Every counter by `name{label=value,…}`. Taking a snapshot resets the counters, so
+    /// take one at the end of a test.
+    pub fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            if let DebugValue::Counter(n) = value {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                *out.entry(format!("{}{{{}}}", key.name(), labels.join(",")))
+                    .or_default() += n;
+            }
         }
-    }
-
-    impl metrics::Recorder for Counters {
-        fn describe_counter(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_gauge(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_histogram(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn register_counter(
-            &self,
-            key: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Counter {
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            let c = self.0.lock().unwrap().entry(name).or_default().clone();
-            metrics::Counter::from_arc(c)
-        }
-        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-            metrics::Gauge::noop()
-        }
-        fn register_histogram(
-            &self,
-            _: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Histogram {
-            metrics::Histogram::noop()
-        }
+        out
     }
 }
 
@@ -499,12 +510,13 @@ mod tests {
 
     #[test]
     fn every_verification_is_counted_once_by_its_outcome() {
-        let counters = test_counters::Counters::default();
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        metrics::with_local_recorder(&counters, || {
+        metrics::with_local_recorder(&recorder, || {
             rt.block_on(async {
                 let dir = tempfile::tempdir().unwrap();
                 let settings = local_settings(dir.path());
@@ -528,12 +540,39 @@ mod tests {
                 let _ = auth.authorize(Some(&f), Scope::Read).await;
             })
         });
-        let v = |o: &str| counters.get(&format!("auth_token_verifications_total{{outcome={o}}}"));
-        assert_eq!(v("ok"), 1);
-        assert_eq!(v("cached"), 1);
-        assert_eq!(v("missing_scope"), 1);
-        assert_eq!(v("malformed"), 1);
-        assert_eq!(v("bad_signature"), 1);
+        let counted = test_metrics::counters(&snapshotter);
+        let v = |o: Outcome| {
+            counted
+                .get(&format!(
+                    "auth_token_verifications_total{{outcome={}}}",
+                    o.label()
+                ))
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(v(Outcome::Ok), 1);
+        assert_eq!(v(Outcome::Cached), 1);
+        assert_eq!(v(Outcome::MissingScope), 1);
+        assert_eq!(v(Outcome::Malformed), 1);
+        assert_eq!(v(Outcome::BadSignature), 1);
+        let total: u64 = Outcome::ALL.into_iter().map(v).sum();
+        assert_eq!(
+            total, 5,
+            "one count per verification, none for a missing header"
+        );
+    }
+
+    #[test]
+    fn every_outcome_is_a_label_the_metrics_table_documents() {
+        let help = crate::telemetry::table::doc(VERIFICATIONS)
+            .expect("in the table")
+            .help;
+        let labels: std::collections::HashSet<_> =
+            Outcome::ALL.into_iter().map(Outcome::label).collect();
+        assert_eq!(labels.len(), Outcome::ALL.len(), "labels are distinct");
+        for label in labels {
+            assert!(help.contains(&format!("`{label}`")), "{label} in: {help}");
+        }
     }
 
     #[tokio::test]

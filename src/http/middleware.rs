@@ -18,8 +18,8 @@
 
 use super::AppState;
 use super::extract::{AnsweredClient, ClientId};
+use super::metrics as request_metrics;
 use crate::error::{ApiError, ErrorBody, ErrorPayload, default_message};
-use crate::telemetry::metrics as telemetry;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
@@ -57,7 +57,7 @@ pub fn limit(routes: Router, state: &AppState) -> Router {
 
 /// The layers of the module doc in one stack (each `Router::layer` boxes every route).
 fn stack(app: Router, state: &AppState, shed: Option<usize>) -> Router {
-    let metrics = std::sync::Arc::new(telemetry::RequestMetrics::default());
+    let metrics = std::sync::Arc::new(request_metrics::RequestMetrics::default());
     let limit = shed.map(tower::limit::GlobalConcurrencyLimitLayer::new);
     let shed = limit.map(|l| ServiceBuilder::new().load_shed().layer(l).into_inner());
     app.layer(
@@ -65,7 +65,7 @@ fn stack(app: Router, state: &AppState, shed: Option<usize>) -> Router {
             .map_request(prepare)
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(telemetry::in_flight_layer())
+            .layer(request_metrics::in_flight_layer())
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request| {
@@ -193,7 +193,7 @@ async fn envelope(
 /// The request's metrics and log line (target `request`): WARN for a 5xx, INFO for a 4xx
 /// and every write (not GET, HEAD, OPTIONS), DEBUG for a read that succeeded, which the
 /// metrics count and API Gateway's access log records (README, "Operations", says why).
-fn log_line(metrics: &telemetry::RequestMetrics, res: &Response, latency: Duration) {
+fn log_line(metrics: &request_metrics::RequestMetrics, res: &Response, latency: Duration) {
     let Some(a) = res.extensions().get::<Answered>() else {
         return;
     };

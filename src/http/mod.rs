@@ -11,6 +11,7 @@
 //! - `conn`: the connection layer (header-read and idle timeouts, connection cap,
 //!   lingering close).
 //! - `middleware`: request ids, the request log line, the error envelope, limits.
+//! - `metrics`: the request metrics and the Prometheus exposition's listener.
 //! - `trace`: the trace id of a request, from its trace context headers.
 
 pub mod cache;
@@ -18,6 +19,7 @@ pub mod conn;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod oauth;
 pub mod openapi;

@@ -10,7 +10,7 @@
 //! document, as the format allows: past that, a uniform sample of them); gauges are not
 //! sent. Every document carries `Environment`.
 
-use super::metrics::{Kind, doc};
+use super::table::{Kind, doc};
 use metrics::{HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{Registry, Storage};
 use serde_json::{Map, Value, json};

@@ -1,18 +1,18 @@
-//! Telemetry: logs here, metrics in [`metrics`] (the table and the exporters) and [`emf`].
+//! Telemetry: logs here; metrics in [`metrics`] (exporters [`prometheus`], [`emf`]; [`table`]).
 //!
-//! Tracing setup: JSON lines in containers (stdout is not a terminal), readable text on a
-//! terminal, or as `APP__LOG__FORMAT` says. The level comes from `APP__LOG__LEVEL`
-//! (`RUST_LOG` overrides it when set).
-//!
-//! JSON lines are tracing-subscriber's JSON format (event fields at the top level, the
+//! Tracing setup: JSON lines in containers (stdout is not a terminal), readable text on a terminal,
+//! or as `APP__LOG__FORMAT` says. The level comes from `APP__LOG__LEVEL` (`RUST_LOG` overrides it
+//! when set). JSON lines are tracing-subscriber's JSON format (event fields at the top level, the
 //! current span's fields — a request's `trace_id` — under `span`), written to stdout by
-//! tracing-appender's non-blocking writer: a logging request never waits for stdout, and
-//! none of its lines is dropped (`lossy(false)`: a full queue makes loggers wait instead).
-//! The writer's worker flushes whenever its queue runs dry, so a buffer in front of stdout
-//! makes one `write` per batch of lines under load instead of one per line.
+//! tracing-appender's non-blocking writer: a logging request never waits for stdout, and none of
+//! its lines is dropped (`lossy(false)`: a full queue makes loggers wait instead). The writer's
+//! worker flushes whenever its queue runs dry, so a buffer in front of stdout makes one `write` per
+//! batch of lines under load instead of one per line.
 
 pub mod emf;
 pub mod metrics;
+pub mod prometheus;
+pub mod table;
 
 use crate::config::{LogFormat, LogSettings};
 use std::io::IsTerminal;

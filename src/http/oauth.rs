@@ -60,21 +60,26 @@ pub struct OAuthErrorBody {
     pub error_description: String,
 }
 
-/// The token request form. (Documentation only: the handler parses the body itself to
-/// refuse repeated parameters, as RFC 6749 §3.2 requires.)
+/// The token request form, as a client authenticated by HTTP Basic sends it (the scheme
+/// the document declares). A client may instead send `client_id` and `client_secret` in
+/// the form (RFC 6749 §2.3.1), never both methods. (Documentation only: the handler parses
+/// the body itself to refuse repeated parameters, as RFC 6749 §3.2 requires; the
+/// document's `scope` pattern lists the scope names, see `openapi::document_for`.)
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
-    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
-    grant_type: String,
+    grant_type: GrantType,
     /// Space-separated scopes; short (`shows.read`) or full names. Default: all the
     /// client may have.
     #[schema(example = "shows.read shows.write")]
     scope: Option<String>,
-    /// With `client_secret`, instead of HTTP Basic.
-    client_id: Option<String>,
-    client_secret: Option<String>,
+}
+
+/// The one grant this issuer serves.
+#[derive(Debug, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+enum GrantType {
+    client_credentials,
 }
 
 /// A refusal, rendered in RFC 6749's shape: its status, error code and headers all

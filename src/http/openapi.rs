@@ -99,6 +99,7 @@ pub fn document_for(issuer_routes: bool, resource_server: &str) -> utoipa::opena
             doc.paths.paths.insert((*alias).to_string(), item);
         }
     }
+    token_scope_pattern(&mut doc, resource_server);
     let json = ContentBuilder::new()
         .schema(Some(ObjectBuilder::new().build()))
         .build();
@@ -152,6 +153,42 @@ pub fn document_for(issuer_routes: bool, resource_server: &str) -> utoipa::opena
     doc
 }
 
+/// The token form's `scope`: space-separated scope names, short or full, so a generated
+/// form asks for scopes that exist (the names come from [`crate::auth::Scope`]).
+fn token_scope_pattern(doc: &mut utoipa::openapi::OpenApi, resource_server: &str) {
+    use utoipa::openapi::{RefOr, Schema};
+    let escape = |s: &str| {
+        s.chars().fold(String::new(), |mut out, c| {
+            if !c.is_ascii_alphanumeric() && !matches!(c, '/' | '-' | '_' | ':') {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        })
+    };
+    let names: Vec<String> = crate::auth::Scope::ALL
+        .iter()
+        .flat_map(|s| {
+            [
+                s.name().to_string(),
+                format!("{resource_server}/{}", s.name()),
+            ]
+        })
+        .map(|n| escape(&n))
+        .collect();
+    let one = format!("({})", names.join("|"));
+    let pattern = format!("^({one}( {one})*)?$");
+    let form = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("TokenRequest"));
+    if let Some(RefOr::T(Schema::Object(form))) = form
+        && let Some(RefOr::T(Schema::Object(scope))) = form.properties.get_mut("scope")
+    {
+        scope.pattern = Some(pattern);
+    }
+}
+
 /// The operations of `item` with their methods, upper case as in `API_ROUTES`.
 fn methods(
     item: &mut utoipa::openapi::path::PathItem,
@@ -198,6 +235,39 @@ pub fn router(issuer_routes: bool, resource_server: &str) -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_form_says_which_grant_and_scopes_the_issuer_accepts() {
+        let doc = serde_json::to_value(document_for(true, "https://rs.example")).unwrap();
+        let form = &doc["components"]["schemas"]["TokenRequest"];
+        assert_eq!(
+            form["required"],
+            serde_json::json!(["grant_type"]),
+            "{form}"
+        );
+        let grant = &doc["components"]["schemas"]["GrantType"];
+        assert_eq!(
+            grant["enum"],
+            serde_json::json!(["client_credentials"]),
+            "{grant}"
+        );
+        let pattern = form["properties"]["scope"]["pattern"].as_str().unwrap();
+        for scope in crate::auth::Scope::ALL {
+            let short = scope.name().replace('.', "\\.");
+            assert!(
+                pattern.contains(&format!("|{short}|")) || pattern.contains(&format!("({short}|")),
+                "{pattern}"
+            );
+            assert!(
+                pattern.contains(&format!("https://rs\\.example/{short}")),
+                "{pattern}"
+            );
+        }
+        assert!(
+            pattern.starts_with("^(") && pattern.ends_with(")*)?$"),
+            "{pattern}"
+        );
+    }
 
     #[test]
     fn the_issuer_routes_are_documented_only_where_they_are_served() {

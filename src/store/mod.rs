@@ -8,6 +8,15 @@
 //! the service reads it instead of re-reading the catalogue to learn whether the
 //! catalogue changed; the store owns it because every writer goes through the store.
 //!
+//! What the record promises: a write that stores anything is counted by the record
+//! even when the process dies half-way through it. SQLite writes the shows, the bump
+//! and the log entry in one transaction. DynamoDB cannot, so a write there is announced
+//! before its first call (a bump, its shows logged, and [`ChangeRecord::Version`]'s
+//! `unsettled_until` set to the write's deadline plus the index's lag) and bumped again
+//! after it (`unsettled_until` then the lag alone): a reader that filled while the write
+//! was landing re-reads those shows once `unsettled_until` has passed, whether or not the
+//! writer lived to bump again.
+//!
 //! With each bump a store also logs which shows that write named (the change log,
 //! [`ShowStore::changes_since`]), so a task that holds the catalogue at one version can
 //! re-read just those shows instead of the whole index. The log is kept for a while, not
@@ -152,8 +161,11 @@ pub trait ShowStore: Send + Sync + 'static {
     /// Removes one show; `false` when it was not there.
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError>;
 
-    /// The change record (see the module doc): one small read. Every successful write
-    /// (whole or `Partial`) bumps it before it returns, and after its shows are stored.
+    /// The change record (see the module doc): one small read. Every write that may
+    /// store anything is counted by it before any of its shows can be read (in the same
+    /// transaction, or announced before the write starts), and every successful write
+    /// (whole or `Partial`) bumps it again before it returns, after its shows are stored;
+    /// `unsettled_until` says until when the writes it counts may still be landing.
     async fn change_record(&self) -> Result<ChangeRecord, StoreError>;
 
     /// The shows that the writes of versions `since + 1 ..= upto` of the change record

@@ -1,6 +1,7 @@
-//! The change log on DynamoDB (see [`crate::store`]): after the change record's bump
-//! numbered a write `v`, the writer puts the item `meta/catalogue-change/{v}` holding the
-//! slugs that write named. A task holding the catalogue at version `a` that reads `b`
+//! The change record's bumps ([`bump`]) and the change log on DynamoDB (see
+//! [`crate::store`]): after a bump of the change record numbered `v` (a write's
+//! announcement, or its bump after the write), the writer puts the item
+//! `meta/catalogue-change/{v}` holding the slugs that write named. A task holding the catalogue at version `a` that reads `b`
 //! from the record gets entries `a+1 ..= b` with one `BatchGetItem`, then the shows they
 //! name with `BatchGetItem`s of 100 — both strongly consistent, so what a task applies is
 //! the table as it is after those writes, not a lagging index (and whichever of two

@@ -16,14 +16,25 @@
 //!
 //! The change record (see [`crate::store`]) is one item of the same table, key
 //! [`CHANGE_RECORD_KEY`], outside the `show/…` key space and without the index's
-//! attributes, so neither the Go service's query nor ours ever sees it. Every successful
-//! feed (whole or partial) and every delete ends with an `UpdateItem ADD version 1` on it
-//! (atomic, creates it when missing, 1 write unit); a task reads it with an eventually
-//! consistent `GetItem` (half a read unit). A bump that fails after the shows were
-//! written makes the write a 503: the client's retry (puts and deletes are idempotent)
-//! bumps it again, and other tasks would otherwise not see the change before their
-//! safety-net refresh. After the bump, the writer logs the slugs it wrote under the
-//! version the bump returned ([`changes`]), so other tasks re-read only those shows.
+//! attributes, so neither the Go service's query nor ours ever sees it. Every feed and
+//! every delete is bracketed by two `UpdateItem`s on it ([`changes::bump`]: `ADD version
+//! 1`, atomic, creates it when missing, 1 write unit), each followed by a change-log entry
+//! naming the write's slugs under the version it returned ([`changes`]), so other tasks
+//! re-read only those shows:
+//!
+//! - before the first write call, the announcement: `unsettledUntil` = now + the write
+//!   deadline + [`changes::INDEX_LAG_MARGIN`]. A process killed after it (SIGKILL, OOM,
+//!   a task stopped past its stop timeout) has still told every task which shows may have
+//!   changed and until when; they re-read them once that time has passed. A failed
+//!   announcement is a 503 and the write does not start.
+//! - after the write, when it stored anything: `unsettledUntil` = now + the margin, so a
+//!   task that read the catalogue during the write sees a new version at once. A failed
+//!   bump here makes the write a 503 (puts and deletes are idempotent: the client's retry
+//!   bumps again); other tasks see the write when the announcement's window ends anyway.
+//!
+//! A bump never moves `unsettledUntil` earlier except over its own announcement (see
+//! [`changes::bump`]). A task reads the record with an eventually consistent `GetItem`
+//! (half a read unit).
 
 pub mod changes;
 pub mod client;

@@ -556,3 +556,264 @@ async fn the_api_answers_503_during_an_outage_and_recovers_without_a_restart() {
     };
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
 }
+
+// ---------------------------------------------------------------- writes that finish
+
+/// Holds the first call of one DynamoDB operation (by its `X-Amz-Target`) until released,
+/// in the SDK's HTTP connector: the store's other calls go through untouched.
+#[derive(Debug, Default)]
+struct Stall {
+    operation: std::sync::Mutex<Option<&'static str>>,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct StallingConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    stall: std::sync::Arc<Stall>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for StallingConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let target = request.headers().get("x-amz-target").unwrap_or("");
+        let mut armed = self.stall.operation.lock().unwrap();
+        let held = armed.is_some_and(|op| target.ends_with(&format!(".{op}")));
+        if held {
+            *armed = None;
+        }
+        drop(armed);
+        let (inner, stall) = (self.inner.clone(), self.stall.clone());
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            if held {
+                stall.reached.notify_one();
+                stall.release.notified().await;
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+/// A DynamoDB store whose client goes through a [`StallingConnector`].
+async fn stalling_store(settings: &Settings, stall: std::sync::Arc<Stall>) -> DynamoStore {
+    use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
+    let conf = show_service::store::dynamodb::client::config(&settings.dynamodb)
+        .await
+        .unwrap();
+    let client = http_client_fn(move |connector_settings, components| {
+        let inner =
+            aws_smithy_http_client::default_connector(connector_settings, components.sleep_impl())
+                .expect("the SDK's default connector");
+        SharedHttpConnector::new(StallingConnector {
+            inner,
+            stall: stall.clone(),
+        })
+    });
+    let conf = conf.to_builder().http_client(client).build();
+    DynamoStore::from_client(
+        aws_sdk_dynamodb::Client::from_conf(conf),
+        &settings.dynamodb,
+    )
+}
+
+/// A delete whose request is dropped (the client hung up) while DynamoDB holds its
+/// `DeleteItem`, after the change record's announcement: the write still finishes, the
+/// record is bumped after it, this task's snapshot is invalidated, and another task,
+/// following the record, lists the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_request_is_dropped_mid_write_still_finishes_and_is_seen_by_all() {
+    use show_service::store::ChangeRecord;
+    let emulator = Dynalite::shared();
+    let data = tempfile::tempdir().unwrap();
+    let table = unique_table("dropped");
+    let settings = |ttl_ms: &str| {
+        Settings::load(
+            None,
+            [
+                ("APP_ENV", "local".to_string()),
+                ("APP__STORE__KIND", "dynamodb".into()),
+                (
+                    "APP__STORE__PATH",
+                    data.path().join("shows.db").display().to_string(),
+                ),
+                ("APP__DYNAMODB__ENDPOINTOVERRIDE", emulator.endpoint()),
+                ("APP__DYNAMODB__SHOWSTABLE", table.clone()),
+                ("APP__CACHE__TTLMS", ttl_ms.into()),
+                ("APP__AUTH__MODE", "local".into()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        )
+        .unwrap()
+    };
+    // This task keeps its snapshot for 10 minutes: only its own invalidation refreshes it.
+    // The other checks the change record every 200 ms.
+    let (this, other) = (settings("600000"), settings("200"));
+    show_service::store::create_table(&this).await.unwrap();
+    let stall = std::sync::Arc::new(Stall::default());
+    let store = std::sync::Arc::new(stalling_store(&this, stall.clone()).await);
+    let state = |settings: Settings, store: show_service::store::DynStore| async move {
+        let auth = show_service::auth::Auth::from_settings(&settings)
+            .await
+            .unwrap();
+        let token = token(&settings).await;
+        let state = show_service::http::AppState::new(settings, store, auth);
+        let api = Api {
+            app: show_service::http::router(state.clone()),
+            token,
+        };
+        (state, api)
+    };
+    let (this_state, this_api) = state(this, store.clone()).await;
+    let (_, other_api) = state(
+        other.clone(),
+        show_service::store::open(&other).await.unwrap(),
+    )
+    .await;
+
+    let feed = json!({"payload": [
+        {"slug": "show/a", "title": "A", "drm": true, "episodeCount": 1},
+        {"slug": "show/b", "title": "B", "drm": true, "episodeCount": 2},
+    ]});
+    let posted = this_api.call(Method::POST, "/v1/shows", Some(&feed)).await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.body);
+    let both: BTreeSet<String> = ["show/a".into(), "show/b".into()].into();
+    for api in [&this_api, &other_api] {
+        let listed = api.call(Method::GET, "/v1/shows", None).await;
+        assert_eq!(catalogue(&listed.body), both);
+    }
+    let permits = this_state.writes.available_permits();
+
+    // The delete's DeleteItem is held; its request is dropped meanwhile.
+    *stall.operation.lock().unwrap() = Some("DeleteItem");
+    let request = tokio::spawn({
+        let app = this_api.app.clone();
+        let req = Request::builder()
+            .method(Method::DELETE)
+            .uri("/v1/shows/show/a")
+            .header(header::AUTHORIZATION, format!("Bearer {}", this_api.token))
+            .body(Body::empty())
+            .unwrap();
+        async move { app.oneshot(req).await }
+    });
+    tokio::time::timeout(Duration::from_secs(30), stall.reached.notified())
+        .await
+        .expect("the delete reached DeleteItem");
+    let announced = match store.change_record().await.unwrap() {
+        ChangeRecord::Version { version, .. } => version,
+        other => panic!("{other:?}"),
+    };
+    request.abort();
+    assert!(
+        request.await.unwrap_err().is_cancelled(),
+        "the request was dropped"
+    );
+    assert_eq!(
+        this_state.writes.available_permits(),
+        permits - 1,
+        "the write goes on"
+    );
+    stall.release.notify_one();
+
+    // The write finishes: its permit comes back.
+    let started = Instant::now();
+    while this_state.writes.available_permits() < permits {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the delete never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        store.get(&slug("show/a")).await.unwrap().is_none(),
+        "deleted"
+    );
+    match store.change_record().await.unwrap() {
+        ChangeRecord::Version { version, .. } => {
+            assert!(
+                version > announced,
+                "bumped after the delete: {version} > {announced}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let only_b: BTreeSet<String> = ["show/b".into()].into();
+    let listed = this_api.call(Method::GET, "/v1/shows", None).await;
+    assert_eq!(
+        catalogue(&listed.body),
+        only_b,
+        "this task's snapshot was invalidated"
+    );
+    let started = Instant::now();
+    loop {
+        let listed = other_api.call(Method::GET, "/v1/shows", None).await;
+        if listed.status == StatusCode::OK && catalogue(&listed.body) == only_b {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the other task never listed the delete: {}",
+            listed.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A bump never shortens another writer's window, and a writer's bump after its write
+/// ends its own (on the emulator: the condition as DynamoDB evaluates it).
+#[tokio::test]
+async fn a_bump_keeps_a_later_window_and_a_writer_ends_its_own() {
+    use show_service::store::ChangeRecord;
+    use show_service::store::dynamodb::changes::{INDEX_LAG_MARGIN, bump};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let store = fresh_store(Dynalite::shared(), "window").await;
+    // Whole milliseconds, as the record keeps them.
+    let at = |from_now: Duration| {
+        let t = SystemTime::now() + from_now;
+        let ms = t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        UNIX_EPOCH + Duration::from_millis(ms)
+    };
+    let record = || async {
+        match store.change_record().await.unwrap() {
+            ChangeRecord::Version {
+                version,
+                unsettled_until,
+            } => (version, unsettled_until),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (client, table) = (store.client(), store.table());
+    let long = at(Duration::from_secs(60));
+    assert_eq!(
+        bump(client, table, long, None).await.unwrap().until,
+        Some(long)
+    );
+    assert_eq!(record().await, (1, Some(long)));
+    // Another writer's shorter window leaves the long one; the counter moves.
+    let short = at(Duration::from_secs(3));
+    let kept = bump(client, table, short, None).await.unwrap();
+    assert_eq!((kept.version, kept.until), (Some(2), None));
+    assert_eq!(record().await, (2, Some(long)));
+    // The long window's writer ends its own.
+    let end = at(Duration::from_secs(2));
+    bump(client, table, end, Some(long)).await.unwrap();
+    assert_eq!(record().await, (3, Some(end)));
+
+    // A feed through the store: two bumps, the record's window the margin after it.
+    let before = SystemTime::now();
+    store
+        .upsert(vec![show(json!({"slug": "show/w", "title": "W"}))])
+        .await
+        .unwrap();
+    let after = SystemTime::now();
+    let (version, until) = record().await;
+    assert_eq!(version, 5, "announced and bumped after");
+    let until = until.expect("a window");
+    assert!(
+        until >= before + INDEX_LAG_MARGIN - Duration::from_millis(1)
+            && until <= after + INDEX_LAG_MARGIN,
+        "{until:?}"
+    );
+}

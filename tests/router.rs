@@ -320,3 +320,84 @@ async fn bodies_past_the_limit_are_413_declared_or_streamed() {
     let res = call(&app, "GET", "/v1/shows/show/big-0", Some(&token)).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// A write runs only while it holds a permit that shutdown waits for: with every permit
+/// taken, a feed and a delete are 503 + Retry-After in the envelope, and nothing is
+/// written (the store's change record is not even touched).
+#[tokio::test]
+async fn with_no_write_permit_free_writes_are_503_and_write_nothing() {
+    use show_service::store::ChangeRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, state) = state(dir.path(), &[]).await;
+    let app = router(state.clone());
+    let token = show_service::auth::mint_for_cli(
+        &settings,
+        "local-client",
+        &["shows.read".into(), "shows.write".into()],
+    )
+    .await
+    .unwrap();
+    // show/x is stored while permits are free.
+    assert_eq!(
+        call(&app, "POST", "/v1/shows", Some(&token)).await.status(),
+        StatusCode::CREATED
+    );
+    let version = state.store.change_record().await.unwrap();
+    assert!(
+        matches!(version, ChangeRecord::Version { .. }),
+        "{version:?}"
+    );
+
+    let all = u32::try_from(state.writes.available_permits()).unwrap();
+    let held = state.writes.clone().try_acquire_many_owned(all).unwrap();
+    let feed = r#"{"payload":[{"slug":"show/y","title":"Y"}]}"#;
+    let post = Request::builder()
+        .method("POST")
+        .uri("/v1/shows")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(feed))
+        .unwrap();
+    let refused = [
+        app.clone().oneshot(post).await.unwrap(),
+        call(&app, "DELETE", "/v1/shows/show/x", Some(&token)).await,
+    ];
+    for res in refused {
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        assert!(
+            res.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string() && v["requestId"].is_string(), "{v}");
+    }
+    let status = |path: &'static str| {
+        let (app, token) = (app.clone(), token.clone());
+        async move { call(&app, "GET", path, Some(&token)).await.status() }
+    };
+    assert_eq!(
+        status("/v1/shows/show/x").await,
+        StatusCode::OK,
+        "not deleted"
+    );
+    assert_eq!(
+        status("/v1/shows/show/y").await,
+        StatusCode::NOT_FOUND,
+        "not stored"
+    );
+    assert_eq!(state.store.change_record().await.unwrap(), version);
+
+    // With the permits back, the same delete goes through.
+    drop(held);
+    assert_eq!(
+        call(&app, "DELETE", "/v1/shows/show/x", Some(&token))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(status("/v1/shows/show/x").await, StatusCode::NOT_FOUND);
+}

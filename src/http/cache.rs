@@ -583,15 +583,15 @@ impl ListCache {
     /// Counts and logs what the record says; the version to keep with the next snapshot.
     fn note(&self, record: ChangeRecord, held: Option<Option<u64>>) -> Option<u64> {
         let outcome = match record {
-            ChangeRecord::Version(v) if held == Some(Some(v)) => "unchanged",
-            ChangeRecord::Version(_) => "changed",
+            ChangeRecord::Version { version: v, .. } if held == Some(Some(v)) => "unchanged",
+            ChangeRecord::Version { .. } => "changed",
             ChangeRecord::Missing => "missing",
             ChangeRecord::Invalid => "invalid",
         };
         metrics::counter!("catalogue_change_checks_total", "outcome" => outcome).increment(1);
         tracing::debug!(outcome, "catalogue change record checked");
         match record {
-            ChangeRecord::Version(v) => {
+            ChangeRecord::Version { version: v, .. } => {
                 self.warned.store(false, Ordering::Relaxed);
                 Some(v)
             }
@@ -761,15 +761,22 @@ mod tests {
             if bump {
                 let mut r = self.record.lock().unwrap();
                 *r = Some(match *r {
-                    Some(ChangeRecord::Version(v)) => ChangeRecord::Version(v + 1),
-                    _ => ChangeRecord::Version(1),
+                    Some(ChangeRecord::Version { version: v, .. }) => ChangeRecord::Version {
+                        version: v + 1,
+                        unsettled_until: None,
+                    },
+                    _ => ChangeRecord::Version {
+                        version: 1,
+                        unsettled_until: None,
+                    },
                 });
             }
         }
         /// A write that bumps the record and logs `slugs` under the new version.
         fn write_logged(&self, items: Vec<ListItem>, slugs: &[&str]) {
             self.write(items, true);
-            let Some(ChangeRecord::Version(v)) = *self.record.lock().unwrap() else {
+            let Some(ChangeRecord::Version { version: v, .. }) = *self.record.lock().unwrap()
+            else {
                 unreachable!("write bumps")
             };
             self.log
@@ -874,7 +881,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_unchanged_record_costs_one_check_and_no_index_read() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(7)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 7,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(policy());
         let first = cache.current(&store).await.unwrap();
         assert_eq!(store.counts(), (1, 1));
@@ -895,7 +908,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_is_read_at_the_next_check_and_read_again_once_to_settle() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();
         expire(&cache);
@@ -904,11 +923,10 @@ mod tests {
 
         // Another task bumps the record, but this task's index read still sees the old
         // catalogue (a lagging GSI): the refill right after the change is stale...
-        store
-            .record
-            .lock()
-            .unwrap()
-            .replace(ChangeRecord::Version(2));
+        store.record.lock().unwrap().replace(ChangeRecord::Version {
+            version: 2,
+            unsettled_until: None,
+        });
         expire(&cache);
         let stale = cache.current(&store).await.unwrap();
         assert_eq!(store.counts(), (3, 3));
@@ -929,7 +947,13 @@ mod tests {
     async fn a_write_during_a_refill_is_seen_by_the_next_check() {
         // The record is read before the index: a write (and its bump) that lands after
         // the index was read is a new version at the next check.
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();
         // The settling refill (the last one a version would allow) is the one raced.
@@ -960,7 +984,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_safety_net_reads_the_index_when_nothing_says_it_changed() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(Policy {
             safety_net: Some(Duration::from_millis(1)),
             ..policy()
@@ -978,7 +1008,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_store_is_answered_from_the_last_snapshot_for_the_stale_window_only() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(Policy {
             stale_if_error: Duration::from_secs(30),
             ..policy()
@@ -1005,7 +1041,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_local_write_refills_at_once_and_a_fill_that_raced_one_is_not_kept() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();
         cache.invalidate();
@@ -1018,7 +1060,13 @@ mod tests {
     #[tokio::test]
     async fn a_logged_change_is_applied_without_reading_the_index() {
         let start = vec![item(1, "show/a"), item(3, "show/c")];
-        let store = Fake::with(start, Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            start,
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         *store.log.lock().unwrap() = Some(Default::default());
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();
@@ -1067,7 +1115,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_read_from_the_index_after_a_change_settles_from_the_log() {
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         *store.log.lock().unwrap() = Some(Default::default());
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();
@@ -1098,7 +1152,13 @@ mod tests {
     #[tokio::test]
     async fn a_read_of_the_index_a_ttl_after_the_cold_fill_settles_it() {
         // Writes through this task right after the cold fill, before any check settled it.
-        let store = Fake::with(vec![item(1, "show/a")], Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            vec![item(1, "show/a")],
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         *store.log.lock().unwrap() = Some(Default::default());
         let cache = ListCache::new(Policy {
             ttl: Duration::from_millis(20),
@@ -1131,7 +1191,13 @@ mod tests {
     #[tokio::test]
     async fn more_changes_than_the_budget_read_the_index() {
         let items: Vec<ListItem> = (0..10).map(|i| item(1, &format!("show/s{i}"))).collect();
-        let store = Fake::with(items.clone(), Some(ChangeRecord::Version(1)));
+        let store = Fake::with(
+            items.clone(),
+            Some(ChangeRecord::Version {
+                version: 1,
+                unsettled_until: None,
+            }),
+        );
         *store.log.lock().unwrap() = Some(Default::default());
         let cache = ListCache::new(policy());
         cache.current(&store).await.unwrap();

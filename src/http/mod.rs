@@ -99,8 +99,9 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// The last store check, reused for a second by `/health/ready`.
     pub readiness: Arc<health::ReadinessCache>,
-    /// Feed writes in flight, one permit each (see `shows::create`): a write outlives its
-    /// request when the client goes away, and shutdown waits for every permit to return.
+    /// Writes in flight (feeds and deletes), one permit each (see `shows::spawn_write`): a
+    /// write outlives its request when the client goes away, shutdown waits for every
+    /// permit to return, and a write that finds none free is refused (503).
     pub writes: Arc<Semaphore>,
     /// The settings the server started with.
     pub settings: Arc<Settings>,
@@ -155,7 +156,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains:
 /// readiness turns off, after the drain delay the listener closes, in-flight requests
-/// and feed writes finish (bounded by the shutdown timeout).
+/// and writes (feeds, deletes) finish (bounded by the shutdown timeout).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -189,7 +190,7 @@ pub async fn serve(
         Ok::<(), std::io::Error>(())
     });
     // With nothing in flight the server can end as soon as the listener closes, so both
-    // branches may be ready together: either way, feed writes are waited for below.
+    // branches may be ready together: either way, writes are waited for below.
     let ended = tokio::select! {
         res = &mut server => Some(res),
         _ = closed_rx => None,
@@ -209,13 +210,13 @@ pub async fn serve(
             }
         },
     };
-    // Feed writes whose clients hung up run on without a connection: let them finish
-    // too, or the process would exit half-way through a feed.
+    // Writes whose clients hung up run on without a connection: let them finish too, or
+    // the process would exit half-way through a feed or a delete.
     if tokio::time::timeout_at(deadline, writes.acquire_many(MAX_TRACKED_WRITES))
         .await
         .is_err()
     {
-        tracing::warn!("feed writes did not finish in time");
+        tracing::warn!("writes did not finish in time");
     }
     Ok(served?)
 }

@@ -6,7 +6,7 @@ use super::extract::{Authorized, FeedBody, Read, Write};
 use crate::domain::{Show, Slug};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::cursor::Position;
-use crate::store::{ListItem, PageRequest, StoreError};
+use crate::store::{DynStore, ListItem, PageRequest, StoreError};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -242,7 +242,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         (status = 403, description = "Token lacks shows.write", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 503, description = "Store unavailable, or only part written (details name the slugs not written)", body = ErrorBody),
+        (status = 503, description = "Store unavailable, too many writes in progress (nothing written), or only part written (details name the slugs not written)", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -253,19 +253,12 @@ pub async fn create(
     let feeds = |outcome: &'static str| metrics::counter!("feeds_total", "outcome" => outcome);
     let FeedBody(feed) = feed.inspect_err(|_| feeds("rejected").increment(1))?;
     let count = feed.shows.len();
-    // The write runs in a task of its own. When the client hangs up (or the request times
-    // out) this handler is dropped where it stands; a store that writes in several calls
-    // (DynamoDB's batches of 25) would stop half-way and leave part of the feed. The task
-    // finishes the feed instead, holding a permit that shutdown waits for.
-    let permit = state.writes.clone().try_acquire_owned().ok();
-    let (store, cache) = (state.store.clone(), state.cache.clone());
-    let write = tokio::spawn(async move {
-        let result = store.upsert(feed.shows).await;
-        cache.invalidate();
-        drop(permit);
-        result
-    });
-    let written = match write.await.map_err(|e| ApiError::Internal(e.into()))? {
+    let outcome = spawn_write(&state, move |store| async move {
+        store.upsert(feed.shows).await
+    })
+    .await
+    .inspect_err(|_| feeds("failed").increment(1))?;
+    let written = match outcome {
         Ok(written) => written,
         Err(e) => {
             if let StoreError::Partial { written, .. } = &e {
@@ -288,6 +281,42 @@ pub async fn create(
         }),
     ))
 }
+
+/// Runs a store write in a task of its own, holding one of `state.writes`' permits, which
+/// shutdown waits for; the snapshot is invalidated when it ends. When the client hangs up
+/// (or the request times out) the handler is dropped where it stands; a write made of
+/// several store calls (DynamoDB: the change record's bump, the batches of 25 or the
+/// delete, the bump after them) would stop half-way. The task finishes it instead.
+/// No permit free: 503 + Retry-After, and nothing is written.
+async fn spawn_write<T, F>(
+    state: &AppState,
+    write: impl FnOnce(DynStore) -> F,
+) -> Result<Result<T, StoreError>, ApiError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    let permit = state.writes.clone().try_acquire_owned().map_err(|_| {
+        tracing::warn!("no write permit free: write refused");
+        ApiError::Unavailable {
+            message: "too many writes in progress; retry later".into(),
+            retry_after: WRITES_BUSY_RETRY_AFTER,
+            details: Vec::new(),
+        }
+    })?;
+    let cache = state.cache.clone();
+    let write = write(state.store.clone());
+    let task = tokio::spawn(async move {
+        let result = write.await;
+        cache.invalidate();
+        drop(permit);
+        result
+    });
+    task.await.map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// `Retry-After` when every write permit is taken.
+const WRITES_BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
     Slug::parse(raw.trim_start_matches('/'))
@@ -331,7 +360,7 @@ pub async fn get_one(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Token lacks shows.write", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or too many writes in progress; nothing deleted", body = ErrorBody),
     )
 )]
 pub async fn delete_one(
@@ -340,8 +369,12 @@ pub async fn delete_one(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let slug = slug_from_path(&raw)?;
-    let deleted = state.store.delete(&slug).await;
-    state.cache.invalidate();
+    let target = slug.clone();
+    let deleted = spawn_write(
+        &state,
+        move |store| async move { store.delete(&target).await },
+    )
+    .await?;
     if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -8,6 +8,15 @@
 //! the service reads it instead of re-reading the catalogue to learn whether the
 //! catalogue changed; the store owns it because every writer goes through the store.
 //!
+//! What the record promises: a write that stores anything is counted by the record
+//! even when the process dies half-way through it. SQLite writes the shows, the bump
+//! and the log entry in one transaction. DynamoDB cannot, so a write there is announced
+//! before its first call (a bump, its shows logged, and [`ChangeRecord::Version`]'s
+//! `unsettled_until` set to the write's deadline plus the index's lag) and bumped again
+//! after it (`unsettled_until` then the lag alone): a reader that filled while the write
+//! was landing re-reads those shows once `unsettled_until` has passed, whether or not the
+//! writer lived to bump again.
+//!
 //! With each bump a store also logs which shows that write named (the change log,
 //! [`ShowStore::changes_since`]), so a task that holds the catalogue at one version can
 //! re-read just those shows instead of the whole index. The log is kept for a while, not
@@ -103,8 +112,14 @@ impl StoreError {
 /// The catalogue's change record, as read by [`ShowStore::change_record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeRecord {
-    /// The counter: it differs from the last value read when the catalogue changed since.
-    Version(u64),
+    /// The counter (it differs from the last value read when the catalogue changed since),
+    /// and until when the writes it counts may still be landing: a write in progress (its
+    /// deadline), or DynamoDB's index still catching up after the last bump. `None`: every
+    /// write it counts is visible to every read (SQLite: write and bump are one transaction).
+    Version {
+        version: u64,
+        unsettled_until: Option<std::time::SystemTime>,
+    },
     /// No record: nothing was written through this service yet (or it was removed).
     Missing,
     /// A record this service did not write: not a whole number, or of another type.
@@ -146,8 +161,11 @@ pub trait ShowStore: Send + Sync + 'static {
     /// Removes one show; `false` when it was not there.
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError>;
 
-    /// The change record (see the module doc): one small read. Every successful write
-    /// (whole or `Partial`) bumps it before it returns, and after its shows are stored.
+    /// The change record (see the module doc): one small read. Every write that may
+    /// store anything is counted by it before any of its shows can be read (in the same
+    /// transaction, or announced before the write starts), and every successful write
+    /// (whole or `Partial`) bumps it again before it returns, after its shows are stored;
+    /// `unsettled_until` says until when the writes it counts may still be landing.
     async fn change_record(&self) -> Result<ChangeRecord, StoreError>;
 
     /// The shows that the writes of versions `since + 1 ..= upto` of the change record

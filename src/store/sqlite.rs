@@ -10,7 +10,8 @@
 //!
 //! Table `catalogue_version` holds the change record (one row, `id = 1`): a feed or a
 //! delete bumps it in the same transaction as its rows, so a reader never sees one
-//! without the other. Table `catalogue_changes(version, slugs)` is the change log: the
+//! without the other, and a process that dies half-way leaves neither: the record has no
+//! window in which its writes may still land (`unsettled_until` is always `None`). Table `catalogue_changes(version, slugs)` is the change log: the
 //! same transaction stores the slugs the write named (a JSON array) under the version it
 //! bumped to, and drops entries more than [`KEEP_VERSIONS`] behind. A feed is written in one transaction (all or nothing). One
 //! connection writes; a few read, concurrently with it (WAL). Calls run on the blocking
@@ -438,7 +439,12 @@ impl ShowStore for SqliteStore {
             Ok(match value {
                 None => ChangeRecord::Missing,
                 Some(rusqlite::types::Value::Integer(n)) => {
-                    u64::try_from(n).map_or(ChangeRecord::Invalid, ChangeRecord::Version)
+                    u64::try_from(n).map_or(ChangeRecord::Invalid, |version| {
+                        ChangeRecord::Version {
+                            version,
+                            unsettled_until: None,
+                        }
+                    })
                 }
                 Some(_) => ChangeRecord::Invalid,
             })

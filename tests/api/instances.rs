@@ -214,3 +214,171 @@ async fn two_tasks_send_the_same_etag_and_continue_each_others_cursors() {
     assert_eq!(sorted.len(), seen.len(), "no show twice");
     assert_eq!(sorted, want);
 }
+
+/// The `show/…` slugs the table holds (a strongly consistent scan, every page).
+async fn table_slugs(store: &show_service::store::dynamodb::DynamoStore) -> Vec<String> {
+    let mut slugs = Vec::new();
+    let mut start = None;
+    loop {
+        let out = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .consistent_read(true)
+            .projection_expression("slug")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        slugs.extend(
+            out.items()
+                .iter()
+                .filter_map(|i| i.get("slug").and_then(|s| s.as_s().ok()))
+                .filter(|s| s.starts_with("show/"))
+                .cloned(),
+        );
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    slugs.sort();
+    slugs
+}
+
+/// A task killed (SIGKILL) in the middle of a large feed, after half of its shows are in
+/// the table: every task, the restarted one included, lists exactly what the table holds
+/// within the write's window (its deadline and the index-lag margin) plus a TTL and one
+/// check, well before the safety net (300 s) could explain it. The feed's announcement
+/// (the change record bumped, its slugs logged, before the first batch) is what tells the
+/// other tasks, which read the catalogue while the feed was landing, to read those shows
+/// again once the window has passed.
+#[tokio::test]
+#[ignore = "needs the catalogue's reader side of `unsettled_until` (issue 24, the catalogue \
+            helper's branch): un-ignore after the merge"]
+async fn a_task_killed_mid_feed_leaves_every_task_listing_the_table_after_its_window() {
+    let mut env = dynamodb_env().await;
+    let table = env
+        .iter()
+        .find(|(k, _)| k == "APP__DYNAMODB__SHOWSTABLE")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let endpoint = crate::support::dynalite::Dynalite::shared().endpoint();
+    let write_deadline = Duration::from_secs(3);
+    env.extend([
+        ("APP__CACHE__TTLMS".into(), "300".into()),
+        ("APP__CACHE__SAFETYNETSECONDS".into(), "300".into()),
+        // One batch at a time: the feed lands over many calls, so the kill falls inside it.
+        ("APP__DYNAMODB__WRITECONCURRENCY".into(), "1".into()),
+        (
+            "APP__DYNAMODB__WRITEDEADLINEMS".into(),
+            write_deadline.as_millis().to_string(),
+        ),
+    ]);
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        apps.push(TestApp::start(data, env.clone(), 0).await);
+    }
+    let store = show_service::store::dynamodb::DynamoStore::connect(
+        &crate::support::dynamo_settings(&endpoint, &table),
+    )
+    .await
+    .unwrap();
+    // Every task holds a catalogue before the feed.
+    assert_eq!(apps[1].post_feed(&feed("before", 10)).await.status(), 201);
+    for (i, app) in apps.iter_mut().enumerate() {
+        until(app, &format!("before, task {i}"), |v| {
+            has(v, "show/before9")
+        })
+        .await;
+    }
+
+    // Two feeds of 1000 shows to the first task, killed once some of them are stored.
+    let token = apps[0].token().await;
+    let posts: Vec<_> = ["p", "q"]
+        .into_iter()
+        .map(|prefix| {
+            let request = apps[0]
+                .client
+                .post(apps[0].url("/v1/shows"))
+                .bearer_auth(&token)
+                .json(&feed(prefix, 1000));
+            tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    let started = Instant::now();
+    loop {
+        // The other tasks keep reading (and refilling) while the feed lands.
+        for app in apps[1..].iter_mut() {
+            let status = app.get("/v1/shows").await.status();
+            assert!(status == 200 || status == 503, "{status}");
+        }
+        // Half of it: the other tasks have refilled (and settled) while it landed.
+        let stored = table_slugs(&store).await.len() - 10;
+        if stored >= 1000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no show of the feed reached the table"
+        );
+    }
+    let killed_at = Instant::now();
+    let pid = apps[0].pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = apps[0].child.take().unwrap();
+    child.wait().unwrap();
+    for post in posts {
+        assert!(
+            post.await.unwrap().is_err(),
+            "the feed's request died with its task"
+        );
+    }
+    let truth = table_slugs(&store).await;
+    let stored = truth.len() - 10;
+    eprintln!("killed with {stored} of the feeds' 2000 shows stored");
+    assert!(stored < 2000, "killed mid-feed ({stored} stored)");
+    // Nothing writes any more: what the table holds is the truth every task must list.
+    let restarted = TestApp::start(apps[0].data.clone(), env.clone(), 0).await;
+    apps[0] = restarted;
+    // Every task lists the truth once the window has passed, within a TTL and a check;
+    // the bound below is that plus a generous allowance for a slow machine, and far
+    // below the safety net.
+    let window = write_deadline + Duration::from_secs(2);
+    let bound = window + Duration::from_secs(30);
+    for (i, app) in apps.iter_mut().enumerate() {
+        let mut listed = Vec::new();
+        loop {
+            let res = app.get("/v1/shows").await;
+            if res.status() == 200 {
+                let v: Value = res.json().await.unwrap();
+                listed = v["response"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["slug"].as_str().unwrap().to_string())
+                    .collect();
+                listed.sort();
+                if listed == truth {
+                    break;
+                }
+            }
+            assert!(
+                killed_at.elapsed() < bound,
+                "task {i} lists {} shows, the table holds {}, {:?} after the kill",
+                listed.len(),
+                truth.len(),
+                killed_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(table_slugs(&store).await, truth, "nothing wrote meanwhile");
+}

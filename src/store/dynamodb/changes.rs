@@ -1,6 +1,7 @@
-//! The change log on DynamoDB (see [`crate::store`]): after the change record's bump
-//! numbered a write `v`, the writer puts the item `meta/catalogue-change/{v}` holding the
-//! slugs that write named. A task holding the catalogue at version `a` that reads `b`
+//! The change record's bumps ([`bump`]) and the change log on DynamoDB (see
+//! [`crate::store`]): after a bump of the change record numbered `v` (a write's
+//! announcement, or its bump after the write), the writer puts the item
+//! `meta/catalogue-change/{v}` holding the slugs that write named. A task holding the catalogue at version `a` that reads `b`
 //! from the record gets entries `a+1 ..= b` with one `BatchGetItem`, then the shows they
 //! name with `BatchGetItem`s of 100 — both strongly consistent, so what a task applies is
 //! the table as it is after those writes, not a lagging index (and whichever of two
@@ -19,16 +20,28 @@ use super::errors::{self, CallContext};
 use super::item::{self, Item};
 use super::units;
 use crate::store::layout::{
-    CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS, GSI_HASH_KEY,
+    CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
     GSI_RANGE_KEY, TABLE_HASH_KEY,
 };
 use crate::store::usage::{self, Call};
 use crate::store::{Changes, StoreError};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long after a bump DynamoDB's index may still miss the writes it counts, and how
+/// long a call cut off at a write's deadline may still land on the server. A GSI
+/// typically follows its table in well under a second (its reads are always eventually
+/// consistent; AWS gives no hard bound), so 2 s covers it with room, plus the clock
+/// difference between tasks (kept by the Amazon Time Sync Service to far less). Too short
+/// a margin costs a reader a stale show until the safety net; too long costs it only one
+/// more re-read of the logged shows, later.
+pub const INDEX_LAG_MARGIN: Duration = Duration::from_secs(2);
 
 /// How long an entry is kept (the table's TTL deletes it within a day or two after).
 pub const KEEP: Duration = Duration::from_secs(3600);
@@ -87,6 +100,99 @@ pub async fn put(
     let out = res?;
     usage::consumed("PutItem", 0.0, units(out.consumed_capacity()), 1);
     Ok(())
+}
+
+/// The change record after a [`bump`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bumped {
+    /// The new version, when DynamoDB returned it as a whole number.
+    pub version: Option<u64>,
+    /// The `unsettledUntil` this bump set (`None`: a later one was kept).
+    pub until: Option<SystemTime>,
+}
+
+/// Bumps the change record: `ADD version 1`, and `SET unsettledUntil = until` unless the
+/// record holds a later time that is not `replaces` (the caller's own announcement): a
+/// condition on the call, and a plain `ADD` when it fails. So a bump never shortens
+/// another writer's window, while a writer's bump after its write ends its own. (A
+/// writer that announced after ours with an earlier deadline would be shortened by our
+/// closing bump; every task of a deployment has the same write deadline, so one that
+/// announced later has the later deadline, and ours then does not replace it.)
+pub async fn bump(
+    client: &Client,
+    table: &str,
+    until: SystemTime,
+    replaces: Option<SystemTime>,
+) -> Result<Bumped, StoreError> {
+    let millis = |t: SystemTime| {
+        AttributeValue::N(
+            t.duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+                .to_string(),
+        )
+    };
+    for conditional in [true, false] {
+        let call = Call::start("dynamodb", "UpdateItem");
+        let request = client
+            .update_item()
+            .table_name(table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
+            .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match (conditional, replaces) {
+            (false, _) => request.update_expression("ADD #v :one"),
+            (true, mine) => {
+                let request = request
+                    .update_expression("ADD #v :one SET #u = :until")
+                    .expression_attribute_names("#u", CHANGE_RECORD_UNSETTLED)
+                    .expression_attribute_values(":until", millis(until));
+                match mine {
+                    None => request.condition_expression("attribute_not_exists(#u) OR #u < :until"),
+                    Some(mine) => request
+                        .condition_expression(
+                            "attribute_not_exists(#u) OR #u < :until OR #u = :mine",
+                        )
+                        .expression_attribute_values(":mine", millis(mine)),
+                }
+            }
+        };
+        let res = match request.send().await {
+            Ok(out) => Ok(Some(out)),
+            // A later deadline is recorded: keep it, bump the counter alone.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(errors::from_sdk(e, cx(table, "UpdateItem"))),
+        };
+        call.finish(&res);
+        let Some(out) = res? else {
+            continue;
+        };
+        usage::consumed("UpdateItem", 0.0, units(out.consumed_capacity()), 1);
+        return Ok(Bumped {
+            version: out
+                .attributes()
+                .and_then(|a| a.get(CHANGE_RECORD_ATTRIBUTE))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok()),
+            until: conditional.then_some(until),
+        });
+    }
+    Err(StoreError::Internal(anyhow::anyhow!(
+        "the change record's unconditional bump failed its condition"
+    )))
+}
+
+/// The record's `unsettledUntil` as a time; `None` when absent or not a whole number.
+pub fn unsettled_until(value: Option<&AttributeValue>) -> Option<SystemTime> {
+    let ms: u64 = value?.as_n().ok()?.parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
 fn cx<'a>(table: &'a str, operation: &'static str) -> CallContext<'a> {

@@ -16,14 +16,25 @@
 //!
 //! The change record (see [`crate::store`]) is one item of the same table, key
 //! [`CHANGE_RECORD_KEY`], outside the `show/…` key space and without the index's
-//! attributes, so neither the Go service's query nor ours ever sees it. Every successful
-//! feed (whole or partial) and every delete ends with an `UpdateItem ADD version 1` on it
-//! (atomic, creates it when missing, 1 write unit); a task reads it with an eventually
-//! consistent `GetItem` (half a read unit). A bump that fails after the shows were
-//! written makes the write a 503: the client's retry (puts and deletes are idempotent)
-//! bumps it again, and other tasks would otherwise not see the change before their
-//! safety-net refresh. After the bump, the writer logs the slugs it wrote under the
-//! version the bump returned ([`changes`]), so other tasks re-read only those shows.
+//! attributes, so neither the Go service's query nor ours ever sees it. Every feed and
+//! every delete is bracketed by two `UpdateItem`s on it ([`changes::bump`]: `ADD version
+//! 1`, atomic, creates it when missing, 1 write unit), each followed by a change-log entry
+//! naming the write's slugs under the version it returned ([`changes`]), so other tasks
+//! re-read only those shows:
+//!
+//! - before the first write call, the announcement: `unsettledUntil` = now + the write
+//!   deadline + [`changes::INDEX_LAG_MARGIN`]. A process killed after it (SIGKILL, OOM,
+//!   a task stopped past its stop timeout) has still told every task which shows may have
+//!   changed and until when; they re-read them once that time has passed. A failed
+//!   announcement is a 503 and the write does not start.
+//! - after the write, when it stored anything: `unsettledUntil` = now + the margin, so a
+//!   task that read the catalogue during the write sees a new version at once. A failed
+//!   bump here makes the write a 503 (puts and deletes are idempotent: the client's retry
+//!   bumps again); other tasks see the write when the announcement's window ends anyway.
+//!
+//! A bump never moves `unsettledUntil` earlier except over its own announcement (see
+//! [`changes::bump`]). A task reads the record with an eventually consistent `GetItem`
+//! (half a read unit).
 
 pub mod changes;
 pub mod client;
@@ -41,7 +52,8 @@ use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, Store
 use crate::config::DynamoSettings;
 use crate::domain::{Show, Slug};
 use crate::store::layout::{
-    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
+    GSI_RANGE_KEY, TABLE_HASH_KEY,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -51,7 +63,8 @@ use aws_sdk_dynamodb::types::{
 use cursor::Position;
 use errors::CallContext;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 use write::{Target, WritePolicy};
 
 /// The capacity units a call reported (`ReturnConsumedCapacity=TOTAL`); 0 when absent.
@@ -139,65 +152,84 @@ impl DynamoStore {
         }
     }
 
-    /// Bumps the change record (`UpdateItem ADD`), after a write that changed something,
-    /// and logs the write's `slugs` under the new version. A failed bump is a 503 that
-    /// says the write itself went through; a failed log entry only costs other tasks a
-    /// read of the index (a WARN line).
-    async fn record_change(&self, what: &str, slugs: Vec<String>) -> Result<(), StoreError> {
-        let version = self.bump_change_record(what).await?;
-        let Some(version) = version else {
-            return Ok(());
-        };
-        if let Err(e) = changes::put(&self.client, &self.table, version, slugs).await {
-            tracing::warn!(
-                table = %self.table,
-                version,
-                error = %e,
-                "{what} went through but its change-log entry was not written: other tasks \
-                 read the whole index to see it"
-            );
+    /// Announces a write before it starts: bumps the change record with `unsettledUntil`
+    /// at the write's deadline (`deadline`, from now) plus [`changes::INDEX_LAG_MARGIN`],
+    /// and logs the write's `slugs` under the new version. Returns the `unsettledUntil` it
+    /// set, for the bump after the write. A failed bump is a 503 and the write does not
+    /// start; a failed log entry only costs other tasks a read of the index.
+    async fn announce(
+        &self,
+        what: &str,
+        slugs: &[String],
+        deadline: Duration,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let until = SystemTime::now() + deadline + changes::INDEX_LAG_MARGIN;
+        match changes::bump(&self.client, &self.table, until, None).await {
+            Ok(bumped) => {
+                self.log_change(what, bumped.version, slugs.to_vec()).await;
+                Ok(bumped.until)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    table = %self.table,
+                    error = %e,
+                    "the change record could not be bumped: {what} not started"
+                );
+                Err(StoreError::Unavailable {
+                    reason: format!("{what} not started: the change record was not bumped: {e}"),
+                    retry_after: Duration::from_secs(1),
+                })
+            }
         }
-        Ok(())
     }
 
-    /// The bump itself; the new version, when DynamoDB returned it as a whole number.
-    async fn bump_change_record(&self, what: &str) -> Result<Option<u64>, StoreError> {
-        let call = Call::start("dynamodb", "UpdateItem");
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
-            .update_expression("ADD #v :one")
-            .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk(e, self.cx("UpdateItem")));
-        call.finish(&res);
-        match res {
-            Ok(out) => {
-                usage::consumed("UpdateItem", 0.0, units(out.consumed_capacity()), 1);
-                Ok(out
-                    .attributes()
-                    .and_then(|a| a.get(CHANGE_RECORD_ATTRIBUTE))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok()))
+    /// Bumps the change record again after a write that stored something, with
+    /// `unsettledUntil` at now plus the index-lag margin (replacing `announced`, the
+    /// write's own window, but no other writer's), and logs the same `slugs`: a task that
+    /// read the catalogue while the write ran sees a new version and re-reads them. A
+    /// failed bump is a 503 that says the write went through (the announcement still makes
+    /// every task re-read those shows once the write's window has passed).
+    async fn record_change(
+        &self,
+        what: &str,
+        slugs: Vec<String>,
+        announced: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let until = SystemTime::now() + changes::INDEX_LAG_MARGIN;
+        match changes::bump(&self.client, &self.table, until, announced).await {
+            Ok(bumped) => {
+                self.log_change(what, bumped.version, slugs).await;
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(
                     table = %self.table,
                     error = %e,
-                    "{what} went through but the change record was not bumped: other tasks \
-                     see it at their safety-net refresh, or when the client retries"
+                    "{what} went through but the change record was not bumped after it: \
+                     other tasks see it once the write's window has passed, or when the \
+                     client retries"
                 );
                 Err(StoreError::Unavailable {
                     reason: format!("{what} stored, but the change record was not bumped: {e}"),
                     retry_after: Duration::from_secs(1),
                 })
             }
+        }
+    }
+
+    /// Logs `slugs` under `version` (the change log); a failure is a WARN line.
+    async fn log_change(&self, what: &str, version: Option<u64>, slugs: Vec<String>) {
+        let Some(version) = version else {
+            return;
+        };
+        if let Err(e) = changes::put(&self.client, &self.table, version, slugs).await {
+            tracing::warn!(
+                table = %self.table,
+                version,
+                error = %e,
+                "the change-log entry of {what} was not written: other tasks read the whole \
+                 index to see it"
+            );
         }
     }
 
@@ -333,7 +365,7 @@ impl ShowStore for DynamoStore {
             }
         }
         items.reverse();
-        let slugs = seen.into_iter().map(str::to_string).collect();
+        let slugs: Vec<String> = seen.into_iter().map(str::to_string).collect();
         // A show over DynamoDB's item limit would fail its whole batch: refuse the feed
         // before anything is written.
         if let Some(big) = items
@@ -349,9 +381,16 @@ impl ShowStore for DynamoStore {
             client: &self.client,
             table: &self.table,
         };
-        let result = write::write_all(&target, items, &self.policy).await;
+        // The deadline covers the announcement and every batch, retries included.
+        let deadline = Instant::now() + self.policy.deadline;
+        let announced = self
+            .announce("the feed", &slugs, self.policy.deadline)
+            .await?;
+        let result = write::write_all(&target, items, &self.policy, deadline).await;
+        // Nothing stored (every call failed or was cut off): the announcement's window
+        // covers a call that still lands, and there is nothing else to tell.
         if matches!(result, Ok(_) | Err(StoreError::Partial { .. })) {
-            self.record_change("the feed", slugs).await?;
+            self.record_change("the feed", slugs, announced).await?;
         }
         result
     }
@@ -449,23 +488,32 @@ impl ShowStore for DynamoStore {
     }
 
     async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let slugs = vec![slug.to_string()];
+        let deadline = Instant::now() + self.policy.deadline;
+        let announced = self
+            .announce("the delete", &slugs, self.policy.deadline)
+            .await?;
         let call = Call::start("dynamodb", "DeleteItem");
-        let res = self
+        let request = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
             .return_values(ReturnValue::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk(e, self.cx("DeleteItem")));
+            .send();
+        let res = match tokio::time::timeout_at(deadline, request).await {
+            Ok(res) => res.map_err(|e| errors::from_sdk(e, self.cx("DeleteItem"))),
+            Err(_) => Err(StoreError::Unavailable {
+                reason: "DynamoDB DeleteItem did not end within the write deadline".into(),
+                retry_after: errors::RETRY_AFTER_OUTAGE,
+            }),
+        };
         call.finish(&res);
         let out = res?;
         usage::consumed("DeleteItem", 0.0, units(out.consumed_capacity()), 1);
         // Bumped even when the show was absent: a retry after a failed bump still bumps.
-        self.record_change("the delete", vec![slug.to_string()])
-            .await?;
+        self.record_change("the delete", slugs, announced).await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -476,8 +524,9 @@ impl ShowStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
-            .projection_expression("#v")
+            .projection_expression("#v, #u")
             .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
+            .expression_attribute_names("#u", CHANGE_RECORD_UNSETTLED)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -493,11 +542,15 @@ impl ShowStore for DynamoStore {
         let Some(record) = out.item else {
             return Ok(ChangeRecord::Missing);
         };
+        let unsettled_until = changes::unsettled_until(record.get(CHANGE_RECORD_UNSETTLED));
         Ok(record
             .get(CHANGE_RECORD_ATTRIBUTE)
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<u64>().ok())
-            .map_or(ChangeRecord::Invalid, ChangeRecord::Version))
+            .map_or(ChangeRecord::Invalid, |version| ChangeRecord::Version {
+                version,
+                unsettled_until,
+            }))
     }
 
     async fn changes_since(

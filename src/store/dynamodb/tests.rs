@@ -290,7 +290,8 @@ async fn throttling_that_passes_is_retried_by_the_sdk() {
         .times(2)
         .output(|| BatchWriteItemOutput::builder().build())
         .build();
-    let store = mocked(&[&rule], RuleMode::Sequential, &settings());
+    // MatchAny: the change record's bumps come before and after the batch.
+    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
     let counted = Counted::new();
     let _counting = counted.start();
     assert_eq!(store.upsert(shows("t", 10)).await.expect("written"), 10);
@@ -540,5 +541,139 @@ async fn a_short_page_is_filled_and_the_cursor_is_the_last_items_key() {
         *starts.lock().unwrap_or_else(|e| e.into_inner()),
         [Some(4), Some(2)],
         "asks for one more than the page still needs"
+    );
+}
+
+/// What the mocked calls of a write saw, in order: each operation, and for the change
+/// record's bumps the `unsettledUntil` they set and the one they may replace (ms).
+type Seen = Arc<Mutex<Vec<(&'static str, Option<u64>, Option<u64>)>>>;
+
+fn millis_of(values: Option<&HashMap<String, AttributeValue>>, name: &str) -> Option<u64> {
+    values?.get(name)?.as_n().ok()?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_write_is_announced_before_its_first_call_and_bumped_again_after_it() {
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    let seen: Seen = Arc::default();
+    let (s1, s2, s3, s4) = (seen.clone(), seen.clone(), seen.clone(), seen.clone());
+    let push = |s: &Seen, what, until, mine| {
+        let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+        s.push((what, until, mine));
+        s.len()
+    };
+    let bump = mock!(Client::update_item).then_compute_output(move |input| {
+        let values = input.expression_attribute_values();
+        let n = push(
+            &s1,
+            "UpdateItem",
+            millis_of(values, ":until"),
+            millis_of(values, ":mine"),
+        );
+        UpdateItemOutput::builder()
+            .attributes(CHANGE_RECORD_ATTRIBUTE, AttributeValue::N(n.to_string()))
+            .build()
+    });
+    let log = mock!(Client::put_item).then_compute_output(move |_| {
+        push(&s2, "PutItem", None, None);
+        PutItemOutput::builder().build()
+    });
+    let batch = mock!(Client::batch_write_item).then_compute_output(move |_| {
+        push(&s3, "BatchWriteItem", None, None);
+        unprocessed(Vec::new())
+    });
+    let delete = mock!(Client::delete_item).then_compute_output(move |_| {
+        push(&s4, "DeleteItem", None, None);
+        DeleteItemOutput::builder().build()
+    });
+    let mut s = settings();
+    s.write_concurrency = 1;
+    let store = mocked(&[&bump, &log, &batch, &delete], RuleMode::MatchAny, &s);
+    let now = || {
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64
+    };
+    let (deadline, margin) = (
+        s.write_deadline.as_millis() as u64,
+        changes::INDEX_LAG_MARGIN.as_millis() as u64,
+    );
+
+    let before = now();
+    assert_eq!(store.upsert(shows("a", 30)).await.expect("written"), 30);
+    assert!(
+        !store
+            .delete(&Slug::parse("show/a").expect("slug"))
+            .await
+            .expect("deleted")
+    );
+    let after = now();
+
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let order: Vec<&str> = seen.iter().map(|s| s.0).collect();
+    let write = |call| {
+        [
+            ["UpdateItem", "PutItem"].as_slice(),
+            call,
+            &["UpdateItem", "PutItem"],
+        ]
+        .concat()
+    };
+    assert_eq!(
+        order,
+        [
+            write(&["BatchWriteItem", "BatchWriteItem"]),
+            write(&["DeleteItem"])
+        ]
+        .concat()
+    );
+    for (open, close) in [(0, 4), (6, 9)] {
+        let (_, Some(announced), None) = seen[open] else {
+            panic!("{:?}", seen[open]);
+        };
+        assert!(
+            (before + deadline + margin..=after + deadline + margin).contains(&announced),
+            "announced until the deadline and the margin: {announced}"
+        );
+        let (_, Some(closed), Some(replaces)) = seen[close] else {
+            panic!("{:?}", seen[close]);
+        };
+        assert_eq!(
+            replaces, announced,
+            "the closing bump may end its own window"
+        );
+        assert!(
+            (before + margin..=after + margin).contains(&closed),
+            "{closed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_announcement_fails_does_not_start() {
+    let bump = mock!(Client::update_item)
+        .sequence()
+        .http_status(500, aws_error("InternalServerError"))
+        .repeatedly()
+        .build();
+    let batch = mock!(Client::batch_write_item).then_output(|| unprocessed(Vec::new()));
+    let delete = mock!(Client::delete_item).then_output(|| {
+        aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build()
+    });
+    let store = mocked(&[&bump, &batch, &delete], RuleMode::MatchAny, &settings());
+    let err = store.upsert(shows("n", 30)).await.expect_err("not started");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    let err = store
+        .delete(&Slug::parse("show/n-0001").expect("slug"))
+        .await
+        .expect_err("not started");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert_eq!(
+        (batch.num_calls(), delete.num_calls()),
+        (0, 0),
+        "nothing written"
     );
 }

@@ -70,11 +70,13 @@ struct ChunkOutcome {
     deadline: bool,
 }
 
-/// Writes `items` (distinct slugs) as described in the module doc.
+/// Writes `items` (distinct slugs) as described in the module doc, ending by `deadline`
+/// (the caller's: the feed's change-record bump before it counts against the same one).
 pub async fn write_all(
     target: &Target<'_>,
     items: Vec<Item>,
     policy: &WritePolicy,
+    deadline: Instant,
 ) -> Result<usize, StoreError> {
     let total = items.len();
     // Only a missing item fails this builder, and every request has one.
@@ -86,7 +88,6 @@ pub async fn write_all(
         })
         .collect::<Result<Vec<_>, aws_sdk_dynamodb::error::BuildError>>()
         .map_err(|e| StoreError::Internal(e.into()))?;
-    let deadline = Instant::now() + policy.deadline;
     let failed = AtomicBool::new(false);
     let mut chunks = Vec::with_capacity(total.div_ceil(BATCH_SIZE));
     let mut items = requests.into_iter().peekable();

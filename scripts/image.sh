@@ -44,7 +44,7 @@ run_label="show-service-image-check=$$"
 # The client: the engine package's own when this script starts the engine (it speaks to
 # its daemon and has BuildKit built in), else whatever `docker` is.
 docker_bin=docker
-docker() { "$docker_bin" "$@"; }
+docker() { command "$docker_bin" "$@"; }
 
 die() {
   echo "image.sh: $*" >&2
@@ -86,9 +86,14 @@ build_runtime() { # TAG CONTEXT [more build arguments]
 # Cleanup: every exit path.
 state=
 dockerd_pid=
+checker_pid=
 cleanup() {
   local rc=$?
   set +e
+  if [[ -n $checker_pid ]]; then
+    kill -TERM "$checker_pid" 2>/dev/null
+    wait "$checker_pid" 2>/dev/null
+  fi
   if [[ -n ${DOCKER_HOST:-} ]] && docker info >/dev/null 2>&1; then
     local ids
     ids=$(docker ps -aq --filter "label=$run_label")
@@ -234,36 +239,32 @@ assemble_rust_base() {
   version=$(rustc --version | cut -d' ' -f2)
   [[ $version == "$(rust_version)".* ]] ||
     die "the Dockerfile asks for Rust $(rust_version); this machine's toolchain is $version"
-  mmdebstrap --variant=minbase --mode=root --format=tar \
-    --include=ca-certificates,curl,git,gcc,libc6-dev,make,pkg-config,python3,python3-venv,procps,xz-utils \
-    bookworm "$state/rust-root.tar" >"$state/mmdebstrap.log" 2>&1 ||
-    die "package source unreachable: mmdebstrap bookworm failed ($(grep -m1 -E '^(E|W):' "$state/mmdebstrap.log" || tail -n 1 "$state/mmdebstrap.log"))"
+  # What goes on top of Debian: the toolchain under rustup's layout, as the rust image has it.
   local ctx=$state/rust-ctx
-  mkdir -p "$ctx/usr/local/rustup/toolchains" "$ctx/usr/local/cargo/bin"
+  mkdir -p "$ctx/usr/local/rustup/toolchains" "$ctx/usr/local/cargo/bin" "$ctx/usr/local/share/ca-certificates"
   cp -a "$sysroot" "$ctx/usr/local/rustup/toolchains/$version-x86_64-unknown-linux-gnu"
   rm -rf "$ctx/usr/local/rustup/toolchains/"*/share/doc
   cp "$(command -v rustup)" "$ctx/usr/local/cargo/bin/rustup"
   for proxy in cargo rustc rustdoc cargo-clippy clippy-driver cargo-fmt rustfmt; do
     ln -s rustup "$ctx/usr/local/cargo/bin/$proxy"
   done
-  # Whatever extra certificate authorities this machine trusts for its registry traffic
-  # (none on most machines), so cargo in the build reaches what cargo here reaches.
-  mkdir -p "$ctx/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ctx/usr/local/share/ca-certificates/" 2>/dev/null || true
   printf 'version = "12"\ndefault_toolchain = "%s-x86_64-unknown-linux-gnu"\nprofile = "minimal"\nauto_self_update = "disable"\n\n[overrides]\n' \
     "$version" >"$ctx/usr/local/rustup/settings.toml"
-  docker import - show-service-base/debian:bookworm <"$state/rust-root.tar" >/dev/null
-  rm -f "$state/rust-root.tar"
-  cat >"$ctx/Dockerfile" <<'EOF'
-FROM show-service-base/debian:bookworm
-COPY usr /usr
-RUN update-ca-certificates >/dev/null
-ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \
-    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-EOF
-  docker build --quiet --tag "$rust_base" "$ctx" >/dev/null
-  docker image rm show-service-base/debian:bookworm >/dev/null
+  # Whatever extra certificate authorities this machine trusts for its registry traffic
+  # (none on most machines), so cargo in the build reaches what cargo here reaches.
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/usr/local/share/ca-certificates/" 2>/dev/null || true
+  # One root file system, one layer: vfs copies every layer whole.
+  mmdebstrap --variant=minbase --mode=root --format=tar \
+    --include=ca-certificates,curl,git,gcc,libc6-dev,libstdc++6,make,pkg-config,python3,python3-venv,procps,xz-utils \
+    --customize-hook="cp -a '$ctx/.' \"\$1/\"" \
+    --customize-hook='chroot "$1" update-ca-certificates >/dev/null' \
+    bookworm "$state/rust-root.tar" >"$state/mmdebstrap.log" 2>&1 ||
+    die "package source unreachable: mmdebstrap bookworm failed ($(grep -m1 -E '^(E|W):' "$state/mmdebstrap.log" || tail -n 1 "$state/mmdebstrap.log"))"
   rm -rf "$ctx"
+  docker import \
+    --change 'ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    - "$rust_base" <"$state/rust-root.tar" >/dev/null
+  rm -f "$state/rust-root.tar"
 }
 
 # The toolchain version the Dockerfile asks for (its RUST_VERSION default).
@@ -308,8 +309,12 @@ check_image() {
   [[ -x .tools/node/node_modules/.bin/dynalite ]] ||
     die "dynalite is missing: run scripts/install-test-tools.sh"
   start_dynalite "$work/dynalite.log"
+  # In the background and waited for, so a TERM to this script runs the exit trap at once
+  # (bash defers traps while a foreground child runs); the trap stops the checker first.
   python3 scripts/image_check.py --image "$tag" --label "$run_label" --docker "$docker_bin" \
-    --workdir "$work" --dynamodb-endpoint "http://127.0.0.1:$dynalite_port" --feed-tool tools/gen-feed.py
+    --workdir "$work" --dynamodb-endpoint "http://127.0.0.1:$dynalite_port" --feed-tool tools/gen-feed.py &
+  checker_pid=$!
+  wait "$checker_pid"
 }
 
 export DOCKER_BUILDKIT=1

@@ -324,8 +324,9 @@ case $mode in
     local_args=(--network host --build-arg "RUNTIME_BASE=$runtime_base")
     assemble_runtime_base
     if [[ -z $binary ]]; then
-      cargo build --locked --quiet --bin show-service
-      binary="$(target_dir)/debug/show-service"
+      # The dev binary schemathesis.sh and browser-test.sh already built in the test run
+      # (lib.sh; SHOW_SERVICE_BIN names another): the build here is a no-op.
+      binary=$(debug_binary "$state")
     fi
     [[ -x $binary ]] || die "no binary at $binary"
     build_from_binary "$binary"

@@ -13,7 +13,8 @@
 #   scripts/image.sh --ci TAG        what CodeBuild runs (buildspec.yml): the test gate, then
 #                                    the runtime tagged TAG, with the engine and bases at hand
 #
-# The engine: the one DOCKER_HOST names when it is set. Otherwise, as root, Debian's
+# The engine: the one DOCKER_HOST names when it is set (an engine on this machine: the
+# checks reach containers on loopback ports and read their /proc). Otherwise, as root, Debian's
 # docker.io (installed when missing), started on a private socket and data folder with
 # `--storage-driver vfs --iptables=false --bridge=none` and stopped on exit; containers use
 # the host's network. Every exit path removes what this run started: containers, the
@@ -133,6 +134,12 @@ state=$(mktemp -d /tmp/ssimg.XXXXXX)
 start_engine() {
   if [[ -n ${DOCKER_HOST:-} ]]; then
     command -v docker >/dev/null || die "DOCKER_HOST is set but there is no docker command"
+    # The builds need BuildKit: the buildx plugin, or a client with it built in (20.10's).
+    if ! docker buildx version >/dev/null 2>&1; then
+      [[ -x /usr/bin/docker ]] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.' ||
+        die "no BuildKit client: install docker's buildx plugin (or Debian's docker.io for its client)"
+      docker_bin=/usr/bin/docker
+    fi
     docker info >/dev/null 2>&1 || die "the engine at DOCKER_HOST=$DOCKER_HOST does not answer"
     return
   fi

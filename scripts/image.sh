@@ -258,7 +258,8 @@ assemble_rust_base() {
   printf 'version = "12"\ndefault_toolchain = "%s-x86_64-unknown-linux-gnu"\nprofile = "minimal"\nauto_self_update = "disable"\n\n[overrides]\n' \
     "$version" >"$ctx/usr/local/rustup/settings.toml"
   # Whatever extra certificate authorities this machine trusts for its registry traffic
-  # (none on most machines), so cargo in the build reaches what cargo here reaches.
+  # (none on most machines), so cargo in the build reaches what cargo here reaches; npm
+  # (the test stage's dynalite) reads the same bundle through NODE_EXTRA_CA_CERTS.
   cp /usr/local/share/ca-certificates/*.crt "$ctx/usr/local/share/ca-certificates/" 2>/dev/null || true
   # One root file system, one layer: vfs copies every layer whole.
   mmdebstrap --variant=minbase --mode=root --format=tar \
@@ -270,6 +271,7 @@ assemble_rust_base() {
   rm -rf "$ctx"
   docker import \
     --change 'ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
     - "$rust_base" <"$state/rust-root.tar" >/dev/null
   rm -f "$state/rust-root.tar"
 }

@@ -301,10 +301,12 @@ assemble_node_base() {
 # The runtime image from a binary built outside it.
 build_from_binary() {
   local src=$1 ctx=$state/ctx
+  command -v strip >/dev/null && command -v nm >/dev/null ||
+    die "binutils is missing (strip, nm): apt-get install binutils"
   mkdir -p "$ctx"
   cp Dockerfile "$ctx/Dockerfile"
   cp "$src" "$ctx/show-service"
-  strip --strip-all "$ctx/show-service" 2>/dev/null || objcopy --strip-all "$ctx/show-service"
+  strip --strip-all "$ctx/show-service"
   echo "image.sh: binary $(du -m "$ctx/show-service" | cut -f1) MB stripped ($src)"
   local started=$SECONDS
   build_runtime "$tag" "$ctx" --quiet --build-arg BINARY_FROM=prebuilt >/dev/null

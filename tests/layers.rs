@@ -8,48 +8,28 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module and the crate modules it may import: the whole picture, top to
 /// bottom. A module missing here fails [`every_module_has_a_place_in_the_picture`].
-const LAYERS: &[(&str, &[&str])] = &[
+const LAYERS: &[(&str, &str)] = &[
     // the command line: starts everything
     (
         "cli",
-        &[
-            "http",
-            "catalogue",
-            "auth",
-            "store",
-            "error",
-            "telemetry",
-            "config",
-            "domain",
-        ],
+        "http catalogue auth store error telemetry config domain",
     ),
     // the HTTP layer: routes, extractors, middleware, the connection layer
-    (
-        "http",
-        &[
-            "catalogue",
-            "auth",
-            "store",
-            "error",
-            "telemetry",
-            "config",
-            "domain",
-        ],
-    ),
+    ("http", "catalogue auth store error telemetry config domain"),
     // the API error type and its envelope: the HTTP layer's, fed by the layers below
-    ("error", &["auth", "store", "domain"]),
+    ("error", "auth store domain"),
     // the cached catalogue: snapshot, freshness, pages
-    ("catalogue", &["store", "config", "domain"]),
+    ("catalogue", "store config domain"),
     // token verification and the local issuer
-    ("auth", &["telemetry", "config", "domain"]),
+    ("auth", "telemetry config domain"),
     // the stores
-    ("store", &["config", "domain"]),
-    // tracing and metrics: read their settings, nothing else
-    ("telemetry", &["config"]),
+    ("store", "config domain"),
+    // tracing, the metrics table and its exporters: read their settings, nothing else
+    ("telemetry", "config"),
     // typed settings
-    ("config", &["domain"]),
+    ("config", "domain"),
     // the bottom: shows, feeds, scopes
-    ("domain", &[]),
+    ("domain", ""),
 ];
 
 /// External crates that belong to the HTTP layer; the modules in [`NO_HTTP_CRATES`] may not
@@ -267,8 +247,8 @@ fn every_module_has_a_place_in_the_picture() {
     assert!(missing.is_empty(), "add to LAYERS: {missing:?}");
     // The picture itself runs one way: each module may import only modules listed after it.
     for (at, (module, allowed)) in LAYERS.iter().enumerate() {
-        for a in *allowed {
-            let below = LAYERS[at + 1..].iter().any(|(m, _)| m == a);
+        for a in allowed.split_whitespace() {
+            let below = LAYERS[at + 1..].iter().any(|(m, _)| *m == a);
             assert!(below, "{module} may import {a}, which is not below it");
         }
     }
@@ -276,7 +256,10 @@ fn every_module_has_a_place_in_the_picture() {
 
 #[test]
 fn every_import_points_down() {
-    let allowed: BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
+    let allowed: BTreeMap<&str, Vec<&str>> = LAYERS
+        .iter()
+        .map(|(m, a)| (*m, a.split_whitespace().collect()))
+        .collect();
     let mut bad = Vec::new();
     for (file, targets) in file_graph() {
         let from = top_of(&file);
@@ -287,7 +270,7 @@ fn every_import_points_down() {
             }
             if !allowed
                 .get(from.as_str())
-                .is_some_and(|a| a.contains(&to.as_str()))
+                .is_some_and(|a| a.iter().any(|m| *m == to))
             {
                 bad.push(format!("{} imports {}", file.display(), target.display()));
             }

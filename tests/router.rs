@@ -32,6 +32,17 @@ async fn state(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Settings, AppS
     (settings.clone(), AppState::new(settings, store, auth))
 }
 
+/// A token of the development client with both scopes.
+async fn writer_token(settings: &Settings) -> String {
+    show_service::auth::mint_for_cli(
+        settings,
+        "local-client",
+        &["shows.read".into(), "shows.write".into()],
+    )
+    .await
+    .unwrap()
+}
+
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (settings, state) = state(dir.path(), &[]).await;
@@ -255,13 +266,7 @@ async fn bodies_past_the_limit_are_413_declared_or_streamed() {
     let dir = tempfile::tempdir().unwrap();
     let (settings, state) = state(dir.path(), &[("APP__SERVER__BODYLIMITBYTES", "4096")]).await;
     let app = router(state);
-    let token = show_service::auth::mint_for_cli(
-        &settings,
-        "local-client",
-        &["shows.read".into(), "shows.write".into()],
-    )
-    .await
-    .unwrap();
+    let token = writer_token(&settings).await;
     let items: Vec<String> = (0..200)
         .map(|i| format!(r#"{{"slug":"show/big-{i}","title":"Big {i}"}}"#))
         .collect();
@@ -330,13 +335,7 @@ async fn with_no_write_permit_free_writes_are_503_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (settings, state) = state(dir.path(), &[]).await;
     let app = router(state.clone());
-    let token = show_service::auth::mint_for_cli(
-        &settings,
-        "local-client",
-        &["shows.read".into(), "shows.write".into()],
-    )
-    .await
-    .unwrap();
+    let token = writer_token(&settings).await;
     // show/x is stored while permits are free.
     assert_eq!(
         call(&app, "POST", "/v1/shows", Some(&token)).await.status(),

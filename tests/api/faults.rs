@@ -48,19 +48,15 @@ async fn import_into_the_store_of_a_running_service_is_refused_in_one_line() {
     assert!(started.elapsed() < Duration::from_secs(20), "no hang");
     let err = String::from_utf8_lossy(&out.stderr);
     // The failure is the last line (import first says which file it writes).
-    let line = err
-        .lines()
-        .last()
-        .filter(|l| l.starts_with("show-service: "))
-        .unwrap_or_else(|| panic!("no error line: {err}"));
-    for part in [
-        db.to_str().unwrap(),
-        "held by another process",
-        "POST the feed",
-        "stop it",
-    ] {
-        assert!(line.contains(part), "{part:?} missing in {line}");
-    }
+    error_line_naming(
+        &err,
+        &[
+            db.to_str().unwrap(),
+            "held by another process",
+            "POST the feed",
+            "stop it",
+        ],
+    );
     // Nothing was written, and the running service still writes.
     assert_eq!(app.catalogue_slugs().await.len(), 3);
     assert_eq!(app.post_feed(&feed("live", 4)).await.status(), 201);
@@ -100,19 +96,15 @@ async fn a_second_serve_on_the_store_of_a_running_service_is_told_to_stop_it_or_
     assert!(!status.success());
     let mut err = String::new();
     std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
-    let line = err
-        .lines()
-        .last()
-        .filter(|l| l.starts_with("show-service: "))
-        .unwrap_or_else(|| panic!("no error line: {err}"));
-    for part in [
-        db.to_str().unwrap(),
-        "held by another process",
-        "stop that process",
-        "APP__STORE__PATH",
-    ] {
-        assert!(line.contains(part), "{part:?} missing in {line}");
-    }
+    let line = error_line_naming(
+        &err,
+        &[
+            db.to_str().unwrap(),
+            "held by another process",
+            "stop that process",
+            "APP__STORE__PATH",
+        ],
+    );
     // The advice for `import` is not given to a server.
     for part in ["POST the feed", "importing"] {
         assert!(!line.contains(part), "{part:?} in {line}");
@@ -167,4 +159,18 @@ async fn requests_past_the_concurrency_limit_are_shed_not_queued() {
         assert!(status == 503 && Instant::now() < deadline, "{status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The last line of a command's stderr, which must be its one error line and name every
+/// one of `parts`.
+fn error_line_naming<'a>(err: &'a str, parts: &[&str]) -> &'a str {
+    let line = err
+        .lines()
+        .last()
+        .filter(|l| l.starts_with("show-service: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    for part in parts {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    line
 }

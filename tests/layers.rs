@@ -78,8 +78,24 @@ fn auth_does_not_import_http() {
 
 #[test]
 fn store_does_not_import_http_or_auth() {
-    let bad = violations("store", &["http", "auth"]);
+    let bad = violations("store", &["http", "auth", "catalogue"]);
     assert!(bad.is_empty(), "store sits below http:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn catalogue_imports_only_store_and_domain() {
+    let mut bad = violations("catalogue", &["http", "auth", "config", "cli", "telemetry"]);
+    for path in sources("catalogue") {
+        let text = std::fs::read_to_string(&path).expect("a readable source file");
+        if text.contains("axum") {
+            bad.push(format!("{} names axum", path.display()));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "catalogue sits below http, beside auth:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]

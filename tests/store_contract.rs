@@ -315,7 +315,7 @@ macro_rules! contract_tests {
             let mut seen = Vec::new();
             let version = || async {
                 match f.store.change_record().await.unwrap() {
-                    ChangeRecord::Version(v) => v,
+                    ChangeRecord::Version { version, .. } => version,
                     other => panic!("{other:?}"),
                 }
             };
@@ -343,7 +343,7 @@ macro_rules! contract_tests {
             let f = fixture().await;
             let version = || async {
                 match f.store.change_record().await.unwrap() {
-                    ChangeRecord::Version(v) => v,
+                    ChangeRecord::Version { version, .. } => version,
                     other => panic!("{other:?}"),
                 }
             };

@@ -16,6 +16,9 @@ pub const GSI_RANGE_KEY: &str = "episodeCount";
 pub const CHANGE_RECORD_KEY: &str = "meta/catalogue-version";
 /// The change record's counter attribute (N), bumped with `UpdateItem ADD`.
 pub const CHANGE_RECORD_ATTRIBUTE: &str = "version";
+/// Until when the writes the change record counts may still be landing (N, milliseconds
+/// since the epoch); absent when nothing is pending.
+pub const CHANGE_RECORD_UNSETTLED_UNTIL: &str = "unsettledUntil";
 
 /// The key prefix of the change log's entries: `meta/catalogue-change/{version}` holds
 /// the slugs the write of that version named. Outside the `show/…` key space and without

@@ -103,8 +103,14 @@ impl StoreError {
 /// The catalogue's change record, as read by [`ShowStore::change_record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeRecord {
-    /// The counter: it differs from the last value read when the catalogue changed since.
-    Version(u64),
+    /// The counter (it differs from the last value read when the catalogue changed since),
+    /// and until when the writes it counts may still be landing: a write in progress (its
+    /// deadline), or DynamoDB's index still catching up after the last bump. `None`: every
+    /// write it counts is visible to every read (SQLite: write and bump are one transaction).
+    Version {
+        version: u64,
+        unsettled_until: Option<std::time::SystemTime>,
+    },
     /// No record: nothing was written through this service yet (or it was removed).
     Missing,
     /// A record this service did not write: not a whole number, or of another type.

@@ -430,7 +430,12 @@ impl ShowStore for SqliteStore {
             Ok(match value {
                 None => ChangeRecord::Missing,
                 Some(rusqlite::types::Value::Integer(n)) => {
-                    u64::try_from(n).map_or(ChangeRecord::Invalid, ChangeRecord::Version)
+                    u64::try_from(n).map_or(ChangeRecord::Invalid, |version| {
+                        ChangeRecord::Version {
+                            version,
+                            unsettled_until: None,
+                        }
+                    })
                 }
                 Some(_) => ChangeRecord::Invalid,
             })

@@ -41,7 +41,8 @@ use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, Store
 use crate::config::DynamoSettings;
 use crate::domain::{Show, Slug};
 use crate::store::layout::{
-    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED_UNTIL, GSI_HASH_KEY,
+    GSI_RANGE_KEY, TABLE_HASH_KEY,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -476,8 +477,9 @@ impl ShowStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
-            .projection_expression("#v")
+            .projection_expression("#v, #u")
             .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
+            .expression_attribute_names("#u", CHANGE_RECORD_UNSETTLED_UNTIL)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -493,11 +495,27 @@ impl ShowStore for DynamoStore {
         let Some(record) = out.item else {
             return Ok(ChangeRecord::Missing);
         };
-        Ok(record
-            .get(CHANGE_RECORD_ATTRIBUTE)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .map_or(ChangeRecord::Invalid, ChangeRecord::Version))
+        let number = |name: &str| {
+            record
+                .get(name)
+                .map(|v| v.as_n().ok().and_then(|n| n.parse::<u64>().ok()))
+        };
+        Ok(
+            match (
+                number(CHANGE_RECORD_ATTRIBUTE),
+                number(CHANGE_RECORD_UNSETTLED_UNTIL),
+            ) {
+                (Some(Some(version)), None) => ChangeRecord::Version {
+                    version,
+                    unsettled_until: None,
+                },
+                (Some(Some(version)), Some(Some(ms))) => ChangeRecord::Version {
+                    version,
+                    unsettled_until: Some(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+                },
+                _ => ChangeRecord::Invalid,
+            },
+        )
     }
 
     async fn changes_since(

@@ -15,7 +15,7 @@ is brought to it: one whole walk (with a cache, that makes the cold fill), then,
 cache (TTL_MS > 0), small requests until the service's own counters
 (`catalogue_refills_total`, `catalogue_change_checks_total` on its Prometheus listener)
 show a check that found the catalogue unchanged after its last refill. (A cold fill is
-refilled once more at the next check, src/http/cache.rs; at 100,000 shows on the
+refilled once more at the next check, src/catalogue/; at 100,000 shows on the
 emulator each fill takes seconds, and a walk started right after would be timed on a
 machine still busy with it.) The checks that land in the timed pages stay in: one small
 read at most every 3/4 TTL is the steady state. A refill there would not be; the count

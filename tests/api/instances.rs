@@ -16,7 +16,7 @@ async fn on_one_table(n: usize, ttl_ms: &str) -> Vec<TestApp> {
     env.push(("APP__CACHE__TTLMS".into(), ttl_ms.into()));
     env.push((
         "APP__LOG__LEVEL".into(),
-        "show_service::http::cache=debug,info".into(),
+        "show_service::catalogue=debug,info".into(),
     ));
     let mut apps = Vec::new();
     for _ in 0..n {

@@ -286,6 +286,9 @@ impl ListCache {
     /// After a local write: the held snapshot brought up to date (the change log's delta
     /// in the common case). Not behind a background refill: it has a lock of its own.
     async fn catch_up(&self, store: &DynStore) -> Result<Arc<Snapshot>, StoreError> {
+        if let Some(stale) = self.stale_while_failing() {
+            return Ok(stale);
+        }
         let _catching_up = self.catch_up.lock().await;
         if let Some(hit) = self.get() {
             self.hits.increment(1);

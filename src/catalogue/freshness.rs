@@ -351,8 +351,8 @@ impl ListCache {
         let previous = self.read_held().clone();
         let same_generation = previous.as_ref().filter(|p| p.generation == generation);
         // TTL 0 keeps nothing: the record would be read for nothing.
-        let (version, unsettled_until) = if self.policy.ttl.is_zero() {
-            (None, None)
+        let (version, unsettled_until, outcome) = if self.policy.ttl.is_zero() {
+            (None, None, "skipped")
         } else {
             match store.change_record().await {
                 Ok(record) => self.note(record, same_generation.map(|p| p.version)),
@@ -363,6 +363,11 @@ impl ListCache {
                 }
             }
         };
+        // Whether the snapshot checked still owes a settle (tests wait for `false`).
+        let settle_pending = same_generation.is_some_and(|p| p.settle_after.is_some());
+        if !self.policy.ttl.is_zero() {
+            tracing::debug!(outcome, settle_pending, "catalogue change record checked");
+        }
         let unchanged = |p: &Held| version.is_some() && version == p.version;
         let mut settling = false;
         let reason = match (same_generation, &previous) {
@@ -430,13 +435,13 @@ impl ListCache {
         p.snapshot.clone()
     }
 
-    /// Counts and logs what the record says; the version to keep with the next snapshot
-    /// and until when its writes may still be landing.
+    /// Counts what the record says; the version to keep with the next snapshot, until
+    /// when its writes may still be landing, and the outcome (the metric's label).
     fn note(
         &self,
         record: ChangeRecord,
         held: Option<Option<u64>>,
-    ) -> (Option<u64>, Option<SystemTime>) {
+    ) -> (Option<u64>, Option<SystemTime>, &'static str) {
         let outcome = match record {
             ChangeRecord::Version { version, .. } if held == Some(Some(version)) => "unchanged",
             ChangeRecord::Version { .. } => "changed",
@@ -444,14 +449,13 @@ impl ListCache {
             ChangeRecord::Invalid => "invalid",
         };
         metrics::counter!("catalogue_change_checks_total", "outcome" => outcome).increment(1);
-        tracing::debug!(outcome, "catalogue change record checked");
         match record {
             ChangeRecord::Version {
                 version,
                 unsettled_until,
             } => {
                 self.warned.store(false, Ordering::Relaxed);
-                (Some(version), unsettled_until)
+                (Some(version), unsettled_until, outcome)
             }
             ChangeRecord::Missing | ChangeRecord::Invalid => {
                 if !self.warned.swap(true, Ordering::Relaxed) {
@@ -462,7 +466,7 @@ impl ListCache {
                          creates it"
                     );
                 }
-                (None, None)
+                (None, None, outcome)
             }
         }
     }

@@ -134,7 +134,6 @@ impl Fill {
     /// The settle state of what this fill makes: `(settle_after, settled)`. `full`: the
     /// index was read (not only the shows the change log named).
     fn settle_state(&self, full: bool) -> (Option<SystemTime>, Option<u64>) {
-        let version = self.version;
         // The writes this record counts may still be landing.
         let own = self
             .unsettled_until
@@ -147,7 +146,7 @@ impl Fill {
         let owed = owed.filter(|_| !paid);
         let settle_after = own.max(owed);
         let settled = match (&self.previous, settle_after) {
-            (_, None) => version,
+            (_, None) => self.version,
             (None, Some(_)) => None,
             (Some(p), Some(_)) if paid && !self.settling => p.version,
             (Some(p), Some(_)) => p.settled,

@@ -584,3 +584,44 @@ async fn a_reader_after_a_local_write_waits_for_its_delta_not_for_a_running_refi
     quiesce(&cache).await;
     assert_eq!(cache.current(&store).await.unwrap().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_read_of_the_index_after_a_pending_settles_time_pays_it_and_a_delta_does_not() {
+    for logged in [false, true] {
+        // A cold fill while a write may still land (for 100 s).
+        let clock = WallClock::following_tokio();
+        let record = Some(ChangeRecord::Version {
+            version: 1,
+            unsettled_until: Some(clock.now() + Duration::from_secs(100)),
+        });
+        let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
+        cache.current(&store).await.unwrap();
+        expire(&cache).await; // 70 s: not yet
+        cache.current(&store).await.unwrap();
+        assert_eq!(fake.counts(), (2, 1));
+        // 140 s: another write (settled at once), read from the index or the log.
+        expire(&cache).await;
+        if logged {
+            *fake.log.lock().unwrap() = Some(Default::default());
+            fake.write_logged(vec![item(1, "show/a"), item(2, "show/b")], &["show/b"]);
+        } else {
+            fake.write(vec![item(1, "show/a"), item(2, "show/b")], true);
+        }
+        assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+        let lists = if logged { 1 } else { 2 };
+        assert_eq!(fake.counts(), (3, lists), "logged: {logged}");
+        // The index read after 101 s saw every write the cold fill may have missed; the
+        // delta re-read one show only, so the cold fill's settle is still owed.
+        expire(&cache).await;
+        cache.current(&store).await.unwrap();
+        let settle = usize::from(logged);
+        assert_eq!(fake.counts(), (4, lists + settle), "logged: {logged}");
+        expire(&cache).await;
+        cache.current(&store).await.unwrap();
+        assert_eq!(
+            fake.counts(),
+            (5, lists + settle),
+            "logged: {logged}: settled"
+        );
+    }
+}

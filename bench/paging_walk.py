@@ -14,8 +14,8 @@ The issue's target is about the steady state, so before any page is timed each s
 is brought to it: one whole walk (with a cache, that makes the cold fill), then, with a
 cache (TTL_MS > 0), small requests until the service's own counters
 (`catalogue_refills_total`, `catalogue_change_checks_total` on its Prometheus listener)
-show a check that found the catalogue unchanged after its last refill. (A cold fill is
-refilled once more at the next check, src/http/cache.rs; at 100,000 shows on the
+show a check that found the catalogue unchanged after its last refill. (A cold fill read
+while writes may still land is read once more, src/catalogue/; at 100,000 shows on the
 emulator each fill takes seconds, and a walk started right after would be timed on a
 machine still busy with it.) The checks that land in the timed pages stay in: one small
 read at most every 3/4 TTL is the steady state. A refill there would not be; the count

@@ -138,7 +138,7 @@ if r10kgz is not None:
       f"{r10kgz:.2f} × ({fmt(stat('get-10k-gzip', 'rps'))} vs {fmt(stat('ceiling-10k-gzip', 'rps'))} req/s) | {verdict(r10kgz >= 0.5)} |")
 w(f"| gzip variant prepared once per cache fill, never per request | yes: "
   f"{fmt(fill.get('fill_work_ms'), '{:.1f}')} ms of gzip + ETag per fill of the 10,000-show catalogue "
-  "(skipped when the refilled JSON is unchanged), 0 per request (`src/http/cache.rs`) | **met** |")
+  "(skipped when the refilled JSON is unchanged), 0 per request (`src/catalogue/`) | **met** |")
 if r304 is not None:
     w(f"| `ETag`, `If-None-Match` → 304 | 304 at {fmt(stat('get-10k-304', 'rps'))} req/s, "
       f"{r304:.2f} × a ceiling answering 304 | **met** |")

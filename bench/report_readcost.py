@@ -78,7 +78,7 @@ def blocks(rows):
         w("### Read units per minute per task, no writes (target ≤ 60)")
         w("")
         w("The run starts one GET after the cold fill, so it includes that fill's settle refill "
-          "(see src/http/cache.rs); \"between refills\" takes the refills' units out: what a "
+          "(see src/catalogue/); \"between refills\" takes the refills' units out: what a "
           "task pays while nothing changes, between safety-net refreshes.")
         w("")
         w("| shows | GET load | read units in the run | per minute | refills in the run | per minute between refills | before (issue 12) | before ÷ now (between refills) | store calls | one full refill |")
@@ -176,7 +176,7 @@ def blocks(rows):
               "The service's own time is the mean of its `http_request_duration_seconds` over the "
               "timed pages (from the request reaching its middleware to the response being ready, "
               "the body in memory: a page is a binary search for the cursor's position in the "
-              "snapshot and a copy of the page's bytes, src/http/cache.rs); the rest of the client's time is loopback, the client and the "
+              "snapshot and a copy of the page's bytes, src/catalogue/); the rest of the client's time is loopback, the client and the "
               "machine. (Measured one service at a time, with two timed walks right after the "
               "warm-up walk that made the cold fill and its settle refill, the cached DynamoDB "
               "row once read 2.46×: that measured the machine in those seconds, not the page.)")

@@ -312,8 +312,8 @@ fn fill_cost(args: &[String]) {
     let mut gz = 0;
     for _ in 0..runs {
         // What a fill adds to the serialized body: the gzip variant and the ETag.
-        gz = show_service::http::cache::gzip_of(&body).map_or(0, |b| b.len());
-        std::hint::black_box(show_service::http::cache::etag_of(&body));
+        gz = show_service::catalogue::gzip_of(&body).map_or(0, |b| b.len());
+        std::hint::black_box(show_service::catalogue::etag_of(&body));
     }
     let per = t.elapsed() / runs;
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(runs);

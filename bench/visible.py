@@ -18,7 +18,7 @@ waited for.
 
 With a METRICS_PORT (a service's Prometheus listener), the writes start only once every
 service is in the steady state: its last refill is done and a check since found the
-catalogue unchanged (a cold fill is refilled once more at the next check, and at 100,000
+catalogue unchanged (a cold fill read while writes may still land is read once more, and at 100,000
 shows on the emulator that takes seconds); and the refills each service made during the
 writes are reported by kind: `delta` (only the changed shows read) or `full` (the index),
 with the read units a delta refill cost (`BatchGetItem`'s units over the delta count).

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &str)] = &[
     // the API error type and its envelope: the HTTP layer's, fed by the layers below
     ("error", "auth store domain"),
     // the cached catalogue: snapshot, freshness, pages
-    ("catalogue", "store config domain"),
+    ("catalogue", "store domain"),
     // token verification and the local issuer
     ("auth", "telemetry config domain"),
     // the stores

@@ -7,14 +7,12 @@
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
 //! - `extract`: request extractors (scope checks, the JSON feed body).
-//! - `cache`: the catalogue snapshot kept in memory, checked against the store's change record.
 //! - `conn`: the connection layer (header-read and idle timeouts, connection cap,
 //!   lingering close).
 //! - `middleware`: request ids, the request log line, the error envelope, limits.
 //! - `metrics`: the request metrics and the Prometheus exposition's listener.
 //! - `trace`: the trace id of a request, from its trace context headers.
 
-pub mod cache;
 pub mod conn;
 pub mod docs;
 pub mod extract;
@@ -27,6 +25,7 @@ pub mod shows;
 pub mod trace;
 
 use crate::auth::{Auth, Scope};
+use crate::catalogue::{ListCache, Policy};
 use crate::config::Settings;
 use crate::store::DynStore;
 use axum::Router;
@@ -94,7 +93,7 @@ pub struct Shared {
     /// Token verification (and the local issuer).
     pub auth: Arc<Auth>,
     /// The serialized catalogue, shared by all requests.
-    pub cache: Arc<cache::ListCache>,
+    pub cache: Arc<ListCache>,
     /// Readiness; turned off when shutdown starts so the load balancer stops sending.
     pub ready: Arc<AtomicBool>,
     /// The last store check, reused for a second by `/health/ready`.
@@ -113,10 +112,12 @@ const MAX_TRACKED_WRITES: u32 = 1 << 16;
 impl AppState {
     pub fn new(settings: Settings, store: DynStore, auth: Arc<Auth>) -> AppState {
         AppState(Arc::new(Shared {
-            cache: Arc::new(cache::ListCache::new(cache::Policy {
+            cache: Arc::new(ListCache::new(Policy {
                 ttl: settings.cache.ttl,
                 safety_net: settings.cache.safety_net,
                 stale_if_error: settings.cache.stale_if_error,
+                // a request that waited for the refill would have timed out by then
+                max_stale: settings.server.request_timeout,
             })),
             store,
             auth,

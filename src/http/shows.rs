@@ -1,8 +1,8 @@
 //! `/v1/shows` (and the seed's `/shows` aliases): the catalogue, feed ingest, one show.
 
 use super::AppState;
-use super::cache::Snapshot;
 use super::extract::{Authorized, FeedBody, Read, Write};
+use crate::catalogue::Snapshot;
 use crate::domain::{Show, Slug};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::cursor::Position;
@@ -118,7 +118,7 @@ pub async fn list(
     if !paged || !state.cache.ttl().is_zero() {
         // The cursor is checked before the store is asked anything.
         let after = cursor.as_deref().map(Position::decode).transpose()?;
-        let snapshot = state.cache.current(state.store.as_ref()).await?;
+        let snapshot = state.cache.current(&state.store).await?;
         if !paged {
             return Ok(cached_response(&snapshot, &conditions));
         }

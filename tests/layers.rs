@@ -255,6 +255,25 @@ fn every_module_has_a_place_in_the_picture() {
 }
 
 #[test]
+fn the_picture_in_lib_rs_is_this_table() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("src/lib.rs");
+    let picture = lib
+        .split("//! ```text")
+        .nth(1)
+        .and_then(|rest| rest.split("//! ```").next())
+        .expect("a ```text picture in lib.rs's Layout section");
+    let drawn: Vec<&str> = picture
+        .lines()
+        .filter_map(|l| l.trim_start_matches("//!").split_whitespace().next())
+        .collect();
+    let table: Vec<&str> = LAYERS.iter().map(|(m, _)| *m).collect();
+    assert_eq!(
+        drawn, table,
+        "lib.rs draws the layers in this order, top to bottom"
+    );
+}
+
+#[test]
 fn every_import_points_down() {
     let allowed: BTreeMap<&str, Vec<&str>> = LAYERS
         .iter()

@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICE_TF = "infra/modules/service/main.tf"
 SIZE_LIMIT_MB = 60
 START_LIMIT_S = 1.0
-# config.rs's defaults outside local mode (server.drainseconds, server.shutdowntimeoutseconds):
+# src/config/server.rs's defaults outside local mode (server.drainseconds, server.shutdowntimeoutseconds):
 # the longest a graceful stop may take.
 DRAIN_S = 5
 SHUTDOWN_S = 20

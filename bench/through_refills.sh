@@ -21,8 +21,8 @@
 # seconds of CPU per full read (it re-serves 100,000 items) land on the cores the service
 # answers on, only in the rows with refills, so the with/without ratio would charge the
 # emulator to the service. Pinned, both rows give the service and the client the same
-# cores, and what a refill costs them is the service's own work: the SDK parsing the
-# pages, the snapshot build. Each row also prints the CPU seconds the service, the
+# cores (on 2 cores: one, close to production's half vCPU), and what a refill costs them
+# is the service's own work: the SDK parsing the pages, the snapshot build. Each row also prints the CPU seconds the service, the
 # emulator and the client used in the window, and the load average, to tell the machine
 # apart from the service. BENCH_REFILL_PIN=0 runs everything on every core.
 set -euo pipefail

@@ -14,10 +14,12 @@ following `next`, starting over at the end. Prints one JSON line: requests, p50/
 max in ms, the non-200s, how many of them the service itself took over 5, 10, 25 and
 50 ms to answer (its `http_request_duration_seconds` buckets), and the refills it counted
 during the window by kind and reason (`catalogue_refills_total`), both from its
-Prometheus listener.
+Prometheus listener; and the CPU seconds this client used (`client_cpu_s`), to tell its
+own cost apart.
 """
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -90,4 +92,5 @@ print(json.dumps(dict(
     seconds=seconds, rate=rate, requests=len(took), p50_ms=q(0.5), p90_ms=q(0.9),
     p99_ms=q(0.99), max_ms=round(took[-1], 3), statuses=statuses,
     server_requests=served, server_over_ms=server_over_ms,
-    refills={k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)})))
+    refills={k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)},
+    client_cpu_s=round(sum(os.times()[:2]), 2))))

@@ -14,6 +14,17 @@
 #             checks at TTL 1 s): full index reads and read units the task made
 # Shows: 400-byte descriptions, half eligible (as bench/readcost.sh). Prints one JSON line
 # per row and binary; raw output in bench/out/refills-*/ (git-ignored).
+#
+# Cores (BENCH_REFILL_PIN, default 1 on a machine of 2 cores or more): the emulator is
+# pinned to the last core, the service and the load client to the others (`taskset`). In
+# production DynamoDB never runs on the task's cores; here, unpinned, the emulator's
+# seconds of CPU per full read (it re-serves 100,000 items) land on the cores the service
+# answers on, only in the rows with refills, so the with/without ratio would charge the
+# emulator to the service. Pinned, both rows give the service and the client the same
+# cores (on 2 cores: one, close to production's half vCPU), and what a refill costs them
+# is the service's own work: the SDK parsing the pages, the snapshot build. Each row also prints the CPU seconds the service, the
+# emulator and the client used in the window, and the load average, to tell the machine
+# apart from the service. BENCH_REFILL_PIN=0 runs everything on every core.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -41,6 +52,14 @@ metric_sum() { # PORT NAME [LABEL-FILTER]
 scripts/install-test-tools.sh >&2
 start_dynalite "$work/dynalite.log"
 pids+=("$dynalite_pid")
+cores=$(nproc)
+near=() client=(python3)
+if [[ ${BENCH_REFILL_PIN:-$((cores >= 2))} == 1 ]]; then
+    taskset -a -p -c "$((cores - 1))" "$dynalite_pid" >/dev/null
+    near=(taskset -c "0-$((cores - 2))")
+    client=("${near[@]}" python3)
+fi
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, every thread
 ddb=(APP__STORE__KIND=dynamodb "APP__DYNAMODB__ENDPOINTOVERRIDE=http://127.0.0.1:$dynalite_port")
 
 load() { # N BINARY: a dynalite table rf-N with N shows
@@ -60,7 +79,7 @@ start() {
     port=$(free_port) mport=$(free_port)
     env "${ddb[@]}" APP__DYNAMODB__SHOWSTABLE="rf-$n" APP__STORE__PATH="$work/d$n/shows.db" \
         APP__SERVER__PORT="$port" APP__METRICS__PORT="$mport" "$@" \
-        "$bin" serve >"$work/$name.log" 2>&1 &
+        ${near[@]+"${near[@]}"} "$bin" serve >"$work/$name.log" 2>&1 &
     pid=$!
     pids+=("$pid")
     for _ in $(seq 1 400); do
@@ -81,12 +100,21 @@ for bin in "$@"; do
         start "refills-$label-$net" 100000 "$bin" APP__CACHE__SAFETYNETSECONDS="$net"
         first=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tok" \
             "http://127.0.0.1:$port/v1/shows")
-        python3 bench/through_refills.py "$secs" "$rate" "$port" "$mport" "$tok" | python3 -c '
+        s0=$(cpu_ticks "$pid") d0=$(cpu_ticks "$dynalite_pid") l0=$(cut -d' ' -f1 /proc/loadavg)
+        "${client[@]}" bench/through_refills.py "$secs" "$rate" "$port" "$mport" "$tok" \
+            >"$work/client.json"
+        s1=$(cpu_ticks "$pid") d1=$(cpu_ticks "$dynalite_pid") l1=$(cut -d' ' -f1 /proc/loadavg)
+        python3 -c '
 import json, sys
-r = json.load(sys.stdin)
-r.update(row="refills", binary=sys.argv[1], shows=100000, safety_net_s=int(sys.argv[2]),
-    first_get=sys.argv[3])
-print(json.dumps(r))' "$label" "$net" "$first" | tee -a "$work/results.jsonl"
+r = json.load(open(sys.argv[1]))
+hz = float(sys.argv[5])
+r.update(row="refills", binary=sys.argv[2], shows=100000, safety_net_s=int(sys.argv[3]),
+    first_get=sys.argv[4], pinned=sys.argv[6] == "1", load_average=sys.argv[7:9],
+    cpu_s=dict(service=int(sys.argv[9]) / hz, emulator=int(sys.argv[10]) / hz,
+        client=r.pop("client_cpu_s")))
+print(json.dumps(r))' "$work/client.json" "$label" "$net" "$first" "$(getconf CLK_TCK)" \
+            "$((${#near[@]} > 0))" "$l0" "$l1" "$((s1 - s0))" "$((d1 - d0))" |
+            tee -a "$work/results.jsonl"
         stop
     done
     # the reads of a task start

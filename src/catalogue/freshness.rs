@@ -258,7 +258,7 @@ impl ListCache {
             self.hits.increment(1);
             return Ok(hit);
         }
-        self.check_or_stale(store.as_ref()).await
+        self.check_or_stale(store).await
     }
 
     /// Starts a check in the background unless one runs or failed less than a second ago.
@@ -272,7 +272,7 @@ impl ListCache {
         let (cache, store) = (self.clone(), store.clone());
         let task = tokio::spawn(async move {
             let _checking = guard;
-            if let Err(e) = cache.check_locked(store.as_ref()).await {
+            if let Err(e) = cache.check_locked(&store).await {
                 tracing::warn!(
                     error = %e,
                     "the store could not be checked; serving the last catalogue"
@@ -293,11 +293,11 @@ impl ListCache {
             self.hits.increment(1);
             return Ok(hit);
         }
-        self.check_or_stale(store.as_ref()).await
+        self.check_or_stale(store).await
     }
 
     /// A check now; when it fails, the last snapshot within the stale window.
-    async fn check_or_stale(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
+    async fn check_or_stale(&self, store: &DynStore) -> Result<Arc<Snapshot>, StoreError> {
         match self.check_locked(store).await {
             Ok(s) => Ok(s),
             Err(e) => match self.within_stale_window() {
@@ -337,13 +337,13 @@ impl ListCache {
     }
 
     /// Reads the change record and refills when needed; the caller holds a fill lock.
-    async fn check_locked(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
+    async fn check_locked(&self, store: &DynStore) -> Result<Arc<Snapshot>, StoreError> {
         let res = self.check_and_fill(store).await;
         *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = res.is_err().then(Instant::now);
         res
     }
 
-    async fn check_and_fill(&self, store: &dyn ShowStore) -> Result<Arc<Snapshot>, StoreError> {
+    async fn check_and_fill(&self, store: &DynStore) -> Result<Arc<Snapshot>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
         let checked_at = Instant::now();
         let read_at = self.clock.now();
@@ -412,7 +412,9 @@ impl ListCache {
             && let (Some(held), Some(now)) = (if settling { p.settled } else { p.version }, version)
             && now > held
             && matches!(reason, Reason::Changed | Reason::LocalWrite)
-            && let Some(applied) = self.apply_changes(store, p, held, now, &fill).await?
+            && let Some(applied) = self
+                .apply_changes(store.as_ref(), p, held, now, &fill)
+                .await?
         {
             return Ok(applied);
         }
@@ -529,9 +531,9 @@ impl ListCache {
     }
 
     /// Reads the whole index.
-    async fn fill(&self, store: &dyn ShowStore, fill: Fill) -> Result<Arc<Snapshot>, StoreError> {
+    async fn fill(&self, store: &DynStore, fill: Fill) -> Result<Arc<Snapshot>, StoreError> {
         let started = Instant::now();
-        let page = store.list_eligible(Default::default()).await?;
+        let page = read_index(store).await?;
         let (calls, read_units) = (page.calls, page.read_units);
         let previous = fill.previous.as_ref().map(|p| p.snapshot.clone());
         let items = page.items;
@@ -561,6 +563,23 @@ impl ListCache {
         });
         Ok(snapshot)
     }
+}
+
+/// Reads the whole index on the blocking pool, the future driven there through the
+/// runtime's handle (its I/O and timers stay the runtime's): the SDK parses each page of
+/// the answer (about 1 MB, several ms of CPU) inside one poll, and on a runtime worker
+/// those polls would hold up the requests queued on it while a background refill runs.
+/// A current-thread runtime (the tests', the one-shot commands') has no worker to spare:
+/// there the read is awaited in place.
+async fn read_index(store: &DynStore) -> Result<crate::store::Page, StoreError> {
+    let runtime = tokio::runtime::Handle::current();
+    if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        return store.list_eligible(Default::default()).await;
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || runtime.block_on(store.list_eligible(Default::default())))
+        .await
+        .map_err(|e| StoreError::Internal(e.into()))?
 }
 
 /// Makes a snapshot on the blocking pool: sorting, serializing, gzip and the ETag take

@@ -341,13 +341,27 @@ async fn a_task_killed_mid_feed_leaves_every_task_listing_the_table_after_its_wi
     );
     let mut child = apps[0].child.take().unwrap();
     child.wait().unwrap();
+    // The feed still landing when the task died has no answer. (On a slow machine the
+    // other one may have finished first: then it was answered 201, whole.)
+    let mut died = 0;
     for post in posts {
-        assert!(
-            post.await.unwrap().is_err(),
-            "the feed's request died with its task"
-        );
+        match post.await.unwrap() {
+            Err(_) => died += 1,
+            Ok(status) => assert_eq!(status, 201, "a feed answered before the kill"),
+        }
     }
-    let truth = table_slugs(&store).await;
+    assert!(died >= 1, "a feed's request died with its task");
+    // A batch the task sent just before it died may still be landing in the emulator:
+    // the truth is the table once two reads a moment apart agree.
+    let mut truth = table_slugs(&store).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = table_slugs(&store).await;
+        if again == truth {
+            break;
+        }
+        truth = again;
+    }
     let stored = truth.len() - 10;
     eprintln!("killed with {stored} of the feeds' 2000 shows stored");
     assert!(stored < 2000, "killed mid-feed ({stored} stored)");

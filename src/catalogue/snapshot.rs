@@ -221,11 +221,12 @@ pub fn etag_of(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::Slug;
 
-    fn item(count: u32, slug: &str) -> ListItem {
+    /// A catalogue entry for tests: no image, title `T {slug}`.
+    pub(crate) fn item(count: u32, slug: &str) -> ListItem {
         ListItem {
             image: String::new(),
             slug: slug.into(),

@@ -3,6 +3,7 @@
 //! with follows it).
 
 use super::*;
+use crate::catalogue::snapshot::tests::item;
 use crate::domain::{Show, Slug};
 use crate::store::{ListItem, Page, PageRequest};
 use async_trait::async_trait;
@@ -27,15 +28,6 @@ struct Fake {
     /// `None`: settled at once (SQLite).
     lag: Mutex<Option<Duration>>,
     clock: WallClock,
-}
-
-fn item(count: u32, slug: &str) -> ListItem {
-    ListItem {
-        image: String::new(),
-        slug: slug.into(),
-        title: format!("T {slug}"),
-        episode_count: count,
-    }
 }
 
 fn v(version: u64) -> Option<ChangeRecord> {
@@ -161,6 +153,14 @@ impl ShowStore for Fake {
             .filter(|i| slugs.contains(&i.slug))
             .collect();
         Ok(Changes::Shows { slugs, items })
+    }
+}
+
+/// [`policy`] with the safety net at 100 s.
+fn with_safety_net() -> Policy {
+    Policy {
+        safety_net: Some(Duration::from_secs(100)),
+        ..policy()
     }
 }
 
@@ -349,14 +349,7 @@ async fn a_missing_or_invalid_record_means_a_full_read_at_every_check() {
 
 #[tokio::test(start_paused = true)]
 async fn the_safety_net_reads_the_index_when_nothing_says_it_changed() {
-    let (fake, store, cache) = setup(
-        vec![item(1, "show/a")],
-        v(1),
-        Policy {
-            safety_net: Some(Duration::from_secs(100)),
-            ..policy()
-        },
-    );
+    let (fake, store, cache) = setup(vec![item(1, "show/a")], v(1), with_safety_net());
     cache.current(&store).await.unwrap();
     expire(&cache).await;
     cache.current(&store).await.unwrap();
@@ -526,14 +519,7 @@ async fn a_reader_during_a_slow_refill_gets_the_last_snapshot_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_safety_net_refill_keeps_the_snapshot_fresh_while_it_reads() {
-    let (fake, store, cache) = setup(
-        vec![item(1, "show/a")],
-        v(1),
-        Policy {
-            safety_net: Some(Duration::from_secs(100)),
-            ..policy()
-        },
-    );
+    let (fake, store, cache) = setup(vec![item(1, "show/a")], v(1), with_safety_net());
     let first = cache.current(&store).await.unwrap();
     *fake.list_takes.lock().unwrap() = Duration::from_secs(300);
     tokio::time::advance(Duration::from_secs(50)).await;
@@ -554,14 +540,7 @@ async fn a_safety_net_refill_keeps_the_snapshot_fresh_while_it_reads() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reader_after_a_local_write_waits_for_its_delta_not_for_a_running_refill() {
-    let (fake, store, cache) = setup(
-        vec![item(1, "show/a")],
-        v(1),
-        Policy {
-            safety_net: Some(Duration::from_secs(100)),
-            ..policy()
-        },
-    );
+    let (fake, store, cache) = setup(vec![item(1, "show/a")], v(1), with_safety_net());
     *fake.log.lock().unwrap() = Some(Default::default());
     cache.current(&store).await.unwrap();
     // A safety-net refill that takes 300 s starts in the background.

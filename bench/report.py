@@ -396,6 +396,7 @@ w("bench/run.sh --only readcost   # only the read-cost rows; replaces their sect
 w("bench/run.sh --only paging     # only the paged walk of that section (or --only visible)")
 w("bench/profile.sh        # callgrind instruction counts per request (see Profile)")
 w("bench/ab.sh OLD NEW     # two service binaries side by side, interleaved (how each change was judged)")
+w("bench/through_refills.sh OLD NEW   # GETs through full refills at 100,000 shows, a task start's reads (issue 24)")
 w("```")
 w("")
 w("Raw output of each run (wrk, hyperfine, server logs, results.jsonl) is kept in "

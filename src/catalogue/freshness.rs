@@ -249,11 +249,20 @@ impl ListCache {
             None if self.read_held().is_some() => return self.catch_up(store).await,
             None => {}
         }
+        self.check_under(&self.fill, store).await
+    }
+
+    /// A check under `lock`, unless the store failed less than a second ago (no new check
+    /// per request then) or a check that held the lock before us made the snapshot fresh.
+    async fn check_under(
+        &self,
+        lock: &tokio::sync::Mutex<()>,
+        store: &DynStore,
+    ) -> Result<Arc<Snapshot>, StoreError> {
         if let Some(stale) = self.stale_while_failing() {
-            // The store failed less than a second ago: no new check per request.
             return Ok(stale);
         }
-        let _checking = self.fill.lock().await;
+        let _checking = lock.lock().await;
         if let Some(hit) = self.get() {
             self.hits.increment(1);
             return Ok(hit);
@@ -285,15 +294,7 @@ impl ListCache {
     /// After a local write: the held snapshot brought up to date (the change log's delta
     /// in the common case). Not behind a background refill: it has a lock of its own.
     async fn catch_up(&self, store: &DynStore) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some(stale) = self.stale_while_failing() {
-            return Ok(stale);
-        }
-        let _catching_up = self.catch_up.lock().await;
-        if let Some(hit) = self.get() {
-            self.hits.increment(1);
-            return Ok(hit);
-        }
-        self.check_or_stale(store).await
+        self.check_under(&self.catch_up, store).await
     }
 
     /// A check now; when it fails, the last snapshot within the stale window.

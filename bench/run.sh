@@ -122,12 +122,7 @@ results=$work/results.jsonl
 record() { printf '%s\n' "$1" >>"$results"; }
 
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap 'stop_pids "${pids[@]}"' EXIT
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -34,12 +34,7 @@ rate=${BENCH_REFILL_RATE:-200}
 work=bench/out/refills-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$work"
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap 'stop_pids "${pids[@]}"' EXIT
 export APP_ENV=local APP__AUTH__PUBLICURL=http://show-service.bench APP__LOG__FORMAT=json
 export APP__LOG__LEVEL=info
 unset RUST_LOG

@@ -1,9 +1,16 @@
 # Shared by the scripts that start the service themselves (schemathesis.sh, soak.sh,
-# browser-test.sh, bench/run.sh and bench/readcost.sh).
+# browser-test.sh, bench/run.sh, bench/readcost.sh and bench/through_refills.sh).
 
 # wait_for_addr LOG PID: waits (up to 10 s) for the "listening" line the service writes
 # to LOG when started with APP__SERVER__PORT=0, and prints the address it bound. Fails,
 # showing the log, when the process PID exits first or no address appears.
+# stop_pids PID…: TERM each, then wait for each (a trap's cleanup of what a script started).
+stop_pids() {
+  local p
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
 wait_for_addr() {
   local log=$1 pid=$2 addr=
   for _ in $(seq 100); do

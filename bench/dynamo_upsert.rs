@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 use support::dynalite::{Dynalite, unique_table};
 use tower::ServiceExt;
 
+/// Writes as an operator: may change any show (ownership has tests of its own).
+static OPERATOR: std::sync::LazyLock<show_service::domain::Actor> =
+    std::sync::LazyLock::new(|| show_service::domain::Actor::operator("test"));
+
 const SHOWS: usize = 1000;
 
 /// A feed of `n` shows, every one eligible, shaped like a partner's (description,
@@ -221,7 +225,7 @@ async fn main() {
 
     // 3. The catalogue of 1000 eligible shows from the store (no HTTP cache).
     let (_, store, _) = app(settings(&emulator, &unique_table("bench-list"), 0)).await;
-    store.upsert(shows.clone()).await.unwrap();
+    store.upsert(shows.clone(), &OPERATOR).await.unwrap();
     let mut times = Vec::new();
     let mut pages = Vec::new();
     for _ in 0..runs.max(5) {
@@ -244,7 +248,7 @@ async fn main() {
     ] {
         let table = unique_table("bench-get");
         let (app, store, token) = app(settings(&emulator, &table, ttl)).await;
-        store.upsert(shows.clone()).await.unwrap();
+        store.upsert(shows.clone(), &OPERATOR).await.unwrap();
         assert_eq!(call(&app, &token, Method::GET, None).await, StatusCode::OK);
         calls(&counters);
         let started = Instant::now();

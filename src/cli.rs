@@ -297,10 +297,13 @@ pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::
     let started = Instant::now();
     let mut written = 0usize;
     let mut shows = feed.shows;
+    // An import without an owner acts as an operator: it may replace any show, and what
+    // it creates is unowned until an admin assigns it.
+    let actor = crate::domain::Actor::operator("show-service import");
     while !shows.is_empty() {
         let rest = shows.split_off(chunk.min(shows.len()));
         let n = store
-            .upsert(shows)
+            .upsert(shows, &actor)
             .await
             .with_context(|| format!("writing stopped after {written} of {total} shows"))?;
         written += n;

@@ -52,6 +52,13 @@ pub enum ApiError {
     /// 403: a valid token without the route's scope (its full name).
     #[error("insufficient scope")]
     Forbidden { scope: String },
+    /// 403: the token's client may not act on these objects (another partner's shows, or
+    /// unowned ones without `shows.admin`); `details` lists each, never naming its owner.
+    #[error("{message}")]
+    NotYours {
+        message: String,
+        details: Vec<Problem>,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -97,7 +104,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::NotYours { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,6 +147,21 @@ impl From<StoreError> for ApiError {
                     retry_after: Duration::from_secs(1),
                     details,
                 }
+            }
+            StoreError::Forbidden { slugs, written } => {
+                let details = slugs
+                    .into_iter()
+                    .map(|slug| Problem::new(slug, "belongs to another partner"))
+                    .collect();
+                let message = if written == 0 {
+                    "these shows belong to another partner; nothing was written".to_string()
+                } else {
+                    format!(
+                        "these shows were taken by another partner while the feed was \
+                         written; {written} of its other shows were stored"
+                    )
+                };
+                ApiError::NotYours { message, details }
             }
             StoreError::Internal(e) => ApiError::Internal(e),
         }
@@ -199,6 +221,7 @@ impl IntoResponse for ApiError {
                 format!("the access token lacks the scope {scope}"),
                 Vec::new(),
             ),
+            ApiError::NotYours { message, details } => (message, details),
             ApiError::NotFound(m) => (m, Vec::new()),
             ApiError::PayloadTooLarge => ("request body too large".into(), Vec::new()),
             ApiError::UnsupportedMediaType => {
@@ -264,6 +287,14 @@ mod tests {
                 503,
             ),
             (StoreError::BadCursor.into(), 400),
+            (
+                StoreError::Forbidden {
+                    slugs: vec!["show/a".into()],
+                    written: 0,
+                }
+                .into(),
+                403,
+            ),
             (ApiError::Internal(anyhow::anyhow!("secret detail")), 500),
             (AuthError::Missing.into(), 401),
             (AuthError::Invalid("secret detail".into()).into(), 401),

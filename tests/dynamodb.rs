@@ -27,6 +27,10 @@ use support::dynalite::{Dynalite, unique_table};
 use support::{dynamo_settings, fresh_store};
 use tower::ServiceExt;
 
+/// Writes as an operator: may change any show (ownership has tests of its own).
+static OPERATOR: std::sync::LazyLock<show_service::domain::Actor> =
+    std::sync::LazyLock::new(|| show_service::domain::Actor::operator("test"));
+
 fn show(v: Value) -> Show {
     let mut problems = Vec::new();
     Show::from_json(&v, "t", &mut problems).unwrap_or_else(|| panic!("{problems:?}"))
@@ -190,7 +194,7 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
         show(json!({"slug": "show/ours-plain", "title": "Plain", "drm": false, "episodeCount": 3})),
         show(json!({"slug": "show/ours-bare", "title": "Bare"})),
     ];
-    store.upsert(ours.clone()).await.unwrap();
+    store.upsert(ours.clone(), &OPERATOR).await.unwrap();
 
     let page = store.list_eligible(PageRequest::default()).await.unwrap();
     let listed: BTreeSet<(String, String)> = page
@@ -209,7 +213,7 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
     assert_eq!(listed, want);
 
     // Go's items read back as the shows they were.
-    let go = store.get(&slug("show/go-drm")).await.unwrap().unwrap();
+    let go = store.get(&slug("show/go-drm")).await.unwrap().unwrap().show;
     assert_eq!(
         go,
         show(
@@ -217,11 +221,21 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
                     "episodeCount": 5, "image": {"showImage": "http://img.example.com/go.jpg"}})
         )
     );
-    let plain = store.get(&slug("show/go-no-drm")).await.unwrap().unwrap();
+    let plain = store
+        .get(&slug("show/go-no-drm"))
+        .await
+        .unwrap()
+        .unwrap()
+        .show;
     assert_eq!((plain.drm, plain.episode_count), (Some(false), Some(9)));
     assert!(plain.image.is_none());
     assert_eq!(plain.seasons.unwrap().len(), 1);
-    let next = store.get(&slug("show/go-no-image")).await.unwrap().unwrap();
+    let next = store
+        .get(&slug("show/go-no-image"))
+        .await
+        .unwrap()
+        .unwrap()
+        .show;
     assert_eq!(next.next_episode.unwrap().html.as_str(), "");
 
     // Ours are stored sparse, in the types the Go service reads.
@@ -249,7 +263,10 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
         assert!(raw["title"].is_s() && raw["slug"].is_s());
         assert!(raw.get("drm").is_none_or(AttributeValue::is_bool));
         assert!(!raw.values().any(AttributeValue::is_null), "{raw:?}");
-        assert_eq!(store.get(&s.slug).await.unwrap().as_ref(), Some(s));
+        assert_eq!(
+            store.get(&s.slug).await.unwrap().map(|x| x.show).as_ref(),
+            Some(s)
+        );
     }
 }
 
@@ -271,7 +288,7 @@ async fn an_unpaged_catalogue_follows_every_index_page() {
         .filter(|s| s.is_eligible())
         .map(|s| s.slug.to_string())
         .collect();
-    store.upsert(shows).await.unwrap();
+    store.upsert(shows, &OPERATOR).await.unwrap();
     let page = store.list_eligible(PageRequest::default()).await.unwrap();
     let got: BTreeSet<String> = page.items.iter().map(|i| i.slug.clone()).collect();
     assert_eq!(page.items.len(), want.len());
@@ -302,9 +319,9 @@ async fn a_missing_table_or_index_is_unavailable() {
         &missing.list_eligible(PageRequest::default()).await
     ));
     assert!(is_unavailable(&missing.get(&a).await));
-    assert!(is_unavailable(&missing.delete(&a).await));
+    assert!(is_unavailable(&missing.delete(&a, &OPERATOR).await));
     let feed = vec![show(json!({"slug": "show/a", "title": "A"}))];
-    assert!(is_unavailable(&missing.upsert(feed).await));
+    assert!(is_unavailable(&missing.upsert(feed, &OPERATOR).await));
 
     // A table created without the index (by hand, say).
     let table = unique_table("noindex");
@@ -357,7 +374,7 @@ async fn a_silent_endpoint_times_out_within_the_call_timeout() {
     let feed = (0..60)
         .map(|i| show(json!({"slug": format!("show/s{i}"), "title": "S"})))
         .collect();
-    let write = store.upsert(feed).await;
+    let write = store.upsert(feed, &OPERATOR).await;
     assert!(is_unavailable(&write), "{write:?}");
     assert!(
         started.elapsed() < Duration::from_millis(400 + 600),
@@ -804,7 +821,10 @@ async fn a_bump_keeps_a_later_window_and_a_writer_ends_its_own() {
     // A feed through the store: two bumps, the record's window the margin after it.
     let before = SystemTime::now();
     store
-        .upsert(vec![show(json!({"slug": "show/w", "title": "W"}))])
+        .upsert(
+            vec![show(json!({"slug": "show/w", "title": "W"}))],
+            &OPERATOR,
+        )
         .await
         .unwrap();
     let after = SystemTime::now();

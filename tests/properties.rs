@@ -18,6 +18,10 @@ use show_service::store::{PageRequest, ShowStore};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU32;
 
+/// Writes as an operator: may change any show (ownership has tests of its own).
+static OPERATOR: std::sync::LazyLock<show_service::domain::Actor> =
+    std::sync::LazyLock::new(|| show_service::domain::Actor::operator("test"));
+
 /// Cases per property: the default unless `PROPTEST_CASES` says otherwise.
 fn config(default: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -301,7 +305,7 @@ proptest! {
         // The model: the last posted version of every slug.
         let mut model: BTreeMap<String, Show> = BTreeMap::new();
         for feed in &feeds {
-            let written = rt.block_on(store.upsert(feed.clone())).unwrap();
+            let written = rt.block_on(store.upsert(feed.clone(), &OPERATOR)).unwrap();
             prop_assert_eq!(written, feed.len());
             for s in feed {
                 model.insert(s.slug.to_string(), s.clone());
@@ -309,7 +313,7 @@ proptest! {
         }
         if let Some(n) = delete {
             let slug = Slug::parse(format!("show/s{n}")).unwrap();
-            let was = rt.block_on(store.delete(&slug)).unwrap();
+            let was = rt.block_on(store.delete(&slug, &OPERATOR)).unwrap();
             prop_assert_eq!(was, model.remove(slug.as_str()).is_some());
         }
         let expected: BTreeSet<Row> = model
@@ -352,7 +356,10 @@ proptest! {
 
         // Every stored show reads back whole, as posted last.
         for (slug, show) in &model {
-            let back = rt.block_on(store.get(&Slug::parse(slug.clone()).unwrap())).unwrap();
+            let back = rt
+                .block_on(store.get(&Slug::parse(slug.clone()).unwrap()))
+                .unwrap()
+                .map(|stored| stored.show);
             prop_assert_eq!(back.as_ref(), Some(show));
         }
     }
@@ -577,7 +584,7 @@ fn titles_with_nul_and_control_characters_list_whole() {
         seasons: None,
     };
     let rt = runtime();
-    rt.block_on(store.upsert(vec![show])).unwrap();
+    rt.block_on(store.upsert(vec![show], &OPERATOR)).unwrap();
     let page = rt
         .block_on(store.list_eligible(PageRequest::default()))
         .unwrap();

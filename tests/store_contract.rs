@@ -16,6 +16,10 @@ use show_service::store::{DynStore, ListItem, PageRequest};
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
+/// Writes as an operator: may change any show (ownership has tests of its own).
+static OPERATOR: std::sync::LazyLock<show_service::domain::Actor> =
+    std::sync::LazyLock::new(|| show_service::domain::Actor::operator("test"));
+
 /// A test store and whatever must outlive it.
 pub struct Fixture {
     pub store: DynStore,
@@ -77,7 +81,7 @@ pub async fn upsert_all(store: &DynStore, shows: Vec<Show>) {
     let mut shows = shows;
     while !shows.is_empty() {
         let rest = shows.split_off(shows.len().min(1000));
-        store.upsert(shows).await.expect("upsert");
+        store.upsert(shows, &OPERATOR).await.expect("upsert");
         shows = rest;
     }
 }
@@ -158,7 +162,7 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn the_sample_feed_lists_exactly_the_drm_shows_with_episodes() {
             let f = fixture().await;
-            assert_eq!(f.store.upsert(sample_feed()).await.unwrap(), 12);
+            assert_eq!(f.store.upsert(sample_feed(), &OPERATOR).await.unwrap(), 12);
             let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
             assert_eq!(as_set(&page.items), sample_expected());
             assert_eq!(page.items.len(), sample_expected().len(), "no duplicates");
@@ -169,9 +173,9 @@ macro_rules! contract_tests {
         async fn a_show_reads_back_whole() {
             let f = fixture().await;
             let shows = sample_feed();
-            f.store.upsert(shows.clone()).await.unwrap();
+            f.store.upsert(shows.clone(), &OPERATOR).await.unwrap();
             for s in &shows {
-                let got = f.store.get(&s.slug).await.unwrap().expect("stored");
+                let got = f.store.get(&s.slug).await.unwrap().expect("stored").show;
                 assert_eq!(&got, s);
             }
             let absent = Slug::parse("show/absent").unwrap();
@@ -182,12 +186,12 @@ macro_rules! contract_tests {
         async fn upsert_replaces_and_is_idempotent() {
             let f = fixture().await;
             let v1 = show(json!({"slug": "show/a", "title": "One", "drm": true, "episodeCount": 2}));
-            f.store.upsert(vec![v1.clone()]).await.unwrap();
-            f.store.upsert(vec![v1.clone()]).await.unwrap();
+            f.store.upsert(vec![v1.clone()], &OPERATOR).await.unwrap();
+            f.store.upsert(vec![v1.clone()], &OPERATOR).await.unwrap();
             let v2 = show(json!({"slug": "show/a", "title": "Two", "drm": true, "episodeCount": 3,
                                  "image": {"showImage": "https://i.example/a.png"}}));
-            f.store.upsert(vec![v2.clone()]).await.unwrap();
-            assert_eq!(f.store.get(&v2.slug).await.unwrap(), Some(v2));
+            f.store.upsert(vec![v2.clone()], &OPERATOR).await.unwrap();
+            assert_eq!(f.store.get(&v2.slug).await.unwrap().map(|s| s.show), Some(v2));
             let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
             assert_eq!(page.items.len(), 1);
             assert_eq!(page.items[0].title, "Two");
@@ -199,10 +203,10 @@ macro_rules! contract_tests {
             let f = fixture().await;
             let on = show(json!({"slug": "show/a", "title": "A", "drm": true, "episodeCount": 2}));
             let on2 = show(json!({"slug": "show/b", "title": "B", "drm": true, "episodeCount": 2}));
-            f.store.upsert(vec![on, on2]).await.unwrap();
+            f.store.upsert(vec![on, on2], &OPERATOR).await.unwrap();
             let off = show(json!({"slug": "show/a", "title": "A", "drm": false, "episodeCount": 2}));
             let none = show(json!({"slug": "show/b", "title": "B", "drm": true, "episodeCount": 0}));
-            f.store.upsert(vec![off, none]).await.unwrap();
+            f.store.upsert(vec![off, none], &OPERATOR).await.unwrap();
             let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
             assert!(page.items.is_empty(), "{:?}", page.items);
         }
@@ -216,7 +220,7 @@ macro_rules! contract_tests {
                 .enumerate()
                 .map(|(i, t)| show(json!({"slug": format!("show/t{i}"), "title": t, "drm": true, "episodeCount": 1})))
                 .collect();
-            f.store.upsert(shows).await.unwrap();
+            f.store.upsert(shows, &OPERATOR).await.unwrap();
             let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
             let got: BTreeSet<String> = page.items.iter().map(|i| i.title.clone()).collect();
             let want: BTreeSet<String> = titles.iter().map(|t| t.to_string()).collect();
@@ -249,7 +253,7 @@ macro_rules! contract_tests {
                 .filter(|s| s.is_eligible())
                 .map(|s| s.slug.to_string())
                 .collect();
-            f.store.upsert(shows.clone()).await.unwrap();
+            f.store.upsert(shows.clone(), &OPERATOR).await.unwrap();
             for limit in [1, 7, 66, 67, 1000] {
                 let items = walk(&f.store, limit).await;
                 let got: BTreeSet<String> = items.iter().map(|i| i.slug.clone()).collect();
@@ -272,7 +276,7 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn a_forged_cursor_is_refused() {
             let f = fixture().await;
-            f.store.upsert(many("fc", 10, 1)).await.unwrap();
+            f.store.upsert(many("fc", 10, 1), &OPERATOR).await.unwrap();
             for forged in ["", "x", "!!!!", "eyJzbHVnIjoxfQ", "djE6MTpzaG93L2E", &"A".repeat(5000)] {
                 let res = f
                     .store
@@ -297,10 +301,10 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn delete_removes_and_reports_absence() {
             let f = fixture().await;
-            f.store.upsert(sample_feed()).await.unwrap();
+            f.store.upsert(sample_feed(), &OPERATOR).await.unwrap();
             let slug = Slug::parse("show/sample-000002").unwrap();
-            assert!(f.store.delete(&slug).await.unwrap());
-            assert!(!f.store.delete(&slug).await.unwrap());
+            assert!(f.store.delete(&slug, &OPERATOR).await.unwrap());
+            assert!(!f.store.delete(&slug, &OPERATOR).await.unwrap());
             assert!(f.store.get(&slug).await.unwrap().is_none());
             let page = f.store.list_eligible(PageRequest::default()).await.unwrap();
             assert!(page.items.iter().all(|i| i.slug != "show/sample-000002"));
@@ -319,16 +323,16 @@ macro_rules! contract_tests {
                     other => panic!("{other:?}"),
                 }
             };
-            f.store.upsert(sample_feed()).await.unwrap();
+            f.store.upsert(sample_feed(), &OPERATOR).await.unwrap();
             seen.push(version().await);
             // Reads leave it alone.
             f.store.list_eligible(PageRequest::default()).await.unwrap();
             f.store.get(&Slug::parse("show/sample-000002").unwrap()).await.unwrap();
             assert_eq!(version().await, seen[0]);
             // The same feed again is still a write.
-            f.store.upsert(sample_feed()).await.unwrap();
+            f.store.upsert(sample_feed(), &OPERATOR).await.unwrap();
             seen.push(version().await);
-            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap()).await.unwrap());
+            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap(), &OPERATOR).await.unwrap());
             seen.push(version().await);
             assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
             // The record is never part of the catalogue.
@@ -347,7 +351,7 @@ macro_rules! contract_tests {
                     other => panic!("{other:?}"),
                 }
             };
-            f.store.upsert(sample_feed()).await.unwrap();
+            f.store.upsert(sample_feed(), &OPERATOR).await.unwrap();
             let v1 = version().await;
             // show/x0 eligible, show/x1 not DRM, then show/x0 moved and the sample's
             // show/sample-000002 deleted.
@@ -356,12 +360,12 @@ macro_rules! contract_tests {
                     "episodeCount": episodes, "image": {"showImage": "http://i.example.com/a.jpg"}}))
             };
             f.store
-                .upsert(vec![x("show/x0", true, 3), x("show/x1", false, 3)])
+                .upsert(vec![x("show/x0", true, 3), x("show/x1", false, 3)], &OPERATOR)
                 .await
                 .unwrap();
             let v2 = version().await;
-            f.store.upsert(vec![x("show/x0", true, 7)]).await.unwrap();
-            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap()).await.unwrap());
+            f.store.upsert(vec![x("show/x0", true, 7)], &OPERATOR).await.unwrap();
+            assert!(f.store.delete(&Slug::parse("show/sample-000002").unwrap(), &OPERATOR).await.unwrap());
             let v4 = version().await;
             assert!(v1 < v2 && v2 < v4);
 
@@ -401,7 +405,7 @@ macro_rules! contract_tests {
         async fn pages_carry_each_items_episode_count() {
             let f = fixture().await;
             let shows = many("ec", 60, 1);
-            f.store.upsert(shows.clone()).await.unwrap();
+            f.store.upsert(shows.clone(), &OPERATOR).await.unwrap();
             let items = walk(&f.store, 9).await;
             for i in &items {
                 let s = shows.iter().find(|s| s.slug.as_str() == i.slug).unwrap();
@@ -418,7 +422,7 @@ macro_rules! contract_tests {
             let f = fixture().await;
             let recorder = metrics_util::debugging::DebuggingRecorder::new();
             let counting = metrics::set_default_local_recorder(&recorder);
-            assert_eq!(f.store.upsert(many("k", 1000, 50)).await.unwrap(), 1000);
+            assert_eq!(f.store.upsert(many("k", 1000, 50), &OPERATOR).await.unwrap(), 1000);
             drop(counting);
             let calls = write_calls(&recorder, f.store.kind());
             assert!(calls <= 40, "{calls} write calls for 1000 shows");

@@ -87,7 +87,7 @@ pub struct Auth {
     /// Prefix of the full scope names, e.g. `https://show-service-dev.api`.
     resource_server: String,
     /// `<resource_server>/<scope>`, by [`Scope::index`].
-    full_scopes: [String; 2],
+    full_scopes: [String; Scope::ALL.len()],
     /// Checks every token, in both modes; holds the key and token caches.
     verifier: Verifier,
     /// The local issuer, in local mode.

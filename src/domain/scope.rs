@@ -8,19 +8,22 @@
 pub enum Scope {
     /// Read the catalogue and shows.
     Read,
-    /// Post feeds and delete shows.
+    /// Post feeds and delete shows (a partner's own, or new slugs).
     Write,
+    /// Write and delete any show, and assign owners (`/v1/admin/`).
+    Admin,
 }
 
 impl Scope {
     /// Every scope, in the order tokens list them.
-    pub const ALL: [Scope; 2] = [Scope::Read, Scope::Write];
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Admin];
 
     /// The short scope name; the full one is `<resource-server>/<name>`.
     pub const fn name(self) -> &'static str {
         match self {
             Scope::Read => "shows.read",
             Scope::Write => "shows.write",
+            Scope::Admin => "shows.admin",
         }
     }
 
@@ -80,7 +83,7 @@ mod tests {
             Scope::Read.full_name(rs),
             "https://show-service-dev.api/shows.read"
         );
-        assert_eq!(Scope::names(), "shows.read / shows.write");
+        assert_eq!(Scope::names(), "shows.read / shows.write / shows.admin");
         for s in Scope::ALL {
             assert_eq!(Scope::ALL[s.index()], s);
             assert_eq!(Scope::from_name(&s.to_string()), Some(s));

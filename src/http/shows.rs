@@ -3,7 +3,7 @@
 use super::AppState;
 use super::extract::{Authorized, FeedBody, Read, Write};
 use crate::catalogue::Snapshot;
-use crate::domain::{Show, Slug};
+use crate::domain::{Actor, Partner, Show, Slug};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::cursor::Position;
 use crate::store::{DynStore, ListItem, PageRequest, StoreError};
@@ -246,15 +246,16 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     )
 )]
 pub async fn create(
-    _auth: Authorized<Write>,
+    auth: Authorized<Write>,
     State(state): State<AppState>,
     feed: Result<FeedBody, ApiError>,
 ) -> Result<(StatusCode, Json<WriteResponse>), ApiError> {
     let feeds = |outcome: &'static str| metrics::counter!("feeds_total", "outcome" => outcome);
     let FeedBody(feed) = feed.inspect_err(|_| feeds("rejected").increment(1))?;
     let count = feed.shows.len();
+    let actor = actor_of(&auth.0)?;
     let outcome = spawn_write(&state, move |store| async move {
-        store.upsert(feed.shows).await
+        store.upsert(feed.shows, &actor).await
     })
     .await
     .inspect_err(|_| feeds("failed").increment(1))?;
@@ -318,6 +319,19 @@ where
 /// `Retry-After` when every write permit is taken.
 const WRITES_BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Who acts: the token's client and its partner.
+fn actor_of(principal: &crate::auth::Principal) -> Result<Actor, ApiError> {
+    let client = principal.client_id();
+    Ok(Actor {
+        client: client.to_string(),
+        partner: Some(
+            Partner::parse(client)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("client id {client:?} {e}")))?,
+        ),
+        admin: false,
+    })
+}
+
 fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
     Slug::parse(raw.trim_start_matches('/'))
         .map_err(|_| ApiError::NotFound(format!("no show {raw:?}")))
@@ -344,7 +358,7 @@ pub async fn get_one(
 ) -> Result<Json<Show>, ApiError> {
     let slug = slug_from_path(&raw)?;
     match state.store.get(&slug).await? {
-        Some(show) => Ok(Json(show)),
+        Some(stored) => Ok(Json(stored.show)),
         None => Err(ApiError::NotFound(format!("no show {}", slug.as_str()))),
     }
 }
@@ -364,16 +378,16 @@ pub async fn get_one(
     )
 )]
 pub async fn delete_one(
-    _auth: Authorized<Write>,
+    auth: Authorized<Write>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let slug = slug_from_path(&raw)?;
     let target = slug.clone();
-    let deleted = spawn_write(
-        &state,
-        move |store| async move { store.delete(&target).await },
-    )
+    let actor = actor_of(&auth.0)?;
+    let deleted = spawn_write(&state, move |store| async move {
+        store.delete(&target, &actor).await
+    })
     .await?;
     if deleted? {
         Ok(StatusCode::NO_CONTENT)

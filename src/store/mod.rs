@@ -24,6 +24,12 @@
 //! everything would cost) the answer is [`Changes::Unknown`] and the task reads the index.
 //! [`cursor`] is the paging position both stores and the cached catalogue share.
 //!
+//! Who may write a show is decided here too, in the same step as the write (one
+//! transaction on SQLite, conditional writes on DynamoDB), so no race between two
+//! partners hands a show to the wrong one: every write names its [`Actor`], and the rule
+//! is [`Actor::may_change`]. A show is stored with its [`Provenance`] (owner, created,
+//! updated, by whom), in attributes the Go service's reader and index query ignore.
+//!
 //! What each backend call costs (calls by outcome, durations, DynamoDB's capacity units,
 //! items) is counted in [`usage`], through the `metrics` facade: the store owns it because
 //! only it sees each call. Tests and benchmarks count store calls from those counters too;
@@ -35,7 +41,7 @@ pub mod layout;
 pub mod sqlite;
 pub mod usage;
 
-use crate::domain::{Show, Slug};
+use crate::domain::{Actor, Partner, Provenance, Show, Slug};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::num::NonZeroU32;
@@ -76,6 +82,22 @@ pub struct Page {
     pub read_units: f64,
 }
 
+/// A stored show with its owner and who changed it when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredShow {
+    pub show: Show,
+    pub provenance: Provenance,
+}
+
+/// What an owner assignment did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// The slugs now owned by the new owner (those it already owned included).
+    pub assigned: Vec<String>,
+    /// The slugs the store does not hold; nothing was done for them.
+    pub unknown: Vec<String>,
+}
+
 /// What a store can fail with; the HTTP layer maps each to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +117,13 @@ pub enum StoreError {
         not_written: Vec<String>,
         reason: String,
     },
+    /// The actor may not change these shows (owned by another partner, or unowned and the
+    /// actor not an admin): 403, one detail per slug, never naming the owner. `written`
+    /// is 0 (nothing stored, the change record not bumped) unless another partner took a
+    /// slug between the check and the write (DynamoDB's writes of a feed are not one
+    /// transaction): then the shows stored before are counted.
+    #[error("{} shows belong to another partner", .slugs.len())]
+    Forbidden { slugs: Vec<String>, written: usize },
     /// Anything else (500); the text goes to the log only.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -148,18 +177,32 @@ pub trait ShowStore: Send + Sync + 'static {
     /// Succeeds when the store answers (readiness); does not write.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Inserts or replaces every show (slugs are distinct). Returns how many were written.
-    /// On failure, either nothing was written or the error is `Partial` and says what was.
-    async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError>;
+    /// Inserts or replaces every show (slugs are distinct) for `actor`. Returns how many
+    /// were written. A new slug becomes the actor's; an existing show keeps its owner and
+    /// creation time. When the actor may not change one of them ([`Actor::may_change`]),
+    /// nothing is written and the error is `Forbidden` naming every such slug. On other
+    /// failures, either nothing was written or the error is `Partial` and says what was.
+    async fn upsert(&self, shows: Vec<Show>, actor: &Actor) -> Result<usize, StoreError>;
 
     /// The catalogue: shows with `drm == true` and `episodeCount > 0`.
     async fn list_eligible(&self, page: PageRequest) -> Result<Page, StoreError>;
 
-    /// One show by slug.
-    async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError>;
+    /// One show by slug, with its provenance.
+    async fn get(&self, slug: &Slug) -> Result<Option<StoredShow>, StoreError>;
 
-    /// Removes one show; `false` when it was not there.
-    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError>;
+    /// Removes one show for `actor`; `false` when it was not there; `Forbidden` (nothing
+    /// removed, the record not bumped) when the actor may not change it.
+    async fn delete(&self, slug: &Slug, actor: &Actor) -> Result<bool, StoreError>;
+
+    /// Makes `owner` the owner of every stored show of `slugs` (distinct, at most 1000),
+    /// keeping their content; `actor` (an admin) is recorded as their last writer. The
+    /// change record is not bumped: the catalogue lists no owners.
+    async fn assign_owner(
+        &self,
+        owner: &Partner,
+        slugs: &[Slug],
+        actor: &Actor,
+    ) -> Result<Assignment, StoreError>;
 
     /// The change record (see the module doc): one small read. Every write that may
     /// store anything is counted by it before any of its shows can be read (in the same

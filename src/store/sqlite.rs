@@ -1,7 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode, held by one process.
 //!
-//! Table `shows(slug PRIMARY KEY, drm_key, episode_count, doc)`: `drm_key` is 1 for DRM
-//! shows and NULL otherwise, `episode_count` NULL when absent, `doc` the show's JSON. The
+//! Table `shows(slug PRIMARY KEY, drm_key, episode_count, doc, owner, created_at,
+//! updated_at, updated_by)`: `drm_key` is 1 for DRM shows and NULL otherwise,
+//! `episode_count` NULL when absent, `doc` the show's JSON, the last four its provenance
+//! ([`owners`]: who owns it, checked in each write's transaction). The
 //! partial index `shows_catalogue` holds the DRM shows in page order,
 //! `(episode_count, slug)`, so a page resumed from a cursor is one index seek on the
 //! row value `(episode_count, slug) > cursor`: walking the catalogue is linear, not
@@ -25,11 +27,16 @@
 //! price: no other process can open the file while the service runs; `show-service
 //! import` or a second server says so and exits ([`Held`]).
 
+mod owners;
+
 use super::cursor::Position;
 use super::layout::CHANGE_LOG_MAX_SLUGS;
 use super::usage::{self, Call};
-use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError};
-use crate::domain::{Show, Slug};
+use super::{
+    Assignment, ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError,
+    StoredShow,
+};
+use crate::domain::{Actor, Partner, Provenance, Show, Slug, Timestamp};
 use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -64,7 +71,11 @@ CREATE TABLE IF NOT EXISTS shows (
     slug          TEXT PRIMARY KEY NOT NULL,
     drm_key       INTEGER,
     episode_count INTEGER,
-    doc           TEXT NOT NULL
+    doc           TEXT NOT NULL,
+    owner         TEXT,
+    created_at    INTEGER,
+    updated_at    INTEGER,
+    updated_by    TEXT
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS shows_drm_episode;
 CREATE INDEX IF NOT EXISTS shows_catalogue ON shows (episode_count, slug) WHERE drm_key = 1;
@@ -114,11 +125,6 @@ fn record_change(tx: &rusqlite::Transaction<'_>, slugs: &[&str]) -> Result<(), S
         .map_err(map_err)?;
     Ok(())
 }
-
-const UPSERT: &str = "
-INSERT INTO shows (slug, drm_key, episode_count, doc) VALUES (?1, ?2, ?3, ?4)
-ON CONFLICT (slug) DO UPDATE SET
-    drm_key = excluded.drm_key, episode_count = excluded.episode_count, doc = excluded.doc";
 
 const LIST: &str = "
 SELECT slug, json_extract(doc, '$.title'), coalesce(json_extract(doc, '$.image.showImage'), ''),
@@ -228,6 +234,7 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("cannot create the schema")?;
+        owners::migrate(&writer).context("cannot add the ownership columns")?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),
@@ -311,7 +318,8 @@ impl ShowStore for SqliteStore {
         Ok(())
     }
 
-    async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError> {
+    async fn upsert(&self, shows: Vec<Show>, actor: &Actor) -> Result<usize, StoreError> {
+        let actor = actor.clone();
         // Serialize before taking the write lock: it is the expensive part.
         let rows = tokio::task::spawn_blocking(move || {
             shows
@@ -332,11 +340,29 @@ impl ShowStore for SqliteStore {
         .map_err(|e| StoreError::Internal(e.into()))?;
         self.write("upsert", move |conn| {
             let tx = conn.transaction().map_err(map_err)?;
+            let refused = owners::refused(&tx, rows.iter().map(|r| r.0.as_str()), &actor)?;
+            if !refused.is_empty() {
+                // Dropping the transaction rolls it back: nothing written, no bump.
+                return Err(StoreError::Forbidden {
+                    slugs: refused,
+                    written: 0,
+                });
+            }
+            let now = Timestamp::now().millis() as i64;
+            let owner = actor.partner.as_ref().map(Partner::as_str);
             {
-                let mut stmt = tx.prepare_cached(UPSERT).map_err(map_err)?;
+                let mut stmt = tx.prepare_cached(owners::UPSERT).map_err(map_err)?;
                 for (slug, drm_key, episode_count, doc) in &rows {
-                    stmt.execute(params![slug, drm_key, episode_count, doc])
-                        .map_err(map_err)?;
+                    stmt.execute(params![
+                        slug,
+                        drm_key,
+                        episode_count,
+                        doc,
+                        owner,
+                        now,
+                        actor.client
+                    ])
+                    .map_err(map_err)?;
                 }
             }
             let slugs: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
@@ -397,26 +423,41 @@ impl ShowStore for SqliteStore {
         .await
     }
 
-    async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
+    async fn get(&self, slug: &Slug) -> Result<Option<StoredShow>, StoreError> {
         let slug = slug.to_string();
-        let doc: Option<String> = self
+        let row: Option<(String, Provenance)> = self
             .read("get", move |conn| {
-                conn.prepare_cached("SELECT doc FROM shows WHERE slug = ?1")
-                    .and_then(|mut s| s.query_row([&slug], |r| r.get(0)).optional())
-                    .map_err(map_err)
+                conn.prepare_cached(
+                    "SELECT doc, owner, created_at, updated_at, updated_by FROM shows \
+                     WHERE slug = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&slug], |r| Ok((r.get(0)?, owners::provenance(r, 1)?)))
+                        .optional()
+                })
+                .map_err(map_err)
             })
             .await?;
-        doc.map(|d| {
-            serde_json::from_str(&d)
+        row.map(|(doc, provenance)| {
+            serde_json::from_str(&doc)
+                .map(|show| StoredShow { show, provenance })
                 .map_err(|e| StoreError::Internal(anyhow::Error::new(e).context("stored show")))
         })
         .transpose()
     }
 
-    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
+    async fn delete(&self, slug: &Slug, actor: &Actor) -> Result<bool, StoreError> {
         let slug = slug.to_string();
+        let actor = actor.clone();
         self.write("delete", move |conn| {
             let tx = conn.transaction().map_err(map_err)?;
+            let refused = owners::refused(&tx, [slug.as_str()], &actor)?;
+            if !refused.is_empty() {
+                return Err(StoreError::Forbidden {
+                    slugs: refused,
+                    written: 0,
+                });
+            }
             let deleted = tx
                 .execute("DELETE FROM shows WHERE slug = ?1", [&slug])
                 .map_err(map_err)?
@@ -426,6 +467,24 @@ impl ShowStore for SqliteStore {
             }
             tx.commit().map_err(map_err)?;
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn assign_owner(
+        &self,
+        owner: &Partner,
+        slugs: &[Slug],
+        actor: &Actor,
+    ) -> Result<Assignment, StoreError> {
+        let (owner, actor) = (owner.clone(), actor.clone());
+        let slugs: Vec<String> = slugs.iter().map(Slug::to_string).collect();
+        self.write("assign_owner", move |conn| {
+            let tx = conn.transaction().map_err(map_err)?;
+            let unknown = owners::assign(&tx, &owner, &slugs, &actor, Timestamp::now())?;
+            tx.commit().map_err(map_err)?;
+            let assigned = slugs.into_iter().filter(|s| !unknown.contains(s)).collect();
+            Ok(Assignment { assigned, unknown })
         })
         .await
     }

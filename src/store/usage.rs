@@ -31,6 +31,7 @@ impl Call {
                 "throttled"
             }
             Err(StoreError::Unavailable { .. } | StoreError::Partial { .. }) => "unavailable",
+            Err(StoreError::Forbidden { .. }) => "refused",
             Err(StoreError::BadCursor | StoreError::Internal(_)) => "error",
         };
         metrics::counter!("store_calls_total", "store" => self.store,

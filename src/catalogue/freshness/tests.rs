@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::catalogue::snapshot::tests::item;
-use crate::domain::{Show, Slug};
-use crate::store::{ListItem, Page, PageRequest};
+use crate::domain::{Actor, Partner, Show, Slug};
+use crate::store::{Assignment, ListItem, Page, PageRequest, StoredShow};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -92,7 +92,7 @@ impl ShowStore for Fake {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn upsert(&self, _: Vec<Show>) -> Result<usize, StoreError> {
+    async fn upsert(&self, _: Vec<Show>, _: &Actor) -> Result<usize, StoreError> {
         unimplemented!()
     }
     async fn list_eligible(&self, _: PageRequest) -> Result<Page, StoreError> {
@@ -111,11 +111,19 @@ impl ShowStore for Fake {
             ..Page::default()
         })
     }
-    async fn get(&self, _: &Slug) -> Result<Option<Show>, StoreError> {
+    async fn get(&self, _: &Slug) -> Result<Option<StoredShow>, StoreError> {
         Ok(None)
     }
-    async fn delete(&self, _: &Slug) -> Result<bool, StoreError> {
+    async fn delete(&self, _: &Slug, _: &Actor) -> Result<bool, StoreError> {
         Ok(false)
+    }
+    async fn assign_owner(
+        &self,
+        _: &Partner,
+        _: &[Slug],
+        _: &Actor,
+    ) -> Result<Assignment, StoreError> {
+        unimplemented!()
     }
     async fn change_record(&self) -> Result<ChangeRecord, StoreError> {
         if self.down.load(Ordering::SeqCst) {

@@ -48,9 +48,12 @@ pub mod write;
 mod tests;
 
 use super::usage::{self, Call};
-use super::{ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError};
+use super::{
+    Assignment, ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError,
+    StoredShow,
+};
 use crate::config::DynamoSettings;
-use crate::domain::{Show, Slug};
+use crate::domain::{Actor, Partner, Provenance, Show, Slug};
 use crate::store::layout::{
     CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
     GSI_RANGE_KEY, TABLE_HASH_KEY,
@@ -354,7 +357,7 @@ impl ShowStore for DynamoStore {
         Ok(())
     }
 
-    async fn upsert(&self, shows: Vec<Show>) -> Result<usize, StoreError> {
+    async fn upsert(&self, shows: Vec<Show>, _actor: &Actor) -> Result<usize, StoreError> {
         // Slugs are distinct by contract; a repeated one would fail a whole batch call
         // at DynamoDB, so keep the last of each anyway.
         let mut seen = HashSet::with_capacity(shows.len());
@@ -459,7 +462,7 @@ impl ShowStore for DynamoStore {
         }
     }
 
-    async fn get(&self, slug: &Slug) -> Result<Option<Show>, StoreError> {
+    async fn get(&self, slug: &Slug) -> Result<Option<StoredShow>, StoreError> {
         let call = Call::start("dynamodb", "GetItem");
         let res = self
             .client
@@ -482,12 +485,17 @@ impl ShowStore for DynamoStore {
         match out.item {
             None => Ok(None),
             Some(it) => item::from_item(&it)
-                .map(Some)
+                .map(|show| {
+                    Some(StoredShow {
+                        show,
+                        provenance: Provenance::default(),
+                    })
+                })
                 .map_err(|e| StoreError::Internal(e.into())),
         }
     }
 
-    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
+    async fn delete(&self, slug: &Slug, _actor: &Actor) -> Result<bool, StoreError> {
         let slugs = vec![slug.to_string()];
         let deadline = Instant::now() + self.policy.deadline;
         let announced = self
@@ -515,6 +523,17 @@ impl ShowStore for DynamoStore {
         // Bumped even when the show was absent: a retry after a failed bump still bumps.
         self.record_change("the delete", slugs, announced).await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn assign_owner(
+        &self,
+        _owner: &Partner,
+        _slugs: &[Slug],
+        _actor: &Actor,
+    ) -> Result<Assignment, StoreError> {
+        Err(StoreError::Internal(anyhow::anyhow!(
+            "owner assignment is not built on DynamoDB yet"
+        )))
     }
 
     async fn change_record(&self) -> Result<ChangeRecord, StoreError> {

@@ -19,6 +19,10 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Writes as an operator: may change any show (ownership has tests of its own).
+static OPERATOR: std::sync::LazyLock<crate::domain::Actor> =
+    std::sync::LazyLock::new(|| crate::domain::Actor::operator("test"));
+
 const TABLE: &str = "shows-test";
 
 fn settings() -> DynamoSettings {
@@ -163,7 +167,13 @@ async fn unprocessed_items_are_retried_until_written() {
     let counted = Counted::new();
     let _counting = counted.start();
 
-    assert_eq!(store.upsert(feed.clone()).await.expect("all written"), 25);
+    assert_eq!(
+        store
+            .upsert(feed.clone(), &OPERATOR)
+            .await
+            .expect("all written"),
+        25
+    );
 
     let calls = calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
@@ -205,7 +215,10 @@ async fn items_unprocessed_until_the_deadline_are_a_partial_error_naming_them() 
     let counted = Counted::new();
     let _counting = counted.start();
     let started = Instant::now();
-    let err = store.upsert(feed).await.expect_err("not a success");
+    let err = store
+        .upsert(feed, &OPERATOR)
+        .await
+        .expect_err("not a success");
     let elapsed = started.elapsed();
 
     match err {
@@ -242,7 +255,7 @@ async fn a_feed_of_which_nothing_was_written_is_unavailable_not_partial() {
     s.write_deadline = Duration::from_millis(150);
     let store = mocked(&[&rule], RuleMode::MatchAny, &s);
     let err = store
-        .upsert(shows("t", 30))
+        .upsert(shows("t", 30), &OPERATOR)
         .await
         .expect_err("not a success");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
@@ -261,7 +274,10 @@ async fn throttling_after_the_sdk_retries_is_unavailable_and_stops_the_feed() {
     let counted = Counted::new();
     let _counting = counted.start();
 
-    let err = store.upsert(shows("t", 60)).await.expect_err("throttled");
+    let err = store
+        .upsert(shows("t", 60), &OPERATOR)
+        .await
+        .expect_err("throttled");
 
     match err {
         StoreError::Unavailable {
@@ -294,7 +310,13 @@ async fn throttling_that_passes_is_retried_by_the_sdk() {
     let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
     let counted = Counted::new();
     let _counting = counted.start();
-    assert_eq!(store.upsert(shows("t", 10)).await.expect("written"), 10);
+    assert_eq!(
+        store
+            .upsert(shows("t", 10), &OPERATOR)
+            .await
+            .expect("written"),
+        10
+    );
     assert_eq!(rule.num_calls(), 3);
     let counts = counted.calls();
     assert_eq!(counts.get("BatchWriteItem"), Some(&1), "{counts:?}");
@@ -314,7 +336,7 @@ async fn a_call_failing_after_others_succeeded_is_partial() {
     let feed = shows("p", 60);
     let want: Vec<String> = feed[25..].iter().map(|s| s.slug.to_string()).collect();
 
-    match store.upsert(feed).await.expect_err("partial") {
+    match store.upsert(feed, &OPERATOR).await.expect_err("partial") {
         StoreError::Partial {
             written,
             not_written,
@@ -340,7 +362,13 @@ async fn a_thousand_shows_take_forty_calls_of_at_most_25() {
     let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
     let counted = Counted::new();
     let _counting = counted.start();
-    assert_eq!(store.upsert(shows("k", 1000)).await.expect("written"), 1000);
+    assert_eq!(
+        store
+            .upsert(shows("k", 1000), &OPERATOR)
+            .await
+            .expect("written"),
+        1000
+    );
     let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
     assert_eq!(sizes.len(), 40);
     assert!(sizes.iter().all(|n| *n == 25), "{sizes:?}");
@@ -378,7 +406,7 @@ async fn throttled_reads_are_unavailable() {
         matches!(one, Err(StoreError::Unavailable { .. })),
         "{one:?}"
     );
-    let gone = store.delete(&slug).await;
+    let gone = store.delete(&slug, &OPERATOR).await;
     assert!(
         matches!(gone, Err(StoreError::Unavailable { .. })),
         "{gone:?}"
@@ -603,10 +631,16 @@ async fn a_write_is_announced_before_its_first_call_and_bumped_again_after_it() 
     );
 
     let before = now();
-    assert_eq!(store.upsert(shows("a", 30)).await.expect("written"), 30);
+    assert_eq!(
+        store
+            .upsert(shows("a", 30), &OPERATOR)
+            .await
+            .expect("written"),
+        30
+    );
     assert!(
         !store
-            .delete(&Slug::parse("show/a").expect("slug"))
+            .delete(&Slug::parse("show/a").expect("slug"), &OPERATOR)
             .await
             .expect("deleted")
     );
@@ -664,10 +698,13 @@ async fn a_write_whose_announcement_fails_does_not_start() {
         aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build()
     });
     let store = mocked(&[&bump, &batch, &delete], RuleMode::MatchAny, &settings());
-    let err = store.upsert(shows("n", 30)).await.expect_err("not started");
+    let err = store
+        .upsert(shows("n", 30), &OPERATOR)
+        .await
+        .expect_err("not started");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     let err = store
-        .delete(&Slug::parse("show/n-0001").expect("slug"))
+        .delete(&Slug::parse("show/n-0001").expect("slug"), &OPERATOR)
         .await
         .expect_err("not started");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");

@@ -32,3 +32,21 @@ pub const CHANGE_LOG_SLUGS: &str = "slugs";
 pub const CHANGE_LOG_EXPIRES: &str = "expiresAt";
 /// At most this many slugs per entry (200 characters each: well inside an item's 400 KB).
 pub const CHANGE_LOG_MAX_SLUGS: usize = 1000;
+
+/// A show's owner (S, a partner name), on the items this service writes: absent on an
+/// unowned show (every item the Go service wrote). Like the three below, a name the Go
+/// service's item struct does not have, so its reader ignores it, and no index key.
+pub const SHOW_OWNER: &str = "owner";
+/// When the show was first written by this service (N, milliseconds since the epoch).
+pub const SHOW_CREATED_AT: &str = "createdAt";
+/// When it was last written (N, milliseconds since the epoch).
+pub const SHOW_UPDATED_AT: &str = "updatedAt";
+/// The client id of its last write (S).
+pub const SHOW_UPDATED_BY: &str = "updatedBy";
+/// The provenance attributes together: what a show's reader leaves out of the show.
+pub const SHOW_PROVENANCE: [&str; 4] = [
+    SHOW_OWNER,
+    SHOW_CREATED_AT,
+    SHOW_UPDATED_AT,
+    SHOW_UPDATED_BY,
+];

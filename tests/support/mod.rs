@@ -22,9 +22,29 @@ pub fn dynamo_settings(endpoint: &str, table: &str) -> DynamoSettings {
     }
 }
 
+/// The endpoint of the DynamoDB emulator tests use: `SHOW_TEST_DYNAMODB_ENDPOINT` when
+/// set (an emulator started by whoever runs the tests, e.g. `moto_server -H 127.0.0.1 -p
+/// 5000`), else this test binary's shared dynalite.
+pub fn emulator_endpoint() -> String {
+    match std::env::var("SHOW_TEST_DYNAMODB_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => Dynalite::shared().endpoint(),
+    }
+}
+
 /// A store on a new, empty table (with its index) of `emulator`.
 pub async fn fresh_store(emulator: &Dynalite, prefix: &str) -> DynamoStore {
-    let settings = dynamo_settings(&emulator.endpoint(), &unique_table(prefix));
+    fresh_store_on(&emulator.endpoint(), prefix).await
+}
+
+/// A store on a new, empty table (with its index) of the emulator at `endpoint`.
+pub async fn fresh_store_on(endpoint: &str, prefix: &str) -> DynamoStore {
+    let mut settings = dynamo_settings(endpoint, &unique_table(prefix));
+    if std::env::var("SHOW_TEST_DYNAMODB_ENDPOINT").is_ok_and(|e| e == endpoint) {
+        // moto copies the whole table for each transaction: seconds, not milliseconds.
+        settings.call_timeout = Duration::from_secs(60);
+        settings.write_deadline = Duration::from_secs(180);
+    }
     let store = DynamoStore::connect(&settings).await.expect("client");
     store
         .ensure_table(Duration::from_secs(10))

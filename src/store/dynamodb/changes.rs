@@ -22,7 +22,7 @@ use super::units;
 use crate::store::layout::{
     CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS,
     CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
-    GSI_RANGE_KEY, TABLE_HASH_KEY,
+    GSI_RANGE_KEY, SHOW_CREATED_AT, SHOW_OWNER, TABLE_HASH_KEY,
 };
 use crate::store::usage::{self, Call};
 use crate::store::{Changes, StoreError};
@@ -263,14 +263,19 @@ pub async fn since(
     Ok(Changes::Shows { slugs, items })
 }
 
+/// What [`batch_get`] reads of each item.
 #[derive(Clone, Copy)]
-enum Projection {
+pub(super) enum Projection {
+    /// A change-log entry's slugs.
     Entry,
+    /// A show's catalogue fields.
     Show,
+    /// A show's owner and creation time (the ownership check before a write).
+    Owner,
 }
 
 /// Strongly consistent `BatchGetItem` of up to 100 keys, `UnprocessedKeys` retried.
-async fn batch_get(
+pub(super) async fn batch_get(
     client: &Client,
     table: &str,
     keys: Vec<String>,
@@ -295,6 +300,10 @@ async fn batch_get(
             .expression_attribute_names("#showImage", "showImage")
             .expression_attribute_names("#episodeCount", GSI_RANGE_KEY)
             .expression_attribute_names("#drmKey", GSI_HASH_KEY),
+        Projection::Owner => request
+            .projection_expression("#slug, #owner, #createdAt")
+            .expression_attribute_names("#owner", SHOW_OWNER)
+            .expression_attribute_names("#createdAt", SHOW_CREATED_AT),
     };
     let mut pending = Some(
         request

@@ -8,13 +8,14 @@
 //!
 //! Read (ours and the Go service's): the Go service wrote `drmKey` 0 or 1 on every item,
 //! `episodeCount` 0 when absent and absent optional fields as `{"NULL": true}`. Reading
-//! drops `drmKey`, treats `NULL` as absent, and treats an `image` without a `showImage`
+//! drops `drmKey` and the provenance attributes (owner, created, updated: see
+//! [`super::owners`]), treats `NULL` as absent, and treats an `image` without a `showImage`
 //! (a Go zero-valued struct) as no image. The item then goes through the same parser as a
 //! feed item (`Show::from_json`), so a stored show is as valid as a posted one.
 
 use crate::domain::{Problem, Show};
 use crate::store::ListItem;
-use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY};
+use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, SHOW_PROVENANCE, TABLE_HASH_KEY};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use serde_json::{Map, Number, Value};
@@ -75,7 +76,7 @@ fn to_attr(value: Value) -> AttributeValue {
 pub fn from_item(item: &Item) -> Result<Show, ItemError> {
     let mut fields = Map::new();
     for (name, attr) in item {
-        if name != GSI_HASH_KEY {
+        if name != GSI_HASH_KEY && !SHOW_PROVENANCE.contains(&name.as_str()) {
             fields.insert(name.clone(), to_json(attr));
         }
     }

@@ -41,6 +41,7 @@ pub mod client;
 pub mod cursor;
 pub mod errors;
 pub mod item;
+pub mod owners;
 pub mod table;
 pub mod write;
 
@@ -53,7 +54,7 @@ use super::{
     StoredShow,
 };
 use crate::config::DynamoSettings;
-use crate::domain::{Actor, Partner, Provenance, Show, Slug};
+use crate::domain::{Actor, Partner, Show, Slug, Timestamp};
 use crate::store::layout::{
     CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
     GSI_RANGE_KEY, TABLE_HASH_KEY,
@@ -61,7 +62,7 @@ use crate::store::layout::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue, TableStatus,
+    AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, TableStatus,
 };
 use cursor::Position;
 use errors::CallContext;
@@ -357,8 +358,8 @@ impl ShowStore for DynamoStore {
         Ok(())
     }
 
-    async fn upsert(&self, shows: Vec<Show>, _actor: &Actor) -> Result<usize, StoreError> {
-        // Slugs are distinct by contract; a repeated one would fail a whole batch call
+    async fn upsert(&self, shows: Vec<Show>, actor: &Actor) -> Result<usize, StoreError> {
+        // Slugs are distinct by contract; a repeated one would fail a whole transaction
         // at DynamoDB, so keep the last of each anyway.
         let mut seen = HashSet::with_capacity(shows.len());
         let mut items = Vec::with_capacity(shows.len());
@@ -368,9 +369,12 @@ impl ShowStore for DynamoStore {
             }
         }
         items.reverse();
-        let slugs: Vec<String> = seen.into_iter().map(str::to_string).collect();
-        // A show over DynamoDB's item limit would fail its whole batch: refuse the feed
-        // before anything is written.
+        let slugs: Vec<String> = items
+            .iter()
+            .filter_map(|i| item::slug_of(i).map(str::to_string))
+            .collect();
+        // A show over DynamoDB's item limit would fail its whole transaction: refuse the
+        // feed before anything is written.
         if let Some(big) = items
             .iter()
             .find(|i| item::size_of(i) > item::MAX_ITEM_BYTES)
@@ -380,19 +384,34 @@ impl ShowStore for DynamoStore {
                 item::slug_of(big).unwrap_or("?")
             )));
         }
+        // Who owns what, before anything is announced: a refused feed leaves the change
+        // record as it was.
+        let held = owners::read(&self.client, &self.table, &slugs).await?;
+        let refused = owners::refused(slugs.iter().map(String::as_str), &held, actor);
+        if !refused.is_empty() {
+            owners::count_refusal("TransactWriteItems");
+            return Err(owners::forbidden(refused, 0));
+        }
         let target = Target {
             client: &self.client,
             table: &self.table,
+            actor,
+            now: Timestamp::now(),
         };
-        // The deadline covers the announcement and every batch, retries included.
+        // The deadline covers the announcement and every transaction, retries included.
         let deadline = Instant::now() + self.policy.deadline;
         let announced = self
             .announce("the feed", &slugs, self.policy.deadline)
             .await?;
-        let result = write::write_all(&target, items, &self.policy, deadline).await;
+        let result = write::write_all(&target, items, held, &self.policy, deadline).await;
         // Nothing stored (every call failed or was cut off): the announcement's window
         // covers a call that still lands, and there is nothing else to tell.
-        if matches!(result, Ok(_) | Err(StoreError::Partial { .. })) {
+        let stored = match &result {
+            Ok(_) | Err(StoreError::Partial { .. }) => true,
+            Err(StoreError::Forbidden { written, .. }) => *written > 0,
+            Err(_) => false,
+        };
+        if stored {
             self.record_change("the feed", slugs, announced).await?;
         }
         result
@@ -488,52 +507,24 @@ impl ShowStore for DynamoStore {
                 .map(|show| {
                     Some(StoredShow {
                         show,
-                        provenance: Provenance::default(),
+                        provenance: owners::provenance_of(&it),
                     })
                 })
                 .map_err(|e| StoreError::Internal(e.into())),
         }
     }
 
-    async fn delete(&self, slug: &Slug, _actor: &Actor) -> Result<bool, StoreError> {
-        let slugs = vec![slug.to_string()];
-        let deadline = Instant::now() + self.policy.deadline;
-        let announced = self
-            .announce("the delete", &slugs, self.policy.deadline)
-            .await?;
-        let call = Call::start("dynamodb", "DeleteItem");
-        let request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
-            .return_values(ReturnValue::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let res = match tokio::time::timeout_at(deadline, request).await {
-            Ok(res) => res.map_err(|e| errors::from_sdk(e, self.cx("DeleteItem"))),
-            Err(_) => Err(StoreError::Unavailable {
-                reason: "DynamoDB DeleteItem did not end within the write deadline".into(),
-                retry_after: errors::RETRY_AFTER_OUTAGE,
-            }),
-        };
-        call.finish(&res);
-        let out = res?;
-        usage::consumed("DeleteItem", 0.0, units(out.consumed_capacity()), 1);
-        // Bumped even when the show was absent: a retry after a failed bump still bumps.
-        self.record_change("the delete", slugs, announced).await?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    async fn delete(&self, slug: &Slug, actor: &Actor) -> Result<bool, StoreError> {
+        self.delete_owned(slug, actor).await
     }
 
     async fn assign_owner(
         &self,
-        _owner: &Partner,
-        _slugs: &[Slug],
-        _actor: &Actor,
+        owner: &Partner,
+        slugs: &[Slug],
+        actor: &Actor,
     ) -> Result<Assignment, StoreError> {
-        Err(StoreError::Internal(anyhow::anyhow!(
-            "owner assignment is not built on DynamoDB yet"
-        )))
+        self.assign(owner, slugs, actor).await
     }
 
     async fn change_record(&self) -> Result<ChangeRecord, StoreError> {

@@ -8,9 +8,8 @@
 use super::*;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::WriteRequest;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
@@ -48,6 +47,11 @@ fn mocked(rules: &[&Rule], mode: RuleMode, settings: &DynamoSettings) -> DynamoS
         aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build()
     });
     interceptor = interceptor.with_rule(&bump);
+    // Every feed reads its shows' owners first: by default, none is stored.
+    let owners = mock!(Client::batch_get_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput::builder().build()
+    });
+    interceptor = interceptor.with_rule(&owners);
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::from_static("us-east-1"))
@@ -124,257 +128,15 @@ fn shows(prefix: &str, n: usize) -> Vec<Show> {
         .collect()
 }
 
-fn request_slugs(requests: &[WriteRequest]) -> Vec<String> {
-    write::slugs(requests)
-}
-
-fn unprocessed(requests: Vec<WriteRequest>) -> BatchWriteItemOutput {
-    let map = (!requests.is_empty()).then(|| HashMap::from([(TABLE.to_string(), requests)]));
-    BatchWriteItemOutput::builder()
-        .set_unprocessed_items(map)
+/// A `GetItem` answer: an unowned show is stored (an operator may delete it).
+fn stored_show() -> aws_sdk_dynamodb::operation::get_item::GetItemOutput {
+    aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+        .item(TABLE_HASH_KEY, AttributeValue::S("show/a".into()))
         .build()
 }
 
-/// The requests of a BatchWriteItem call, in order.
-fn requests_of(
-    input: &aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
-) -> Vec<WriteRequest> {
-    input
-        .request_items()
-        .and_then(|m| m.get(TABLE))
-        .cloned()
-        .unwrap_or_default()
-}
-
-#[tokio::test]
-async fn unprocessed_items_are_retried_until_written() {
-    let calls: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
-    let seen = calls.clone();
-    let rule = mock!(Client::batch_write_item).then_compute_output(move |input| {
-        let requests = requests_of(input);
-        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.push(request_slugs(&requests));
-        // First call: the last 10 unprocessed; second: the last 3 of those; then none.
-        let left = match seen.len() {
-            1 => requests[15..].to_vec(),
-            2 => requests[7..].to_vec(),
-            _ => Vec::new(),
-        };
-        unprocessed(left)
-    });
-    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
-    let feed = shows("u", 25);
-    let counted = Counted::new();
-    let _counting = counted.start();
-
-    assert_eq!(
-        store
-            .upsert(feed.clone(), &OPERATOR)
-            .await
-            .expect("all written"),
-        25
-    );
-
-    let calls = calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [25, 10, 3]);
-    assert_eq!(
-        calls[1],
-        calls[0][15..],
-        "retries send exactly the unprocessed items"
-    );
-    assert_eq!(calls[2], calls[1][7..]);
-    let counts = counted.calls();
-    assert_eq!(counts.get("BatchWriteItem"), Some(&3), "{counts:?}");
-}
-
-#[tokio::test]
-async fn items_unprocessed_until_the_deadline_are_a_partial_error_naming_them() {
-    let rule = mock!(Client::batch_write_item).then_compute_output(|input| {
-        let stuck = requests_of(input)
-            .into_iter()
-            .filter(|r| request_slugs(std::slice::from_ref(r))[0].starts_with("show/stuck"))
-            .collect();
-        unprocessed(stuck)
-    });
-    let mut s = settings();
-    s.write_deadline = Duration::from_millis(300);
-    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
-    let mut feed = shows("ok", 57);
-    // One stuck show in each of the three chunks.
-    for (at, name) in [
-        (3, "show/stuck-a"),
-        (30, "show/stuck-b"),
-        (55, "show/stuck-c"),
-    ] {
-        let mut stuck = feed[0].clone();
-        stuck.slug = Slug::parse(name).expect("slug");
-        feed.insert(at, stuck);
-    }
-
-    let counted = Counted::new();
-    let _counting = counted.start();
-    let started = Instant::now();
-    let err = store
-        .upsert(feed, &OPERATOR)
-        .await
-        .expect_err("not a success");
-    let elapsed = started.elapsed();
-
-    match err {
-        StoreError::Partial {
-            written,
-            not_written,
-            reason,
-        } => {
-            assert_eq!(written, 57);
-            assert_eq!(
-                not_written,
-                ["show/stuck-a", "show/stuck-b", "show/stuck-c"]
-            );
-            assert!(reason.contains("deadline"), "{reason}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(
-        elapsed < Duration::from_millis(300 + 200),
-        "gave up within the deadline: {elapsed:?}"
-    );
-    let counts = counted.calls();
-    assert!(
-        counts.get("BatchWriteItem").is_some_and(|n| *n > 3),
-        "retried: {counts:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_feed_of_which_nothing_was_written_is_unavailable_not_partial() {
-    let rule = mock!(Client::batch_write_item)
-        .then_compute_output(|input| unprocessed(requests_of(input)));
-    let mut s = settings();
-    s.write_deadline = Duration::from_millis(150);
-    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
-    let err = store
-        .upsert(shows("t", 30), &OPERATOR)
-        .await
-        .expect_err("not a success");
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-}
-
-#[tokio::test]
-async fn throttling_after_the_sdk_retries_is_unavailable_and_stops_the_feed() {
-    let rule = mock!(Client::batch_write_item)
-        .sequence()
-        .http_status(400, aws_error("ThrottlingException"))
-        .repeatedly()
-        .build();
-    let mut s = settings();
-    s.write_concurrency = 1;
-    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
-    let counted = Counted::new();
-    let _counting = counted.start();
-
-    let err = store
-        .upsert(shows("t", 60), &OPERATOR)
-        .await
-        .expect_err("throttled");
-
-    match err {
-        StoreError::Unavailable {
-            retry_after,
-            reason,
-        } => {
-            assert_eq!(retry_after, errors::RETRY_AFTER_THROTTLED);
-            assert!(reason.contains("ThrottlingException"), "{reason}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        rule.num_calls(),
-        3,
-        "the SDK's 3 attempts, then no other chunk"
-    );
-    let counts = counted.calls();
-    assert_eq!(counts.get("BatchWriteItem"), Some(&1), "{counts:?}");
-}
-
-#[tokio::test]
-async fn throttling_that_passes_is_retried_by_the_sdk() {
-    let rule = mock!(Client::batch_write_item)
-        .sequence()
-        .http_status(400, aws_error("ProvisionedThroughputExceededException"))
-        .times(2)
-        .output(|| BatchWriteItemOutput::builder().build())
-        .build();
-    // MatchAny: the change record's bumps come before and after the batch.
-    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
-    let counted = Counted::new();
-    let _counting = counted.start();
-    assert_eq!(
-        store
-            .upsert(shows("t", 10), &OPERATOR)
-            .await
-            .expect("written"),
-        10
-    );
-    assert_eq!(rule.num_calls(), 3);
-    let counts = counted.calls();
-    assert_eq!(counts.get("BatchWriteItem"), Some(&1), "{counts:?}");
-}
-
-#[tokio::test]
-async fn a_call_failing_after_others_succeeded_is_partial() {
-    let rule = mock!(Client::batch_write_item)
-        .sequence()
-        .output(|| BatchWriteItemOutput::builder().build())
-        .http_status(500, aws_error("InternalServerError"))
-        .repeatedly()
-        .build();
-    let mut s = settings();
-    s.write_concurrency = 1;
-    let store = mocked(&[&rule], RuleMode::MatchAny, &s);
-    let feed = shows("p", 60);
-    let want: Vec<String> = feed[25..].iter().map(|s| s.slug.to_string()).collect();
-
-    match store.upsert(feed, &OPERATOR).await.expect_err("partial") {
-        StoreError::Partial {
-            written,
-            not_written,
-            ..
-        } => {
-            assert_eq!(written, 25);
-            assert_eq!(not_written, want, "the failed chunk and the one never sent");
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn a_thousand_shows_take_forty_calls_of_at_most_25() {
-    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
-    let seen = sizes.clone();
-    let rule = mock!(Client::batch_write_item).then_compute_output(move |input| {
-        seen.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(requests_of(input).len());
-        unprocessed(Vec::new())
-    });
-    let store = mocked(&[&rule], RuleMode::MatchAny, &settings());
-    let counted = Counted::new();
-    let _counting = counted.start();
-    assert_eq!(
-        store
-            .upsert(shows("k", 1000), &OPERATOR)
-            .await
-            .expect("written"),
-        1000
-    );
-    let sizes = sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    assert_eq!(sizes.len(), 40);
-    assert!(sizes.iter().all(|n| *n == 25), "{sizes:?}");
-    let counts = counted.calls();
-    assert_eq!(counts.get("BatchWriteItem"), Some(&40), "{counts:?}");
-}
+/// Feeds as transactions, ownership on mocked answers.
+mod transactions;
 
 #[tokio::test]
 async fn throttled_reads_are_unavailable() {
@@ -608,17 +370,22 @@ async fn a_write_is_announced_before_its_first_call_and_bumped_again_after_it() 
         push(&s2, "PutItem", None, None);
         PutItemOutput::builder().build()
     });
-    let batch = mock!(Client::batch_write_item).then_compute_output(move |_| {
-        push(&s3, "BatchWriteItem", None, None);
-        unprocessed(Vec::new())
+    let batch = mock!(Client::transact_write_items).then_compute_output(move |_| {
+        push(&s3, "TransactWriteItems", None, None);
+        TransactWriteItemsOutput::builder().build()
     });
+    let held = mock!(Client::get_item).then_output(stored_show);
     let delete = mock!(Client::delete_item).then_compute_output(move |_| {
         push(&s4, "DeleteItem", None, None);
         DeleteItemOutput::builder().build()
     });
     let mut s = settings();
     s.write_concurrency = 1;
-    let store = mocked(&[&bump, &log, &batch, &delete], RuleMode::MatchAny, &s);
+    let store = mocked(
+        &[&bump, &log, &batch, &delete, &held],
+        RuleMode::MatchAny,
+        &s,
+    );
     let now = || {
         SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -639,7 +406,7 @@ async fn a_write_is_announced_before_its_first_call_and_bumped_again_after_it() 
         30
     );
     assert!(
-        !store
+        store
             .delete(&Slug::parse("show/a").expect("slug"), &OPERATOR)
             .await
             .expect("deleted")
@@ -658,13 +425,9 @@ async fn a_write_is_announced_before_its_first_call_and_bumped_again_after_it() 
     };
     assert_eq!(
         order,
-        [
-            write(&["BatchWriteItem", "BatchWriteItem"]),
-            write(&["DeleteItem"])
-        ]
-        .concat()
+        [write(&["TransactWriteItems"]), write(&["DeleteItem"])].concat()
     );
-    for (open, close) in [(0, 4), (6, 9)] {
+    for (open, close) in [(0, 3), (5, 8)] {
         let (_, Some(announced), None) = seen[open] else {
             panic!("{:?}", seen[open]);
         };
@@ -693,11 +456,17 @@ async fn a_write_whose_announcement_fails_does_not_start() {
         .http_status(500, aws_error("InternalServerError"))
         .repeatedly()
         .build();
-    let batch = mock!(Client::batch_write_item).then_output(|| unprocessed(Vec::new()));
+    let batch = mock!(Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
     let delete = mock!(Client::delete_item).then_output(|| {
         aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build()
     });
-    let store = mocked(&[&bump, &batch, &delete], RuleMode::MatchAny, &settings());
+    let held = mock!(Client::get_item).then_output(stored_show);
+    let store = mocked(
+        &[&bump, &batch, &delete, &held],
+        RuleMode::MatchAny,
+        &settings(),
+    );
     let err = store
         .upsert(shows("n", 30), &OPERATOR)
         .await

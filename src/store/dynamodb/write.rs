@@ -1,11 +1,21 @@
-//! Writing a feed: `BatchWriteItem` in chunks of 25 puts, a bounded number of chunks in
-//! flight, `UnprocessedItems` retried with exponential backoff and full jitter, all under
-//! one deadline for the whole feed.
+//! Writing a feed: `TransactWriteItems` of at most 100 puts (and 4 MB), each put
+//! conditioned on the ownership read before the feed ([`super::owners`]), a bounded number
+//! of transactions in flight, all under one deadline for the whole feed. A transaction is
+//! all or nothing, so each chunk is written whole or not at all.
+//!
+//! A cancelled transaction:
+//! - a condition failed (another writer changed one of its shows since the read): its
+//!   shows are read again; when one now belongs to someone the actor may not change, the
+//!   feed stops with [`StoreError::Forbidden`] counting the shows already stored;
+//!   otherwise the chunk is sent again with conditions on what was read (at most
+//!   [`MAX_RACES`] times);
+//! - throttled or in conflict with another transaction: sent again after an exponential
+//!   backoff with full jitter, until the deadline.
 //!
 //! Outcome, never a silent success:
 //! - every show written → `Ok(n)`;
 //! - some written, some not → [`StoreError::Partial`] naming each slug not confirmed
-//!   (still unprocessed at the deadline, in a call that failed or was cut off by the
+//!   (still cancelled at the deadline, in a call that failed or was cut off by the
 //!   deadline, or in a chunk not started because an earlier call failed);
 //! - none written → the failure itself (`Unavailable` when DynamoDB throttled us or could
 //!   not be reached).
@@ -15,27 +25,27 @@
 //! Puts are idempotent, so posting the feed again is the remedy for any of these.
 
 use super::errors::{self, CallContext};
-use super::item::{Item, slug_of};
+use super::item::{self, Item};
+use super::owners::{self, Cancelled, Held, MAX_RACES, TRANSACTION_BYTES, TRANSACTION_ITEMS};
+use crate::domain::{Actor, Timestamp};
 use crate::store::StoreError;
 use crate::store::usage::{self, Call};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// DynamoDB's limit of requests per `BatchWriteItem` call.
-pub const BATCH_SIZE: usize = 25;
-
 /// How a feed is written.
 #[derive(Debug, Clone)]
 pub struct WritePolicy {
-    /// `BatchWriteItem` calls in flight at once.
+    /// Transactions in flight at once.
     pub concurrency: usize,
     /// The whole feed, retries included, ends within this.
     pub deadline: Duration,
-    /// First backoff before retrying `UnprocessedItems`; doubles per retry.
+    /// First backoff before sending a throttled transaction again; doubles per retry.
     pub backoff_base: Duration,
     /// Largest backoff.
     pub backoff_cap: Duration,
@@ -53,10 +63,26 @@ impl WritePolicy {
     }
 }
 
-/// Where the feed is written.
+/// Where the feed is written, and by whom.
 pub struct Target<'a> {
     pub client: &'a Client,
     pub table: &'a str,
+    pub actor: &'a Actor,
+    /// The time the feed's shows are stamped with.
+    pub now: Timestamp,
+}
+
+/// One show of the feed: its place in the feed, its item, and its ownership as read.
+struct Planned {
+    position: usize,
+    content: Item,
+    held: Option<Held>,
+}
+
+impl Planned {
+    fn slug(&self) -> String {
+        item::slug_of(&self.content).unwrap_or("?").to_string()
+    }
 }
 
 /// The result of one chunk.
@@ -64,36 +90,46 @@ pub struct Target<'a> {
 struct ChunkOutcome {
     written: usize,
     not_written: Vec<String>,
+    /// Shows another partner took meanwhile, with their place in the feed.
+    refused: Vec<(usize, String)>,
     /// Why some were not written, when a call failed.
     error: Option<StoreError>,
     /// Why some were not written, when the deadline passed.
     deadline: bool,
 }
 
-/// Writes `items` (distinct slugs) as described in the module doc, ending by `deadline`
-/// (the caller's: the feed's change-record bump before it counts against the same one).
+/// Writes `items` (distinct slugs, in feed order) as described in the module doc, each
+/// conditioned on its entry in `held` (absent: a new slug), ending by `deadline` (the
+/// caller's: the feed's change-record bump before it counts against the same one).
 pub async fn write_all(
     target: &Target<'_>,
     items: Vec<Item>,
+    mut held: HashMap<String, Held>,
     policy: &WritePolicy,
     deadline: Instant,
 ) -> Result<usize, StoreError> {
-    let total = items.len();
-    // Only a missing item fails this builder, and every request has one.
-    let requests = items
-        .into_iter()
-        .map(|item| {
-            let put = PutRequest::builder().set_item(Some(item)).build()?;
-            Ok(WriteRequest::builder().put_request(put).build())
-        })
-        .collect::<Result<Vec<_>, aws_sdk_dynamodb::error::BuildError>>()
-        .map_err(|e| StoreError::Internal(e.into()))?;
-    let failed = AtomicBool::new(false);
-    let mut chunks = Vec::with_capacity(total.div_ceil(BATCH_SIZE));
-    let mut items = requests.into_iter().peekable();
-    while items.peek().is_some() {
-        chunks.push(items.by_ref().take(BATCH_SIZE).collect::<Vec<_>>());
+    let mut chunks: Vec<Vec<Planned>> = Vec::new();
+    let mut bytes = 0;
+    for (position, content) in items.into_iter().enumerate() {
+        let size = item::size_of(&content);
+        let full = chunks
+            .last()
+            .is_none_or(|c| c.len() >= TRANSACTION_ITEMS || bytes + size > TRANSACTION_BYTES);
+        if full {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        let held = item::slug_of(&content).and_then(|s| held.remove(s));
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(Planned {
+                position,
+                content,
+                held,
+            });
+        }
     }
+    let failed = AtomicBool::new(false);
     let outcomes: Vec<ChunkOutcome> = futures::stream::iter(chunks)
         .map(|chunk| write_chunk(target, chunk, policy, deadline, &failed))
         .buffer_unordered(policy.concurrency.max(1))
@@ -102,15 +138,30 @@ pub async fn write_all(
 
     let mut written = 0;
     let mut not_written = Vec::new();
+    let mut refused = Vec::new();
     let mut first_error = None;
     let mut deadline_hit = false;
     for o in outcomes {
         written += o.written;
         not_written.extend(o.not_written);
+        refused.extend(o.refused);
         deadline_hit |= o.deadline;
         if first_error.is_none() {
             first_error = o.error;
         }
+    }
+    if !refused.is_empty() {
+        refused.sort();
+        tracing::info!(
+            table = target.table,
+            written,
+            refused = refused.len(),
+            "feed stopped: another partner took some of its shows while it was written"
+        );
+        return Err(owners::forbidden(
+            refused.into_iter().map(|(_, s)| s).collect(),
+            written,
+        ));
     }
     if not_written.is_empty() {
         return Ok(written);
@@ -119,7 +170,7 @@ pub async fn write_all(
     let reason = match &first_error {
         Some(e) => e.to_string(),
         None => format!(
-            "DynamoDB left items unprocessed (throttled) until the write deadline of {:?}",
+            "DynamoDB cancelled transactions (throttled) until the write deadline of {:?}",
             policy.deadline
         ),
     };
@@ -144,113 +195,152 @@ pub async fn write_all(
     })
 }
 
-pub(crate) fn slugs(requests: &[WriteRequest]) -> Vec<String> {
-    requests
-        .iter()
-        .map(|r| {
-            r.put_request()
-                .and_then(|p| slug_of(p.item()))
-                .unwrap_or("?")
-                .to_string()
-        })
-        .collect()
+fn slugs(chunk: &[Planned]) -> Vec<String> {
+    chunk.iter().map(Planned::slug).collect()
 }
 
 async fn write_chunk(
     target: &Target<'_>,
-    chunk: Vec<WriteRequest>,
+    mut chunk: Vec<Planned>,
     policy: &WritePolicy,
     deadline: Instant,
     failed: &AtomicBool,
 ) -> ChunkOutcome {
-    let mut pending = chunk;
     if failed.load(Ordering::Acquire) || Instant::now() >= deadline {
         return ChunkOutcome {
-            not_written: slugs(&pending),
+            not_written: slugs(&chunk),
             deadline: !failed.load(Ordering::Acquire),
             ..ChunkOutcome::default()
         };
     }
-
     let cx = CallContext {
-        operation: "BatchWriteItem",
+        operation: "TransactWriteItems",
         table: target.table,
         index: None,
     };
-    let mut written = 0;
-    let mut attempt = 0u32;
+    let stop = |chunk: &[Planned], error: StoreError| {
+        failed.store(true, Ordering::Release);
+        ChunkOutcome {
+            not_written: slugs(chunk),
+            error: Some(error),
+            ..ChunkOutcome::default()
+        }
+    };
+    let (mut attempt, mut races) = (0u32, 0u32);
     loop {
-        let timer = Call::start("dynamodb", "BatchWriteItem");
+        let actions = chunk
+            .iter()
+            .map(|p| {
+                owners::put(
+                    target.table,
+                    &p.content,
+                    p.held.as_ref(),
+                    target.actor,
+                    target.now,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let actions = match actions {
+            Ok(a) => a,
+            Err(e) => return stop(&chunk, e),
+        };
+        let timer = Call::start("dynamodb", "TransactWriteItems");
         let call = target
             .client
-            .batch_write_item()
-            .request_items(target.table, pending.clone())
+            .transact_write_items()
+            .set_transact_items(Some(actions))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let res = tokio::time::timeout_at(deadline, call)
-            .await
-            .map(|r| r.map_err(|e| errors::from_sdk(e, cx)));
-        match &res {
-            Ok(r) => timer.finish(r),
-            Err(_) => timer.finish(&Err::<(), _>(StoreError::unavailable("deadline"))),
-        }
-        let out = match res {
-            Err(_) => {
-                return ChunkOutcome {
-                    written,
-                    not_written: slugs(&pending),
-                    deadline: true,
-                    ..ChunkOutcome::default()
-                };
-            }
-            Ok(Err(e)) => {
-                failed.store(true, Ordering::Release);
-                return ChunkOutcome {
-                    written,
-                    not_written: slugs(&pending),
-                    error: Some(e),
-                    ..ChunkOutcome::default()
-                };
-            }
-            Ok(Ok(out)) => out,
-        };
-        let write_units: f64 = out
-            .consumed_capacity()
-            .iter()
-            .map(|c| super::units(Some(c)))
-            .sum();
-        let unprocessed = out
-            .unprocessed_items
-            .and_then(|mut by_table| by_table.remove(target.table))
-            .unwrap_or_default();
-        let done = pending.len().saturating_sub(unprocessed.len());
-        usage::consumed("BatchWriteItem", 0.0, write_units, done);
-        written += done;
-        if unprocessed.is_empty() {
+        let Ok(res) = tokio::time::timeout_at(deadline, call).await else {
+            timer.finish(&Err::<(), _>(StoreError::unavailable("deadline")));
             return ChunkOutcome {
-                written,
-                ..ChunkOutcome::default()
-            };
-        }
-        pending = unprocessed;
-        attempt += 1;
-        let pause = policy.backoff(attempt);
-        if Instant::now() + pause >= deadline {
-            return ChunkOutcome {
-                written,
-                not_written: slugs(&pending),
+                not_written: slugs(&chunk),
                 deadline: true,
                 ..ChunkOutcome::default()
             };
+        };
+        let e = match res {
+            Ok(out) => {
+                timer.finish(&Ok::<(), StoreError>(()));
+                let write_units = out
+                    .consumed_capacity()
+                    .iter()
+                    .map(|c| super::units(Some(c)))
+                    .sum();
+                usage::consumed("TransactWriteItems", 0.0, write_units, chunk.len());
+                return ChunkOutcome {
+                    written: chunk.len(),
+                    ..ChunkOutcome::default()
+                };
+            }
+            Err(e) => e,
+        };
+        match owners::cancelled(&e) {
+            Some(Cancelled::Conditions(_)) => {
+                timer.finish(&Err::<(), _>(owners::forbidden(Vec::new(), 0)));
+                races += 1;
+                if races > MAX_RACES {
+                    let e = StoreError::unavailable(
+                        "other writers kept changing the feed's shows while it was written",
+                    );
+                    return stop(&chunk, e);
+                }
+                let fresh = match owners::read(target.client, target.table, &slugs(&chunk)).await {
+                    Ok(f) => f,
+                    Err(e) => return stop(&chunk, e),
+                };
+                let refused: Vec<(usize, String)> = chunk
+                    .iter()
+                    .filter(|p| {
+                        fresh
+                            .get(&p.slug())
+                            .is_some_and(|h| !target.actor.may_change(h.owner()))
+                    })
+                    .map(|p| (p.position, p.slug()))
+                    .collect();
+                if !refused.is_empty() {
+                    failed.store(true, Ordering::Release);
+                    return ChunkOutcome {
+                        not_written: slugs(&chunk),
+                        refused,
+                        ..ChunkOutcome::default()
+                    };
+                }
+                for p in &mut chunk {
+                    p.held = fresh.get(&p.slug()).cloned();
+                }
+            }
+            Some(Cancelled::Transient(reasons)) => {
+                timer.finish(&Err::<(), _>(StoreError::unavailable(format!(
+                    "DynamoDB TransactWriteItems throttled: {reasons}"
+                ))));
+                attempt += 1;
+                let pause = policy.backoff(attempt);
+                if Instant::now() + pause >= deadline {
+                    return ChunkOutcome {
+                        not_written: slugs(&chunk),
+                        deadline: true,
+                        ..ChunkOutcome::default()
+                    };
+                }
+                tracing::debug!(
+                    table = target.table,
+                    shows = chunk.len(),
+                    attempt,
+                    ?pause,
+                    %reasons,
+                    "transaction cancelled; sending it again"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            None => {
+                let res = Err::<(), _>(errors::from_sdk(e, cx));
+                timer.finish(&res);
+                if let Err(e) = res {
+                    return stop(&chunk, e);
+                }
+            }
         }
-        tracing::debug!(
-            table = target.table,
-            unprocessed = pending.len(),
-            attempt,
-            ?pause,
-            "retrying UnprocessedItems"
-        );
-        tokio::time::sleep(pause).await;
     }
 }
 

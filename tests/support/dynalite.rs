@@ -1,7 +1,8 @@
 //! dynalite, the DynamoDB emulator the tests run against, started on a free loopback port.
 //!
 //! The binary is `SHOW_TEST_DYNALITE`, else `.tools/node/node_modules/.bin/dynalite` under
-//! the crate (installed by `scripts/install-test-tools.sh`). When neither exists the test
+//! the crate (installed by `scripts/install-test-tools.sh`, with the `TransactWriteItems`
+//! action dynalite lacks added from `scripts/dynalite/`). When neither exists the test
 //! fails, saying so: a DynamoDB test never passes by skipping.
 //!
 //! Each emulator runs under a small `sh` guard that holds a pipe from the test process:

@@ -1,7 +1,13 @@
 //! Figures for the DynamoDB store against dynalite, all in one run (not a test):
 //!
-//! - `POST /v1/shows` of a 1000-show feed through the real router (each run on a new
-//!   table): wall time and DynamoDB write calls;
+//! - `POST /v1/shows` of a 1000-show feed of new slugs through the real router (each run
+//!   on a new table): wall time, DynamoDB calls by operation, read and write units (the
+//!   emulator's capacity accounting); and the same feed written as the store did before
+//!   shows had owners (main at 69eae05: the change record's bump and log entry, 40
+//!   `BatchWriteItem` of 25, bump and entry again), made here with those same calls since
+//!   the store no longer has that path: both in one run, on the same emulator;
+//! - a partner's `DELETE` of one of its shows, and an admin's assignment of the 1000
+//!   shows to another partner: calls and units;
 //! - the same 1000 shows as 1000 sequential `PutItem` calls (the Go service's way);
 //! - the catalogue of 1000 eligible shows read from the store, cold (no cache);
 //! - `GET /v1/shows` through the router: requests/s cold (cache TTL 0) and warm (cached).
@@ -119,16 +125,120 @@ async fn call(app: &axum::Router, token: &str, method: Method, body: Option<&[u8
 /// DynamoDB calls by operation (`store_calls_total`, every outcome) since the previous
 /// reading: a snapshot resets the recorder's counters.
 fn calls(counters: &Snapshotter) -> BTreeMap<String, u64> {
-    let mut by_operation = BTreeMap::new();
+    reading(counters).calls
+}
+
+/// What the store counted since the previous reading: calls by operation, and the read
+/// and write units DynamoDB reported (`store_consumed_*_units_total`, whole units).
+#[derive(Default)]
+struct Reading {
+    calls: BTreeMap<String, u64>,
+    read_units: u64,
+    write_units: u64,
+}
+
+impl Reading {
+    fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    fn show(&self) -> String {
+        let by_op: Vec<String> = self
+            .calls
+            .iter()
+            .map(|(op, n)| format!("{n} {op}"))
+            .collect();
+        format!(
+            "{} calls ({}), {} read units, {} write units",
+            self.total_calls(),
+            by_op.join(", "),
+            self.read_units,
+            self.write_units
+        )
+    }
+}
+
+fn reading(counters: &Snapshotter) -> Reading {
+    let mut r = Reading::default();
     for (key, _, _, value) in counters.snapshot().into_vec() {
         let key = key.key();
-        if let ("store_calls_total", DebugValue::Counter(n)) = (key.name(), value)
-            && let Some(op) = key.labels().find(|l| l.key() == "operation")
-        {
-            *by_operation.entry(op.value().to_string()).or_default() += n;
+        let DebugValue::Counter(n) = value else {
+            continue;
+        };
+        match key.name() {
+            "store_calls_total" => {
+                if let Some(op) = key.labels().find(|l| l.key() == "operation")
+                    && n > 0
+                {
+                    *r.calls.entry(op.value().to_string()).or_default() += n;
+                }
+            }
+            "store_consumed_read_units_total" => r.read_units += n,
+            "store_consumed_write_units_total" => r.write_units += n,
+            _ => {}
         }
     }
-    by_operation
+    r
+}
+
+/// Writes `items` as the store did before ownership (main at 69eae05): the change
+/// record's bump and log entry, `BatchWriteItem`s of 25 (all processed on an idle
+/// emulator), then bump and entry again. Returns the batches' calls and write units (the
+/// change record's are counted by the store's own counters).
+async fn write_as_before(
+    store: &show_service::store::dynamodb::DynamoStore,
+    items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
+) -> (u64, f64) {
+    use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+    use show_service::store::dynamodb::changes;
+    let (client, table) = (store.client(), store.table());
+    let slugs: Vec<String> = items
+        .iter()
+        .filter_map(|i| show_service::store::dynamodb::item::slug_of(i).map(str::to_string))
+        .collect();
+    let until = std::time::SystemTime::now() + Duration::from_secs(10);
+    let bumped = changes::bump(client, table, until, None).await.unwrap();
+    changes::put(client, table, bumped.version.unwrap(), slugs.clone())
+        .await
+        .unwrap();
+    let (mut calls, mut units) = (0, 0.0);
+    for chunk in items.chunks(25) {
+        let requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let out = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            out.unprocessed_items().is_none_or(|u| u.is_empty()),
+            "the emulator processed every put"
+        );
+        calls += 1;
+        units += out
+            .consumed_capacity()
+            .iter()
+            .filter_map(|c| c.capacity_units())
+            .sum::<f64>();
+    }
+    let closing = std::time::SystemTime::now() + Duration::from_secs(2);
+    let bumped = changes::bump(client, table, closing, bumped.until)
+        .await
+        .unwrap();
+    changes::put(client, table, bumped.version.unwrap(), slugs)
+        .await
+        .unwrap();
+    (calls, units)
 }
 
 fn of(calls: &BTreeMap<String, u64>, operation: &str) -> u64 {
@@ -165,13 +275,20 @@ async fn main() {
         emulator.endpoint()
     );
 
-    // 1. POST of a 1000-show feed through the router, each run on a new table.
+    // 1. POST of a 1000-show feed of new slugs through the router, each run on a new
+    // table; the same feed as the store wrote it before ownership; then a delete and an
+    // assignment on the last table.
     let body = serde_json::to_vec(&feed("b", SHOWS)).unwrap();
+    let shows = show_service::domain::Feed::parse(&body).unwrap().shows;
+    let items: Vec<_> = shows
+        .iter()
+        .map(show_service::store::dynamodb::item::to_item)
+        .collect();
     let mut times = Vec::new();
-    let mut batches = Vec::new();
-    let mut bumps = Vec::new();
+    let mut last = None;
+    let mut readings = Vec::new();
     for _ in 0..runs {
-        let (app, _, token) = app(settings(&emulator, &unique_table("bench-post"), 1000)).await;
+        let (app, store, token) = app(settings(&emulator, &unique_table("bench-post"), 1000)).await;
         calls(&counters);
         let started = Instant::now();
         assert_eq!(
@@ -179,24 +296,76 @@ async fn main() {
             StatusCode::CREATED
         );
         times.push(started.elapsed());
-        let made = calls(&counters);
-        batches.push(of(&made, "BatchWriteItem"));
-        bumps.push(of(&made, "UpdateItem"));
+        readings.push(reading(&counters));
+        last = Some(store);
     }
     println!(
-        "POST /v1/shows, {SHOWS} shows ({} KB): median {} (runs: {}); BatchWriteItem calls per feed: {batches:?} \
-         (and the change record's UpdateItem: {bumps:?})",
+        "POST /v1/shows, {SHOWS} new shows ({} KB): median {} (runs: {})",
         body.len() / 1024,
         ms(median(times.clone())),
         times.iter().map(|t| ms(*t)).collect::<Vec<_>>().join(", ")
     );
+    for (i, r) in readings.iter().enumerate() {
+        println!("  after (owners): feed {}: {}", i + 1, r.show());
+    }
+    for i in 0..runs {
+        let settings =
+            support::dynamo_settings(&emulator.endpoint(), &unique_table("bench-before"));
+        let store = show_service::store::dynamodb::DynamoStore::connect(&settings)
+            .await
+            .unwrap();
+        store.ensure_table(Duration::from_secs(10)).await.unwrap();
+        calls(&counters);
+        let (batches, batch_units) = write_as_before(&store, &items).await;
+        let change = reading(&counters);
+        println!(
+            "  before (main at 69eae05): feed {}: {} calls ({batches} BatchWriteItem, {}), {} write units ({batch_units} of them the batches')",
+            i + 1,
+            batches + change.total_calls(),
+            change
+                .calls
+                .iter()
+                .map(|(op, n)| format!("{n} {op}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            batch_units as u64 + change.write_units
+        );
+    }
+    let store = last.unwrap();
+    let owner = show_service::domain::Actor {
+        client: "local-client".into(),
+        partner: Some(show_service::domain::Partner::parse("local-client").unwrap()),
+        admin: false,
+    };
+    calls(&counters);
+    let slug = shows[0].slug.clone();
+    assert!(store.delete(&slug, &owner).await.unwrap());
+    println!(
+        "DELETE of one show by its owner: {}",
+        reading(&counters).show()
+    );
+    let slugs: Vec<_> = shows[1..].iter().map(|s| s.slug.clone()).collect();
+    let globex = show_service::domain::Partner::parse("globex").unwrap();
+    let admin = show_service::domain::Actor {
+        client: "platform-client".into(),
+        partner: Some(show_service::domain::Partner::parse("platform").unwrap()),
+        admin: true,
+    };
+    calls(&counters);
+    let done = store.assign_owner(&globex, &slugs, &admin).await.unwrap();
+    assert_eq!(done.assigned.len(), SHOWS - 1);
+    println!(
+        "assignment of {} shows to another partner: {}",
+        SHOWS - 1,
+        reading(&counters).show()
+    );
+    let refused = store
+        .upsert(shows[1..2].to_vec(), &owner)
+        .await
+        .expect_err("no longer its show");
+    println!("  (its former owner's write of one of them is now refused: {refused})");
 
     // 2. Baseline: 1000 sequential PutItem calls (the Go service's way), new table each run.
-    let shows = show_service::domain::Feed::parse(&body).unwrap().shows;
-    let items: Vec<_> = shows
-        .iter()
-        .map(show_service::store::dynamodb::item::to_item)
-        .collect();
     let mut times = Vec::new();
     for _ in 0..runs {
         let settings = support::dynamo_settings(&emulator.endpoint(), &unique_table("bench-put"));

@@ -156,7 +156,7 @@ for store, p in posts.items():
              f"+{p['added_ms_per_call']:.2f} ms per call)" if "rtt_ms" in p
              else f"on the emulator on loopback ({store})")
     w(f"| POST of 1000 shows {where}: ≤ 40 write calls, ≥ 10× faster than "
-      f"sequential PutItem | {worst} BatchWriteItem calls; {fmt(p.get('median_ms'), '{:.0f}')} ms vs "
+      f"sequential PutItem | {worst} write calls (TransactWriteItems); {fmt(p.get('median_ms'), '{:.0f}')} ms vs "
       f"{fmt(p.get('putitem_ms'), '{:.0f}')} ms = {fmt(p.get('speedup'), '{:.1f}')}× | "
       f"{verdict(worst is not None and worst <= 40 and (p.get('speedup') or 0) >= 10)} |")
 if idle:
@@ -295,7 +295,7 @@ w("| store | wall time (median of runs) | store write calls per feed | |")
 w("|---|---|---|---|")
 def other_calls(p):
     """The feed's store calls that write no shows (the change record's UpdateItem), per feed."""
-    writes = {"upsert", "delete", "BatchWriteItem", "DeleteItem"}
+    writes = {"upsert", "delete", "TransactWriteItems", "BatchWriteItem", "DeleteItem"}
     seen = {}
     for feed in p.get("calls") or []:
         for op, n in feed.items():

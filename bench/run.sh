@@ -254,8 +254,9 @@ for line in open(sys.argv[1]):
         now[op] = now.get(op, 0) + float(m.group(2))
 feeds = [{op: round(b.get(op, 0) - a.get(op, 0)) for op in sorted(set(a) | set(b))
           if b.get(op, 0) != a.get(op, 0)} for a, b in zip(scrapes, scrapes[1:])]
-# The calls that write shows: SQLite's transactions, DynamoDB's batches (and deletes).
-writes = ("upsert", "delete", "BatchWriteItem", "DeleteItem")
+# The calls that write shows: SQLite's transactions, DynamoDB's transactions (before
+# ownership, batches) and deletes.
+writes = ("upsert", "delete", "TransactWriteItems", "BatchWriteItem", "DeleteItem")
 print(json.dumps(dict(write_calls=[sum(f.get(op, 0) for op in writes) for f in feeds], calls=feeds)))
 EOF
 }

@@ -230,11 +230,12 @@ async fn a_real_prometheus_sees_the_requests_and_writes_promtool_accepts_the_exp
         r#"sum(http_requests_total{route="/v1/shows",method="GET",status="200"}) or vector(0)"#;
     let feeds = r#"sum(feeds_total{outcome="accepted"}) or vector(0)"#;
     let shows = "sum(shows_written_total) or vector(0)";
-    // The feed is one store write call: SQLite's `upsert`, or one DynamoDB BatchWriteItem
-    // (7 items) and the change record's two UpdateItems (before and after it). Reads are left out: how often the
+    // The feed is one store write call: SQLite's `upsert`, or one DynamoDB
+    // TransactWriteItems (7 puts) and the change record's two UpdateItems (before and
+    // after it). Reads are left out: how often the
     // catalogue cache goes to the store depends on the clock.
     let (store, write_calls) = match store_kind() {
-        "dynamodb" => ("dynamodb", r#"operation=~"BatchWriteItem|UpdateItem""#),
+        "dynamodb" => ("dynamodb", r#"operation=~"TransactWriteItems|UpdateItem""#),
         _ => ("sqlite", r#"operation="upsert""#),
     };
     let writes = format!(

@@ -4,15 +4,18 @@
 //! - [`client`]: building the SDK client (region, endpoint override, credentials,
 //!   per-call timeouts and retries).
 //! - [`item`]: a show as an item and back, in our sparse layout and the Go service's.
-//! - [`write`]: feeds as concurrent `BatchWriteItem` chunks with `UnprocessedItems` retries.
+//! - [`owners`]: who owns each show (provenance attributes), the rule on every write
+//!   path with no window between check and write, deletes and owner assignments.
+//! - [`write`]: feeds as concurrent `TransactWriteItems` of 100 conditioned puts, with
+//!   retries of throttled transactions and a new read after a lost race.
 //! - [`cursor`]: the paging cursor (an encoded, checked `LastEvaluatedKey`).
 //! - [`table`]: `table create` and the schema check.
 //! - [`errors`]: SDK errors to [`StoreError`] (503 for anything transient).
 //!
 //! Reads: the catalogue is a `Query` of the GSI (`drmKey = 1 AND episodeCount > 0`)
 //! projecting `slug, title, image.showImage` (and `episodeCount`, for the cursor),
-//! following `LastEvaluatedKey` to the end; one show is a strongly consistent `GetItem`.
-//! Deletes use `ReturnValues=ALL_OLD` to tell a 404.
+//! following `LastEvaluatedKey` to the end; one show is a strongly consistent `GetItem`
+//! (its provenance with it). A delete reads the show's owner first (absent: a 404).
 //!
 //! The change record (see [`crate::store`]) is one item of the same table, key
 //! [`CHANGE_RECORD_KEY`], outside the `show/…` key space and without the index's

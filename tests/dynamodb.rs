@@ -238,6 +238,36 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
         .show;
     assert_eq!(next.next_episode.unwrap().html.as_str(), "");
 
+    // Go's items have no owner: no provenance, a partner may not write them, an admin may
+    // and leaves them unowned (only an assignment gives them an owner).
+    let go_item = store.get(&slug("show/go-drm")).await.unwrap().unwrap();
+    assert_eq!(
+        go_item.provenance,
+        show_service::domain::Provenance::default()
+    );
+    let acme = show_service::domain::Actor {
+        client: "acme-client".into(),
+        partner: Some(show_service::domain::Partner::parse("acme").unwrap()),
+        admin: false,
+    };
+    let res = store.upsert(vec![go_item.show.clone()], &acme).await;
+    assert!(
+        matches!(&res, Err(StoreError::Forbidden { slugs, written: 0 }) if slugs == &["show/go-drm"]),
+        "{res:?}"
+    );
+    store
+        .upsert(vec![go_item.show.clone()], &OPERATOR)
+        .await
+        .unwrap();
+    let edited = store.get(&slug("show/go-drm")).await.unwrap().unwrap();
+    assert_eq!(edited.show, go_item.show);
+    assert_eq!(edited.provenance.owner, None);
+    assert_eq!(
+        edited.provenance.created_at, None,
+        "its creation is not known"
+    );
+    assert_eq!(edited.provenance.updated_by.as_deref(), Some("test"));
+
     // Ours are stored sparse, in the types the Go service reads.
     for s in &ours {
         let raw = store
@@ -263,6 +293,16 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
         assert!(raw["title"].is_s() && raw["slug"].is_s());
         assert!(raw.get("drm").is_none_or(AttributeValue::is_bool));
         assert!(!raw.values().any(AttributeValue::is_null), "{raw:?}");
+        // The provenance: names the Go service's item does not have, of plain types.
+        use show_service::store::layout::{
+            SHOW_CREATED_AT, SHOW_OWNER, SHOW_UPDATED_AT, SHOW_UPDATED_BY,
+        };
+        assert!(
+            raw.get(SHOW_OWNER).is_none(),
+            "an operator's import is unowned"
+        );
+        assert!(raw[SHOW_CREATED_AT].is_n() && raw[SHOW_UPDATED_AT].is_n());
+        assert_eq!(raw[SHOW_UPDATED_BY].as_s().unwrap(), "test");
         assert_eq!(
             store.get(&s.slug).await.unwrap().map(|x| x.show).as_ref(),
             Some(s)

@@ -554,3 +554,56 @@ impl DynamoStore {
         Ok(gone)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layout::{GSI_HASH_KEY, GSI_RANGE_KEY, SHOW_PROVENANCE};
+
+    #[test]
+    fn provenance_goes_in_attributes_the_go_service_has_no_field_for_and_back() {
+        // The Go service's item struct (docs/dynamodb.md, "Data layout") and the keys.
+        let go = [
+            "slug",
+            "title",
+            "country",
+            "genre",
+            "language",
+            "tvChannel",
+            "description",
+            "primaryColour",
+            "drm",
+            "drmKey",
+            "episodeCount",
+            "image",
+            "nextEpisode",
+            "seasons",
+        ];
+        for name in SHOW_PROVENANCE {
+            assert!(!go.contains(&name), "{name}");
+            assert!(![TABLE_HASH_KEY, GSI_HASH_KEY, GSI_RANGE_KEY].contains(&name));
+        }
+        let p = Provenance {
+            owner: Some(Partner::parse("acme").expect("partner")),
+            created_at: Some(Timestamp::from_millis(1_000)),
+            updated_at: Some(Timestamp::from_millis(2_000)),
+            updated_by: Some("c1".into()),
+        };
+        let mut item = Item::new();
+        put_provenance(&mut item, &p);
+        assert_eq!(item.len(), 4);
+        assert_eq!(provenance_of(&item), p);
+        assert_eq!(Held::of(&item).owner().map(Partner::as_str), Some("acme"));
+        // Nothing stored: nothing read; an owner that is no valid partner counts as none,
+        // but the condition still compares with what is stored.
+        assert_eq!(provenance_of(&Item::new()), Provenance::default());
+        let odd = HashMap::from([(SHOW_OWNER.to_string(), AttributeValue::S("a b".into()))]);
+        assert_eq!(Held::of(&odd).owner(), None);
+        let c = Condition::as_read(Some(&Held::of(&odd)));
+        assert_eq!(c.expression, "#owner = :owner");
+        assert_eq!(
+            c.values.and_then(|v| v.get(":owner").cloned()),
+            Some(AttributeValue::S("a b".into()))
+        );
+    }
+}

@@ -298,7 +298,7 @@ async fn go_written_items_list_and_read_back_next_to_ours() {
             SHOW_CREATED_AT, SHOW_OWNER, SHOW_UPDATED_AT, SHOW_UPDATED_BY,
         };
         assert!(
-            raw.get(SHOW_OWNER).is_none(),
+            !raw.contains_key(SHOW_OWNER),
             "an operator's import is unowned"
         );
         assert!(raw[SHOW_CREATED_AT].is_n() && raw[SHOW_UPDATED_AT].is_n());

@@ -8,8 +8,8 @@
 //!
 //! Read (ours and the Go service's): the Go service wrote `drmKey` 0 or 1 on every item,
 //! `episodeCount` 0 when absent and absent optional fields as `{"NULL": true}`. Reading
-//! drops `drmKey` and the provenance attributes (owner, created, updated: see
-//! [`super::owners`]), treats `NULL` as absent, and treats an `image` without a `showImage`
+//! drops `drmKey` and the provenance attributes (owner, created, updated: the owners'
+//! module reads them), treats `NULL` as absent, and treats an `image` without a `showImage`
 //! (a Go zero-valued struct) as no image. The item then goes through the same parser as a
 //! feed item (`Show::from_json`), so a stored show is as valid as a posted one.
 

@@ -15,7 +15,8 @@
 //!
 //! - a feed: owners read with consistent `BatchGetItem`s ([`read`]), the whole feed
 //!   refused before anything is announced or written when one show is not the actor's
-//!   ([`refused`]), then `TransactWriteItems` of conditioned puts (`super::write`);
+//!   ([`refused`]), then `TransactWriteItems` of conditioned puts ([`put`], sent by the
+//!   feed's writer);
 //! - a delete ([`DynamoStore::delete_owned`]): a consistent `GetItem`, then a conditioned
 //!   `DeleteItem`;
 //! - an assignment ([`DynamoStore::assign`]): `TransactWriteItems` of updates of the

@@ -6,7 +6,7 @@
 //! - [`item`]: a show as an item and back, in our sparse layout and the Go service's.
 //! - [`owners`]: who owns each show (provenance attributes), the rule on every write
 //!   path with no window between check and write, deletes and owner assignments.
-//! - [`write`]: feeds as concurrent `TransactWriteItems` of 100 conditioned puts, with
+//! - [`mod@write`]: feeds as concurrent `TransactWriteItems` of 100 conditioned puts, with
 //!   retries of throttled transactions and a new read after a lost race.
 //! - [`cursor`]: the paging cursor (an encoded, checked `LastEvaluatedKey`).
 //! - [`table`]: `table create` and the schema check.

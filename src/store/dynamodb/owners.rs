@@ -17,9 +17,9 @@
 //!   refused before anything is announced or written when one show is not the actor's
 //!   ([`refused`]), then `TransactWriteItems` of conditioned puts ([`put`], sent by the
 //!   feed's writer);
-//! - a delete ([`DynamoStore::delete_owned`]): a consistent `GetItem`, then a conditioned
+//! - a delete (`delete_owned`): a consistent `GetItem`, then a conditioned
 //!   `DeleteItem`;
-//! - an assignment ([`DynamoStore::assign`]): `TransactWriteItems` of updates of the
+//! - an assignment (`assign`): `TransactWriteItems` of updates of the
 //!   owner, each conditioned on the show existing.
 
 use super::changes::{self, Projection};

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody, NOT_JSON};
 use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -27,7 +27,8 @@ pub fn router() -> Router<AppState> {
 
 /// `POST /v1/admin/owners` body. (Documentation only: the body is checked by
 /// [`Assignment::parse`], which reports every problem with its path.)
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct OwnersRequest {
     /// A partner of `APP__AUTH__PARTNERS`, or a client id (a client not in the map is
@@ -35,9 +36,25 @@ pub struct OwnersRequest {
     #[schema(example = "acme", pattern = "^[A-Za-z0-9._+-]{1,128}$")]
     owner: String,
     /// 1 to 1000 distinct show slugs.
-    #[schema(min_items = 1, max_items = 1000, value_type = Vec<String>,
-             example = json!(["show/thetaste"]))]
+    #[schema(schema_with = slugs_schema, example = json!(["show/thetaste"]))]
     slugs: Vec<String>,
+}
+
+/// `slugs`: 1 to [`MAX_ASSIGNED`] distinct show slugs.
+fn slugs_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^show/[a-z0-9][a-z0-9-]{0,194}$"))
+                .examples([serde_json::json!("show/thetaste")]),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_ASSIGNED))
+        .unique_items(true)
+        .description(Some("1 to 1000 distinct show slugs"))
+        .build()
 }
 
 /// `POST /v1/admin/owners` answer.

@@ -101,9 +101,10 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// The last store check, reused for a second by `/health/ready`.
     pub readiness: Arc<health::ReadinessCache>,
-    /// Writes in flight (feeds and deletes), one permit each (see `shows::spawn_write`): a
-    /// write outlives its request when the client goes away, shutdown waits for every
-    /// permit to return, and a write that finds none free is refused (503).
+    /// Writes in flight (feeds, deletes, owner assignments), one permit each (see
+    /// `shows::spawn_write`): a write outlives its request when the client goes away,
+    /// shutdown waits for every permit to return, and a write that finds none free is
+    /// refused (503).
     pub writes: Arc<Semaphore>,
     /// The settings the server started with.
     pub settings: Arc<Settings>,

@@ -166,11 +166,16 @@ const PUBLIC: &[(&str, &str)] = &[
 /// The service with the clients and partners above, and `unowned` imported (without
 /// `--owner`) before it starts.
 async fn start(unowned: &[String]) -> TestApp {
+    start_with(unowned, &[]).await
+}
+
+async fn start_with(unowned: &[String], extra: &[(&str, &str)]) -> TestApp {
     let data = Arc::new(tempfile::tempdir().unwrap());
     let mut env: Vec<(String, String)> = vec![
         ("APP__AUTH__CLIENTS".into(), CLIENTS.into()),
         ("APP__AUTH__PARTNERS".into(), PARTNERS.into()),
     ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     if store_kind() == "dynamodb" {
         env.extend(dynamodb_env().await);
     }
@@ -490,7 +495,8 @@ async fn logged(app: &TestApp, message: &str, from: usize) -> String {
 #[tokio::test]
 async fn a_feed_naming_another_partners_or_an_unowned_show_is_refused_whole_at_each_slug() {
     let unowned = vec!["show/go-era".to_string()];
-    let app = start(&unowned).await;
+    let metrics_port = crate::metrics::free_port().to_string();
+    let app = start_with(&unowned, &[("APP__METRICS__PORT", &metrics_port)]).await;
     let tokens = Tokens::of(&app).await;
     let (a, b, admin) = (
         tokens.get(PartnerA).unwrap(),
@@ -538,11 +544,53 @@ async fn a_feed_naming_another_partners_or_an_unowned_show_is_refused_whole_at_e
         (Some("Imported"), &Value::Null)
     );
 
+    // Counted as refused, not as rejected or failed.
+    let exposition = app
+        .client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let feeds = |outcome: &str| {
+        crate::metrics::sample(
+            &exposition,
+            &format!("feeds_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(
+        (feeds("refused"), feeds("failed"), feeds("rejected")),
+        (1.0, 0.0, 0.0)
+    );
+
     // The delete is refused the same way.
     let res = send(&app, Some(b), "DELETE", "/v1/shows/show/owned-by-a", None).await;
     let v = assert_envelope(res, 403).await;
     assert!(!v.to_string().contains("acme"), "{v}");
     assert_eq!(state_of(&app, admin, "show/owned-by-a").await, before);
+}
+
+#[test]
+fn a_malformed_partner_map_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("APP__STORE__PATH", dir.path().join("shows.db"))
+        .env("APP__SERVER__PORT", "0")
+        .env("APP__LOG__FORMAT", "text")
+        .env("APP__AUTH__PARTNERS", "acme=c1,globex=c1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("APP__AUTH__PARTNERS") && err.contains("c1"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -1198,7 +1198,7 @@ fn service_emf_metrics() -> Vec<ServiceMetric> {
 fn label_values(metric: &str, dim: &str) -> BTreeSet<&'static str> {
     let values: &[&'static str] = match (metric, dim) {
         (_, "status_class") => &["1xx", "2xx", "3xx", "4xx", "5xx"],
-        ("feeds_total", "outcome") => &["accepted", "rejected", "partial", "failed"],
+        ("feeds_total", "outcome") => &["accepted", "rejected", "refused", "partial", "failed"],
         ("store_calls_total", "outcome") => &["ok", "unavailable", "throttled", "error"],
         ("catalogue_change_checks_total", "outcome") => {
             &["unchanged", "changed", "missing", "invalid", "error"]

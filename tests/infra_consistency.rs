@@ -894,31 +894,8 @@ fn no_iam_policy_grants_a_wildcard_action() {
         }
     }
 
-    // The task role may make exactly the calls the DynamoDB store makes.
-    let service = parse(SERVICE_TF);
-    let task = block(
-        &service,
-        SERVICE_TF,
-        "data",
-        "aws_iam_policy_document",
-        "task",
-    );
-    let statements = nested(&task.body, "statement");
-    assert_eq!(statements.len(), 1, "{SERVICE_TF}: task role policy");
-    let actions: BTreeSet<String> =
-        strings(attr(&statements[0].body, "statement", "actions"), "actions")
-            .into_iter()
-            .collect();
-    let expected: BTreeSet<String> = [
-        "dynamodb:BatchWriteItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:DescribeTable",
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(actions, expected, "{SERVICE_TF}: task role actions");
+    // Which table actions the task role holds: exactly what the store's calls need
+    // (the_task_role_allows_exactly_what_the_dynamodb_stores_calls_need).
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1916,8 +1893,128 @@ fn every_environment_sets_every_alarm_threshold() {
     );
 }
 
-#[test]
-fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
+/// The DynamoDB calls the store can make, as the SDK spells them (`client.<method>()`),
+/// with the operation's name (the `Operation` dimension of DynamoDB's metrics) and the IAM
+/// actions the call needs. A transaction needs the actions of the items it holds
+/// ([`TRANSACTION_ITEMS`]; AWS: "Using IAM with DynamoDB transactions").
+const DYNAMODB_CALLS: &[(&str, &str, &[&str])] = &[
+    ("batch_get_item", "BatchGetItem", &["BatchGetItem"]),
+    ("batch_write_item", "BatchWriteItem", &["BatchWriteItem"]),
+    ("delete_item", "DeleteItem", &["DeleteItem"]),
+    ("describe_table", "DescribeTable", &["DescribeTable"]),
+    ("get_item", "GetItem", &["GetItem"]),
+    ("put_item", "PutItem", &["PutItem"]),
+    ("query", "Query", &["Query"]),
+    ("scan", "Scan", &["Scan"]),
+    ("update_item", "UpdateItem", &["UpdateItem"]),
+    ("transact_get_items", "TransactGetItems", &[]),
+    ("transact_write_items", "TransactWriteItems", &[]),
+];
+
+/// The items of a transaction (`aws_sdk_dynamodb::types::<Item>::builder()`) and the IAM
+/// action each needs.
+const TRANSACTION_ITEMS: &[(&str, &str)] = &[
+    ("ConditionCheck", "ConditionCheckItem"),
+    ("Delete", "DeleteItem"),
+    ("Get", "GetItem"),
+    ("Put", "PutItem"),
+    ("Update", "UpdateItem"),
+];
+
+/// The store's runtime code: every `.rs` file under `src/store/dynamodb/` and
+/// `src/store/dynamodb.rs`, without unit tests (`tests.rs`, anything after
+/// `#[cfg(test)]`) and without `table.rs`, the operator's table tool (`create-table`,
+/// local start-up), whose CreateTable / UpdateTable the task role must never hold.
+fn dynamodb_store_sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_path("src/store/dynamodb"), &mut files);
+    let single = repo_path("src/store/dynamodb.rs");
+    if single.exists() {
+        files.push(single);
+    }
+    files.sort();
+    let sources: Vec<(String, String)> = files
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name != "tests.rs"
+                && name != "table.rs"
+                && !p.components().any(|c| c.as_os_str() == "tests")
+        })
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // An inline unit-test module (`#[cfg(test)]` then `mod tests {`) ends the
+            // runtime code; `#[cfg(test)] mod tests;` only names tests.rs.
+            let code = match text.find("#[cfg(test)]\nmod tests {") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (p.display().to_string(), code)
+        })
+        .collect();
+    assert!(
+        !sources.is_empty(),
+        "no DynamoDB store sources under src/store/dynamodb"
+    );
+    sources
+}
+
+/// True when `code` calls `.method()` (the SDK's fluent builders; whitespace or a line
+/// break may come before the dot).
+fn calls_method(code: &str, method: &str) -> bool {
+    code.contains(&format!(".{method}()"))
+}
+
+/// True when `code` builds a `Type::builder()` of exactly that type (not `FooType`).
+fn builds(code: &str, ty: &str) -> bool {
+    let needle = format!("{ty}::builder()");
+    code.match_indices(&needle).any(|(i, _)| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// The store's calls: (operation names, IAM actions they need).
+fn dynamodb_store_calls() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut operations = BTreeSet::new();
+    let mut actions = BTreeSet::new();
+    for (_, code) in dynamodb_store_sources() {
+        for (method, operation, needs) in DYNAMODB_CALLS {
+            if calls_method(&code, method) {
+                operations.insert((*operation).to_owned());
+                actions.extend(needs.iter().map(|a| (*a).to_owned()));
+            }
+        }
+        if calls_method(&code, "transact_write_items") || calls_method(&code, "transact_get_items")
+        {
+            for (ty, action) in TRANSACTION_ITEMS {
+                if builds(&code, ty) {
+                    actions.insert((*action).to_owned());
+                }
+            }
+        }
+    }
+    assert!(
+        operations.contains("Query") && operations.contains("GetItem"),
+        "the scan of src/store/dynamodb found no Query or GetItem call: {operations:?}"
+    );
+    (operations, actions)
+}
+
+fn task_role_table_actions() -> BTreeSet<String> {
     let service = parse(SERVICE_TF);
     let task = block(
         &service,
@@ -1926,14 +2023,48 @@ fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
         "aws_iam_policy_document",
         "task",
     );
-    let statement = &nested(&task.body, "statement")[0];
-    let allowed: BTreeSet<String> =
-        strings(attr(&statement.body, "statement", "actions"), "actions")
-            .into_iter()
-            .map(|a| a.trim_start_matches("dynamodb:").to_owned())
-            // A control-plane call: DynamoDB publishes no SystemErrors for it.
-            .filter(|a| a != "DescribeTable")
-            .collect();
+    let statements = nested(&task.body, "statement");
+    assert_eq!(
+        statements.len(),
+        1,
+        "{SERVICE_TF}: the task role has one statement, the table's"
+    );
+    strings(attr(&statements[0].body, "statement", "actions"), "actions")
+        .into_iter()
+        .map(|a| {
+            a.strip_prefix("dynamodb:")
+                .unwrap_or_else(|| {
+                    panic!("{SERVICE_TF}: the task role allows {a}, not a DynamoDB action")
+                })
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Least privilege that still works: the task role allows exactly the IAM actions the
+/// DynamoDB store's calls need, read from the store's code (a call the role lacks is an
+/// AccessDenied in AWS only; no emulator checks IAM).
+#[test]
+fn the_task_role_allows_exactly_what_the_dynamodb_stores_calls_need() {
+    let (_, needed) = dynamodb_store_calls();
+    let allowed = task_role_table_actions();
+    let missing: Vec<_> = needed.difference(&allowed).collect();
+    let unused: Vec<_> = allowed.difference(&needed).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "{SERVICE_TF}: the task role's table actions differ from what src/store/dynamodb calls: \
+         missing {missing:?} (AccessDenied in AWS), never used {unused:?}"
+    );
+}
+
+#[test]
+fn the_system_errors_alarm_covers_every_table_call_the_store_makes() {
+    let (operations, _) = dynamodb_store_calls();
+    let data_plane: BTreeSet<String> = operations
+        .into_iter()
+        // A control-plane call: DynamoDB publishes no SystemErrors for it.
+        .filter(|o| o != "DescribeTable")
+        .collect();
     let body = parse(MONITORING_TF);
     let locals = locals_of(&body);
     let watched: BTreeSet<String> = alarm_metrics(&body, &locals)
@@ -1942,8 +2073,8 @@ fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
         .map(|m| string(&m.dims["Operation"], &m.at))
         .collect();
     assert_eq!(
-        watched, allowed,
-        "{MONITORING_TF}: the SystemErrors alarm must watch exactly the data-plane calls of the task role ({SERVICE_TF})"
+        watched, data_plane,
+        "{MONITORING_TF}: the SystemErrors alarm must watch exactly the data-plane calls src/store/dynamodb makes"
     );
 }
 

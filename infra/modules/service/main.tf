@@ -169,13 +169,18 @@ resource "aws_iam_role_policy" "execution" {
 data "aws_iam_policy_document" "task" {
   statement {
     sid = "ShowsTable"
-    # Exactly the calls the DynamoDB store makes.
+    # Exactly the actions the DynamoDB store's calls need (a transaction needs those of
+    # the items it holds: Put -> PutItem, Update -> UpdateItem, ConditionCheck ->
+    # ConditionCheckItem); tests/infra_consistency.rs reads the calls from the code.
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
+      "dynamodb:PutItem",
       "dynamodb:Query",
+      "dynamodb:UpdateItem",
     ]
     resources = [var.table_arn, "${var.table_arn}/index/*"]
   }

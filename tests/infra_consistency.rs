@@ -2466,6 +2466,13 @@ fn the_task_definition_carries_the_partner_map_built_from_cognito_clients() {
         "module.identity.partner_client_ids",
         "{root_file}: the service's partner map must be the identity module's clients grouped by partner"
     );
+    let outputs = parse("infra/outputs.tf");
+    let output = labelled(&outputs, "infra/outputs.tf", "output", "cognito_partners");
+    assert_eq!(
+        source(attr(&output.body, "output.cognito_partners", "value")),
+        "module.identity.partner_client_ids",
+        "infra/outputs.tf: cognito_partners (docs/deploy.md lists the partners with it)"
+    );
     let identity = parse(IDENTITY_TF);
     let clients = resources_of_type(&identity, "aws_cognito_user_pool_client");
     assert_eq!(

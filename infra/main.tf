@@ -71,6 +71,7 @@ module "service" {
     gsi_name                   = module.data.gsi_name
     user_pool_id               = module.identity.user_pool_id
     client_ids                 = local.client_ids
+    partner_client_ids         = module.identity.partner_client_ids
     resource_server_identifier = module.identity.resource_server_identifier
   }
 }

@@ -29,6 +29,11 @@ output "cognito_client_secrets" {
   sensitive   = true
 }
 
+output "cognito_partners" {
+  description = "App client ids of each partner (partner => ids): the service's APP__AUTH__PARTNERS, and the owner names POST /v1/admin/owners takes."
+  value       = module.identity.partner_client_ids
+}
+
 output "cognito_client_scopes" {
   description = "Full scope names each app client may request (name => scopes)."
   value       = module.identity.client_scopes

@@ -132,11 +132,38 @@ variable "api_throttling" {
 }
 
 variable "cognito_clients" {
-  description = "Cognito app clients (client credentials), name => the short scopes it may request. One client per consumer: a read-only app never holds shows.write."
-  type        = map(list(string))
+  description = <<-EOT
+    Cognito app clients (client credentials), one per consumer: name => { scopes, partner }.
+    scopes: the short scopes it may request (a read-only app never holds shows.write;
+    only the platform's own client holds shows.admin). partner: who owns the shows the
+    client creates (APP__AUTH__PARTNERS); defaults to the client's name. A second client
+    naming the same partner keeps that partner's shows through a secret rotation
+    (docs/deploy.md section 7).
+  EOT
+  type = map(object({
+    scopes  = list(string)
+    partner = optional(string)
+  }))
   default = {
-    partner = ["shows.write"]
-    app     = ["shows.read"]
+    partner  = { scopes = ["shows.write"] }
+    app      = { scopes = ["shows.read"] }
+    platform = { scopes = ["shows.read", "shows.write", "shows.admin"] }
+  }
+
+  validation {
+    condition = alltrue([
+      for c in values(var.cognito_clients) :
+      length(c.scopes) > 0 && alltrue([for s in c.scopes : contains(["shows.read", "shows.write", "shows.admin"], s)])
+    ])
+    error_message = "Each client needs at least one scope, each one of shows.read, shows.write, shows.admin."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, c in var.cognito_clients :
+      can(regex("^[A-Za-z0-9._+-]{1,128}$", coalesce(c.partner, name)))
+    ])
+    error_message = "A partner name is 1 to 128 of A-Z a-z 0-9 . _ + - (the service's PartnerMap refuses anything else)."
   }
 }
 

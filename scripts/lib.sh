@@ -51,10 +51,11 @@ stop_service() {
   fi
 }
 
-# local_token BASE: a token with both scopes from the local issuer's development client.
+# local_token BASE [SCOPES]: a token from the local issuer's development client, with
+# SCOPES (default `shows.read shows.write`).
 local_token() {
   curl -sS -X POST "$1/oauth/token" -u local-client:local-secret \
-    -d grant_type=client_credentials -d 'scope=shows.read shows.write' |
+    -d grant_type=client_credentials -d "scope=${2:-shows.read shows.write}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 

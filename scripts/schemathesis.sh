@@ -33,13 +33,14 @@ start_local_service "$bin" "$work" || exit 1
 base="http://$addr"
 echo "service on $base"
 
-# A token with both scopes from the local issuer, as a client would get it
-# (SCHEMATHESIS_TOKEN overrides, e.g. to test a service behind another issuer).
-token=${SCHEMATHESIS_TOKEN:-$(local_token "$base")}
+# A token with every scope (shows.admin too, so the admin routes are exercised past their
+# scope check) from the local issuer, as a client would get it (SCHEMATHESIS_TOKEN
+# overrides, e.g. to test a service behind another issuer).
+token=${SCHEMATHESIS_TOKEN:-$(local_token "$base" "shows.read shows.write shows.admin")}
 
 # Undeclared methods: 405 in the error envelope, on every kind of route.
 status=0
-for path in /health /health/ready /openapi.json /v1/shows /shows /v1/shows/show/a /oauth/token; do
+for path in /health /health/ready /openapi.json /v1/shows /shows /v1/shows/show/a /v1/admin/owners /oauth/token; do
   for method in PUT PATCH; do
     code=$(curl -s -o "$work/body" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $token" "$base$path")
     if [[ $code != 405 ]] || ! grep -q '"requestId"' "$work/body"; then

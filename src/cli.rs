@@ -9,7 +9,7 @@
 
 use crate::auth::Auth;
 use crate::config::{self, LogFormat, LogSettings, Settings, StoreKind};
-use crate::domain::{Feed, FeedError};
+use crate::domain::{Actor, Feed, FeedError, Partner};
 use crate::http::{self, AppState};
 use crate::store::{self, DynStore};
 use anyhow::{Context, bail};
@@ -40,6 +40,12 @@ pub enum Command {
         /// Shows per write.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         chunk: u32,
+        /// Import as this partner (a partner of APP__AUTH__PARTNERS or a client id): new
+        /// shows become its, and shows owned by anyone else are refused (nothing written).
+        /// Without it the import acts as an operator: it may replace any show, and what it
+        /// creates has no owner until an admin assigns one (POST /v1/admin/owners).
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Manage the DynamoDB table.
     Table {
@@ -265,8 +271,40 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `import FILE`: validates the whole file, then writes it in chunks with a progress bar.
-pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::Result<()> {
+/// Who an import acts as: the partner `owner` names, under the rule every partner's
+/// write follows; without one, an operator (any show; what it creates is unowned).
+pub fn import_actor(settings: &Settings, owner: Option<&str>) -> anyhow::Result<Actor> {
+    const CLIENT: &str = "show-service import";
+    let Some(owner) = owner else {
+        return Ok(Actor::operator(CLIENT));
+    };
+    let partner = Partner::parse(owner)
+        .ok()
+        .filter(|_| settings.auth.partners.knows(owner))
+        .with_context(|| {
+            format!(
+                "--owner {owner:?} is neither a partner of {} nor a client id (1 to {} of \
+                 A-Z a-z 0-9 . _ + -)",
+                config::auth::PARTNERS.env,
+                crate::domain::owner::MAX_PARTNER_LEN,
+            )
+        })?;
+    Ok(Actor {
+        client: CLIENT.into(),
+        partner: Some(partner),
+        admin: false,
+    })
+}
+
+/// `import FILE`: validates the whole file, then writes it in chunks with a progress bar,
+/// as `owner` (see [`import_actor`]).
+pub async fn import(
+    settings: Settings,
+    file: PathBuf,
+    chunk: usize,
+    owner: Option<String>,
+) -> anyhow::Result<()> {
+    let actor = import_actor(&settings, owner.as_deref())?;
     let body = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let feed = match Feed::parse_with_limit(&body, usize::MAX) {
         Ok(feed) => feed,
@@ -297,15 +335,27 @@ pub async fn import(settings: Settings, file: PathBuf, chunk: usize) -> anyhow::
     let started = Instant::now();
     let mut written = 0usize;
     let mut shows = feed.shows;
-    // An import without an owner acts as an operator: it may replace any show, and what
-    // it creates is unowned until an admin assigns it.
-    let actor = crate::domain::Actor::operator("show-service import");
     while !shows.is_empty() {
         let rest = shows.split_off(chunk.min(shows.len()));
-        let n = store
-            .upsert(shows, &actor)
-            .await
-            .with_context(|| format!("writing stopped after {written} of {total} shows"))?;
+        let n = match store.upsert(shows, &actor).await {
+            Ok(n) => n,
+            Err(store::StoreError::Forbidden { slugs, .. }) => {
+                bar.finish_and_clear();
+                let shown: Vec<&str> = slugs.iter().take(5).map(String::as_str).collect();
+                bail!(
+                    "{} shows are not {}'s to change (another partner's, or unowned: only \
+                     an import without --owner or an admin may change them), e.g. {}; \
+                     writing stopped after {written} of {total} shows",
+                    slugs.len(),
+                    owner.as_deref().unwrap_or_default(),
+                    shown.join(", ")
+                );
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("writing stopped after {written} of {total} shows")));
+            }
+        };
         written += n;
         bar.inc(n as u64);
         shows = rest;
@@ -478,6 +528,29 @@ mod tests {
                 line.chars().count()
             );
         }
+    }
+
+    #[test]
+    fn an_import_acts_as_the_named_partner_or_as_an_operator() {
+        let settings = Settings::load(
+            None,
+            [("APP__AUTH__PARTNERS".to_string(), "acme=c1".to_string())],
+        )
+        .unwrap();
+        let operator = import_actor(&settings, None).unwrap();
+        assert!(operator.admin && operator.partner.is_none());
+        for owner in ["acme", "c9"] {
+            let actor = import_actor(&settings, Some(owner)).unwrap();
+            assert!(!actor.admin);
+            assert_eq!(actor.partner.unwrap().as_str(), owner);
+        }
+        let err = import_actor(&settings, Some("no such"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--owner") && err.contains("APP__AUTH__PARTNERS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Serve => cli::serve(settings).await,
-            Command::Import { file, chunk } => cli::import(settings, file, chunk as usize).await,
+            Command::Import { file, chunk, owner } => {
+                cli::import(settings, file, chunk as usize, owner).await
+            }
             Command::Table {
                 action: TableAction::Create { wait_seconds },
             } => cli::table_create(settings, Duration::from_secs(wait_seconds)).await,

@@ -222,7 +222,7 @@ async fn the_token_endpoint_answers_like_cognito_and_keeps_rfc_6749_errors() {
     assert_eq!(header["alg"], "RS256");
     assert_eq!(
         claims["scope"],
-        format!("{RS_LOCAL}/shows.read {RS_LOCAL}/shows.write")
+        format!("{RS_LOCAL}/shows.read {RS_LOCAL}/shows.write {RS_LOCAL}/shows.admin")
     );
     assert_eq!(claims["iss"], "http://127.0.0.1:8080");
 
@@ -248,7 +248,7 @@ async fn the_token_endpoint_answers_like_cognito_and_keeps_rfc_6749_errors() {
         ),
         (
             Some("Basic bG9jYWwtY2xpZW50OmxvY2FsLXNlY3JldA=="),
-            "grant_type=client_credentials&scope=shows.admin",
+            "grant_type=client_credentials&scope=shows.delete",
             400,
             "invalid_scope",
         ),

@@ -6,10 +6,13 @@
 //!
 //! Each assertion message names the Terraform file and the Rust item that disagree.
 
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, ObjectKey, TemplateExpr};
-use hcl::{Block, Body};
+use hcl::{Block, Body, Value};
 use show_service::auth::Scope;
 use show_service::config::{AuthMode, DEFAULT_PORT, ENV_VARS, Settings, StoreKind};
+use show_service::domain::owner::MAX_PARTNER_LEN;
+use show_service::domain::{Partner, PartnerMap};
 use show_service::http::{API_ROUTES, LIVENESS_PATH, RouteSpec};
 use show_service::store::layout::{
     CHANGE_LOG_EXPIRES, GSI_HASH_KEY, GSI_NAME, GSI_RANGE_KEY, TABLE_HASH_KEY, table_name,
@@ -343,6 +346,81 @@ fn every_route_api_gateway_forwards_exists_in_the_router_with_the_same_scope() {
     }
 }
 
+/// The other direction: every versioned route of the service that needs a token is one
+/// API Gateway forwards, with the same scope (a route added to the router but not to the
+/// gateway would answer 404 in AWS only); every scope guards a route at the gateway; and
+/// the admin scope guards exactly the routes under `/v1/admin/` (OWASP API5: admin
+/// functions on their own paths, never a flag on a partner route).
+#[test]
+fn every_scoped_route_of_the_service_is_behind_api_gateway_and_admin_routes_need_the_admin_scope() {
+    let api = parse(API_TF);
+    let locals = locals_of(&api);
+    let protected: Vec<(String, String)> = object(
+        local(&locals, API_TF, "protected_routes"),
+        "local.protected_routes",
+    )
+    .into_iter()
+    .map(|(k, v)| {
+        let scope = string(v, &k);
+        (k, scope)
+    })
+    .collect();
+    let at_gateway = |method: &str, path: &str| {
+        protected.iter().find(|(key, _)| {
+            let (m, p) = split_route_key(key);
+            m == method && normalise(p) == normalise(path)
+        })
+    };
+
+    for route in API_ROUTES
+        .iter()
+        .filter(|r| r.scope.is_some() && r.path.starts_with("/v1/"))
+    {
+        let (key, scope) = at_gateway(route.method, route.path).unwrap_or_else(|| {
+            panic!(
+                "{API_TF}: http::API_ROUTES has {} {} (scope {:?}) but API Gateway does not forward it",
+                route.method, route.path, route.scope.map(Scope::name)
+            )
+        });
+        assert_eq!(
+            Some(scope.as_str()),
+            route.scope.map(Scope::name),
+            "{API_TF}: `{key}` requires {scope} at API Gateway, http::API_ROUTES says {:?}",
+            route.scope.map(Scope::name)
+        );
+    }
+
+    for scope in Scope::ALL {
+        assert!(
+            protected.iter().any(|(_, s)| s == scope.name()),
+            "{API_TF}: no route requires {}, a scope of auth::Scope::ALL",
+            scope.name()
+        );
+    }
+
+    for (key, scope) in &protected {
+        let (_, path) = split_route_key(key);
+        let admin_path = path.starts_with("/v1/admin/");
+        assert_eq!(
+            scope == Scope::Admin.name(),
+            admin_path,
+            "{API_TF}: `{key}` requires {scope}: {} belongs to the routes under /v1/admin/ and nowhere else",
+            Scope::Admin.name()
+        );
+    }
+    for route in API_ROUTES {
+        assert_eq!(
+            route.scope == Some(Scope::Admin),
+            route.path.starts_with("/v1/admin/"),
+            "http::API_ROUTES: {} {} requires {:?}; {} belongs to the routes under /v1/admin/ and nowhere else",
+            route.method,
+            route.path,
+            route.scope.map(Scope::name),
+            Scope::Admin.name()
+        );
+    }
+}
+
 #[test]
 fn cognito_scopes_are_the_ones_the_verifier_requires() {
     let file = "infra/modules/identity/main.tf";
@@ -598,6 +676,8 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
         "var.app_environment.resource_server_identifier" => {
             format!("https://show-service-{env}.api")
         }
+        // The partner map, evaluated from the HCL for the default clients.
+        s if s.contains("var.app_environment.partner_client_ids") => default_partner_map(),
         _ => match expr {
             Expression::String(s) => s.clone(),
             _ => panic!(
@@ -605,6 +685,17 @@ fn sample_value(expr: &Expression, env: &str, container_port: u64) -> String {
             ),
         },
     }
+}
+
+/// `APP__AUTH__PARTNERS` as Terraform renders it for the default clients (sample ids).
+fn default_partner_map() -> String {
+    let vars = parse("infra/variables.tf");
+    let var = labelled(&vars, "infra/variables.tf", "variable", "cognito_clients");
+    let clients = typed_clients(
+        attr(&var.body, "cognito_clients", "default"),
+        "cognito_clients",
+    );
+    rendered_partner_map(&clients, &sample_client_ids(&clients))
 }
 
 #[test]
@@ -803,31 +894,8 @@ fn no_iam_policy_grants_a_wildcard_action() {
         }
     }
 
-    // The task role may make exactly the calls the DynamoDB store makes.
-    let service = parse(SERVICE_TF);
-    let task = block(
-        &service,
-        SERVICE_TF,
-        "data",
-        "aws_iam_policy_document",
-        "task",
-    );
-    let statements = nested(&task.body, "statement");
-    assert_eq!(statements.len(), 1, "{SERVICE_TF}: task role policy");
-    let actions: BTreeSet<String> =
-        strings(attr(&statements[0].body, "statement", "actions"), "actions")
-            .into_iter()
-            .collect();
-    let expected: BTreeSet<String> = [
-        "dynamodb:BatchWriteItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:DescribeTable",
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(actions, expected, "{SERVICE_TF}: task role actions");
+    // Which table actions the task role holds: exactly what the store's calls need
+    // (the_task_role_allows_exactly_what_the_dynamodb_stores_calls_need).
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1198,7 +1266,7 @@ fn service_emf_metrics() -> Vec<ServiceMetric> {
 fn label_values(metric: &str, dim: &str) -> BTreeSet<&'static str> {
     let values: &[&'static str] = match (metric, dim) {
         (_, "status_class") => &["1xx", "2xx", "3xx", "4xx", "5xx"],
-        ("feeds_total", "outcome") => &["accepted", "rejected", "partial", "failed"],
+        ("feeds_total", "outcome") => &["accepted", "rejected", "refused", "partial", "failed"],
         ("store_calls_total", "outcome") => &["ok", "unavailable", "throttled", "error"],
         ("catalogue_change_checks_total", "outcome") => {
             &["unchanged", "changed", "missing", "invalid", "error"]
@@ -1825,8 +1893,128 @@ fn every_environment_sets_every_alarm_threshold() {
     );
 }
 
-#[test]
-fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
+/// The DynamoDB calls the store can make, as the SDK spells them (`client.<method>()`),
+/// with the operation's name (the `Operation` dimension of DynamoDB's metrics) and the IAM
+/// actions the call needs. A transaction needs the actions of the items it holds
+/// ([`TRANSACTION_ITEMS`]; AWS: "Using IAM with DynamoDB transactions").
+const DYNAMODB_CALLS: &[(&str, &str, &[&str])] = &[
+    ("batch_get_item", "BatchGetItem", &["BatchGetItem"]),
+    ("batch_write_item", "BatchWriteItem", &["BatchWriteItem"]),
+    ("delete_item", "DeleteItem", &["DeleteItem"]),
+    ("describe_table", "DescribeTable", &["DescribeTable"]),
+    ("get_item", "GetItem", &["GetItem"]),
+    ("put_item", "PutItem", &["PutItem"]),
+    ("query", "Query", &["Query"]),
+    ("scan", "Scan", &["Scan"]),
+    ("update_item", "UpdateItem", &["UpdateItem"]),
+    ("transact_get_items", "TransactGetItems", &[]),
+    ("transact_write_items", "TransactWriteItems", &[]),
+];
+
+/// The items of a transaction (`aws_sdk_dynamodb::types::<Item>::builder()`) and the IAM
+/// action each needs.
+const TRANSACTION_ITEMS: &[(&str, &str)] = &[
+    ("ConditionCheck", "ConditionCheckItem"),
+    ("Delete", "DeleteItem"),
+    ("Get", "GetItem"),
+    ("Put", "PutItem"),
+    ("Update", "UpdateItem"),
+];
+
+/// The store's runtime code: every `.rs` file under `src/store/dynamodb/` and
+/// `src/store/dynamodb.rs`, without unit tests (`tests.rs`, anything after
+/// `#[cfg(test)]`) and without `table.rs`, the operator's table tool (`create-table`,
+/// local start-up), whose CreateTable / UpdateTable the task role must never hold.
+fn dynamodb_store_sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_path("src/store/dynamodb"), &mut files);
+    let single = repo_path("src/store/dynamodb.rs");
+    if single.exists() {
+        files.push(single);
+    }
+    files.sort();
+    let sources: Vec<(String, String)> = files
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name != "tests.rs"
+                && name != "table.rs"
+                && !p.components().any(|c| c.as_os_str() == "tests")
+        })
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // An inline unit-test module (`#[cfg(test)]` then `mod tests {`) ends the
+            // runtime code; `#[cfg(test)] mod tests;` only names tests.rs.
+            let code = match text.find("#[cfg(test)]\nmod tests {") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (p.display().to_string(), code)
+        })
+        .collect();
+    assert!(
+        !sources.is_empty(),
+        "no DynamoDB store sources under src/store/dynamodb"
+    );
+    sources
+}
+
+/// True when `code` calls `.method()` (the SDK's fluent builders; whitespace or a line
+/// break may come before the dot).
+fn calls_method(code: &str, method: &str) -> bool {
+    code.contains(&format!(".{method}()"))
+}
+
+/// True when `code` builds a `Type::builder()` of exactly that type (not `FooType`).
+fn builds(code: &str, ty: &str) -> bool {
+    let needle = format!("{ty}::builder()");
+    code.match_indices(&needle).any(|(i, _)| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// The store's calls: (operation names, IAM actions they need).
+fn dynamodb_store_calls() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut operations = BTreeSet::new();
+    let mut actions = BTreeSet::new();
+    for (_, code) in dynamodb_store_sources() {
+        for (method, operation, needs) in DYNAMODB_CALLS {
+            if calls_method(&code, method) {
+                operations.insert((*operation).to_owned());
+                actions.extend(needs.iter().map(|a| (*a).to_owned()));
+            }
+        }
+        if calls_method(&code, "transact_write_items") || calls_method(&code, "transact_get_items")
+        {
+            for (ty, action) in TRANSACTION_ITEMS {
+                if builds(&code, ty) {
+                    actions.insert((*action).to_owned());
+                }
+            }
+        }
+    }
+    assert!(
+        operations.contains("Query") && operations.contains("GetItem"),
+        "the scan of src/store/dynamodb found no Query or GetItem call: {operations:?}"
+    );
+    (operations, actions)
+}
+
+fn task_role_table_actions() -> BTreeSet<String> {
     let service = parse(SERVICE_TF);
     let task = block(
         &service,
@@ -1835,14 +2023,48 @@ fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
         "aws_iam_policy_document",
         "task",
     );
-    let statement = &nested(&task.body, "statement")[0];
-    let allowed: BTreeSet<String> =
-        strings(attr(&statement.body, "statement", "actions"), "actions")
-            .into_iter()
-            .map(|a| a.trim_start_matches("dynamodb:").to_owned())
-            // A control-plane call: DynamoDB publishes no SystemErrors for it.
-            .filter(|a| a != "DescribeTable")
-            .collect();
+    let statements = nested(&task.body, "statement");
+    assert_eq!(
+        statements.len(),
+        1,
+        "{SERVICE_TF}: the task role has one statement, the table's"
+    );
+    strings(attr(&statements[0].body, "statement", "actions"), "actions")
+        .into_iter()
+        .map(|a| {
+            a.strip_prefix("dynamodb:")
+                .unwrap_or_else(|| {
+                    panic!("{SERVICE_TF}: the task role allows {a}, not a DynamoDB action")
+                })
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Least privilege that still works: the task role allows exactly the IAM actions the
+/// DynamoDB store's calls need, read from the store's code (a call the role lacks is an
+/// AccessDenied in AWS only; no emulator checks IAM).
+#[test]
+fn the_task_role_allows_exactly_what_the_dynamodb_stores_calls_need() {
+    let (_, needed) = dynamodb_store_calls();
+    let allowed = task_role_table_actions();
+    let missing: Vec<_> = needed.difference(&allowed).collect();
+    let unused: Vec<_> = allowed.difference(&needed).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "{SERVICE_TF}: the task role's table actions differ from what src/store/dynamodb calls: \
+         missing {missing:?} (AccessDenied in AWS), never used {unused:?}"
+    );
+}
+
+#[test]
+fn the_system_errors_alarm_covers_every_table_call_the_store_makes() {
+    let (operations, _) = dynamodb_store_calls();
+    let data_plane: BTreeSet<String> = operations
+        .into_iter()
+        // A control-plane call: DynamoDB publishes no SystemErrors for it.
+        .filter(|o| o != "DescribeTable")
+        .collect();
     let body = parse(MONITORING_TF);
     let locals = locals_of(&body);
     let watched: BTreeSet<String> = alarm_metrics(&body, &locals)
@@ -1851,8 +2073,8 @@ fn the_system_errors_alarm_covers_every_table_call_the_task_role_allows() {
         .map(|m| string(&m.dims["Operation"], &m.at))
         .collect();
     assert_eq!(
-        watched, allowed,
-        "{MONITORING_TF}: the SystemErrors alarm must watch exactly the data-plane calls of the task role ({SERVICE_TF})"
+        watched, data_plane,
+        "{MONITORING_TF}: the SystemErrors alarm must watch exactly the data-plane calls src/store/dynamodb makes"
     );
 }
 
@@ -1972,7 +2194,7 @@ fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
     assert_eq!(source(attr(client, what, "for_each")), "var.clients");
     assert_eq!(
         source(attr(client, what, "allowed_oauth_scopes")),
-        "[for s in sort(each.value) : \"${aws_cognito_resource_server.this.identifier}/${s}\"]",
+        "[for s in sort(each.value.scopes) : \"${aws_cognito_resource_server.this.identifier}/${s}\"]",
         "{identity_file}: a client is allowed exactly the scopes its entry lists"
     );
     assert_eq!(
@@ -1980,49 +2202,57 @@ fn every_app_client_is_an_api_audience_and_an_allowed_client_of_the_service() {
         ["client_credentials"]
     );
 
-    // The default consumers: every scope is one the service knows, and no read-only
-    // consumer holds write power.
+    // The default consumers: every scope is one the service knows, no read-only consumer
+    // holds write power, and the platform's own client holds the admin scope. The same
+    // for every environment that lists its own clients.
     let vars = parse("infra/variables.tf");
     let var = labelled(&vars, "infra/variables.tf", "variable", "cognito_clients");
-    let defaults = object(
-        attr(&var.body, "cognito_clients", "default"),
-        "cognito_clients",
-    );
+    let defaults = attr(&var.body, "cognito_clients", "default");
     assert!(
-        defaults.len() >= 2,
+        object(defaults, "cognito_clients").len() >= 2,
         "infra/variables.tf: one client per consumer, not one for all"
     );
-    let known = scope_names();
-    let mut read_only = false;
-    for (name, scopes) in &defaults {
-        let scopes = strings(scopes, name);
-        assert!(
-            !scopes.is_empty(),
-            "infra/variables.tf: client {name} has no scope"
-        );
-        for s in &scopes {
-            assert!(
-                known.contains(s.as_str()),
-                "infra/variables.tf: client {name}: unknown scope {s}"
-            );
-        }
-        read_only |= scopes == ["shows.read"];
-    }
-    assert!(
-        read_only,
-        "infra/variables.tf: the defaults should show a read-only client"
-    );
+    let mut lists = vec![("infra/variables.tf (default)".to_owned(), defaults.clone())];
     for env in ENVS {
         if let Some(clients) = tfvars(env).get("cognito_clients") {
-            for (name, scopes) in object(clients, env) {
-                for s in strings(scopes, &name) {
-                    assert!(
-                        known.contains(s.as_str()),
-                        "terraform.{env}.tfvars: client {name}: unknown scope {s}"
-                    );
-                }
+            lists.push((format!("infra/terraform.{env}.tfvars"), clients.clone()));
+        }
+    }
+    let known = scope_names();
+    for (file, clients) in &lists {
+        let mut read_only = false;
+        let mut admin = false;
+        for (name, entry) in object(clients, file) {
+            let scopes = strings(field(entry, &name, "scopes"), &name);
+            assert!(!scopes.is_empty(), "{file}: client {name} has no scope");
+            for s in &scopes {
+                assert!(
+                    known.contains(s.as_str()),
+                    "{file}: client {name}: unknown scope {s}"
+                );
+            }
+            read_only |= scopes == [Scope::Read.name()];
+            admin |= scopes.iter().any(|s| s == Scope::Admin.name());
+            if let Some((_, partner)) = object(entry, &name)
+                .into_iter()
+                .find(|(k, _)| k == "partner")
+            {
+                let partner = string(partner, &name);
+                Partner::parse(partner.as_str())
+                    .unwrap_or_else(|e| panic!("{file}: client {name}: partner {partner:?} {e}"));
             }
         }
+        if file.starts_with("infra/variables.tf") {
+            assert!(
+                read_only,
+                "{file}: the defaults should show a read-only client"
+            );
+        }
+        assert!(
+            admin,
+            "{file}: no client holds {}: nobody could assign owners (POST /v1/admin/owners)",
+            Scope::Admin.name()
+        );
     }
 
     // One output entry per client; the secrets are sensitive.
@@ -2063,6 +2293,354 @@ fn the_task_definition_sets_jwt_mode_explicitly() {
         Some("jwt"),
         "{SERVICE_TF}: the task definition must say APP__AUTH__MODE=jwt, not rely on the default"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The partner map: the app clients grouped by partner, in the task definition
+// ---------------------------------------------------------------------------------------
+
+const IDENTITY_TF: &str = "infra/modules/identity/main.tf";
+const IDENTITY_OUTPUTS_TF: &str = "infra/modules/identity/outputs.tf";
+
+/// The Terraform functions the partner map's expressions call, for hcl's evaluator:
+/// `join(sep, list)` and `coalesce(a, b, …)` (the first argument neither null nor "").
+fn terraform_functions(ctx: &mut Context) {
+    fn join(args: FuncArgs) -> Result<Value, String> {
+        let sep = args[0].as_str().ok_or("join: separator")?;
+        let items: Vec<&str> = args[1]
+            .as_array()
+            .ok_or("join: list")?
+            .iter()
+            .map(|v| v.as_str().ok_or("join: a list of strings"))
+            .collect::<Result<_, _>>()?;
+        Ok(Value::from(items.join(sep)))
+    }
+    fn coalesce(args: FuncArgs) -> Result<Value, String> {
+        args.iter()
+            .find(|v| !v.is_null() && v.as_str() != Some(""))
+            .cloned()
+            .ok_or_else(|| "coalesce: no non-null, non-empty argument".to_owned())
+    }
+    ctx.declare_func(
+        "join",
+        FuncDef::builder()
+            .param(ParamType::String)
+            .param(ParamType::array_of(ParamType::String))
+            .build(join),
+    );
+    ctx.declare_func(
+        "coalesce",
+        FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(coalesce),
+    );
+}
+
+fn evaluate(expr: &Expression, ctx: &Context, what: &str) -> Value {
+    expr.evaluate(ctx)
+        .unwrap_or_else(|e| panic!("{what}: `{}` does not evaluate: {e}", source(expr)))
+}
+
+/// A `cognito_clients` map as Terraform types it (`map(object({ scopes, partner =
+/// optional(string) }))`): an entry that leaves `partner` out has it null.
+fn typed_clients(expr: &Expression, what: &str) -> hcl::Map<String, Value> {
+    let Value::Object(clients) = evaluate(expr, &Context::new(), what) else {
+        panic!("{what}: cognito_clients is not a map");
+    };
+    clients
+        .into_iter()
+        .map(|(name, entry)| {
+            let Value::Object(mut entry) = entry else {
+                panic!("{what}: client {name} is not {{ scopes, partner }}");
+            };
+            entry.entry("partner".to_owned()).or_insert(Value::Null);
+            (name, Value::Object(entry))
+        })
+        .collect()
+}
+
+/// The partner a client acts for, as the variable's description promises: the entry's
+/// `partner`, else the client's name.
+fn expected_partner(name: &str, entry: &Value) -> String {
+    entry
+        .as_object()
+        .and_then(|e| e.get("partner"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(name)
+        .to_owned()
+}
+
+/// What Terraform puts in the task definition's `APP__AUTH__PARTNERS` for `clients`
+/// whose Cognito app clients got the ids `ids`: the identity module's `local.partner_of`,
+/// its `partner_client_ids` output and the service module's environment entry, each
+/// evaluated from the HCL as written.
+fn rendered_partner_map(
+    clients: &hcl::Map<String, Value>,
+    ids: &BTreeMap<String, String>,
+) -> String {
+    let mut ctx = Context::new();
+    terraform_functions(&mut ctx);
+
+    let identity = parse(IDENTITY_TF);
+    let partner_of_expr = local(&locals_of(&identity), IDENTITY_TF, "partner_of").clone();
+    let mut vars = hcl::Map::new();
+    vars.insert("clients".to_owned(), Value::Object(clients.clone()));
+    ctx.declare_var("var", Value::Object(vars));
+    let partner_of = evaluate(&partner_of_expr, &ctx, IDENTITY_TF);
+
+    let outputs = parse(IDENTITY_OUTPUTS_TF);
+    let output = labelled(
+        &outputs,
+        IDENTITY_OUTPUTS_TF,
+        "output",
+        "partner_client_ids",
+    );
+    let grouped_expr = attr(&output.body, "output.partner_client_ids", "value");
+    let mut locals = hcl::Map::new();
+    locals.insert("partner_of".to_owned(), partner_of);
+    ctx.declare_var("local", Value::Object(locals));
+    let created: hcl::Map<String, Value> = ids
+        .iter()
+        .map(|(name, id)| {
+            let mut client = hcl::Map::new();
+            client.insert("id".to_owned(), Value::from(id.as_str()));
+            (name.clone(), Value::Object(client))
+        })
+        .collect();
+    let mut this = hcl::Map::new();
+    this.insert("this".to_owned(), Value::Object(created));
+    ctx.declare_var("aws_cognito_user_pool_client", Value::Object(this));
+    let grouped = evaluate(grouped_expr, &ctx, IDENTITY_OUTPUTS_TF);
+
+    let service_locals = locals_of(&parse(SERVICE_TF));
+    let env = object(
+        local(&service_locals, SERVICE_TF, "environment"),
+        "local.environment",
+    );
+    let (_, partners_expr) = env
+        .iter()
+        .find(|(k, _)| k == "APP__AUTH__PARTNERS")
+        .unwrap_or_else(|| {
+            panic!("{SERVICE_TF}: the task definition does not set APP__AUTH__PARTNERS")
+        });
+    let mut app_environment = hcl::Map::new();
+    app_environment.insert("partner_client_ids".to_owned(), grouped);
+    let mut vars = hcl::Map::new();
+    vars.insert("app_environment".to_owned(), Value::Object(app_environment));
+    ctx.declare_var("var", Value::Object(vars));
+    match evaluate(partners_expr, &ctx, SERVICE_TF) {
+        Value::String(s) => s,
+        other => panic!("{SERVICE_TF}: APP__AUTH__PARTNERS evaluates to {other:?}, not a string"),
+    }
+}
+
+/// Made-up Cognito client ids (26 lower-case letters and digits, as Cognito's), one per
+/// client name.
+fn sample_client_ids(clients: &hcl::Map<String, Value>) -> BTreeMap<String, String> {
+    clients
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), format!("4example{i:018}")))
+        .collect()
+}
+
+/// The service reads which partner each client acts for from `APP__AUTH__PARTNERS`;
+/// Terraform builds it from `cognito_clients` and the app clients it creates. Evaluated
+/// here from the HCL for the default clients, every environment's own list and a secret
+/// rotation (two clients of one partner), it parses with `PartnerMap::parse` and maps
+/// every client id to the partner its entry names.
+#[test]
+fn the_task_definition_carries_the_partner_map_built_from_cognito_clients() {
+    // Wiring: the root passes the identity module's grouping to the service module.
+    let root_file = "infra/main.tf";
+    let root = parse(root_file);
+    let service_module = labelled(&root, root_file, "module", "service");
+    let app_env = attr(&service_module.body, "module.service", "app_environment");
+    assert_eq!(
+        source(field(
+            app_env,
+            "module.service.app_environment",
+            "partner_client_ids"
+        )),
+        "module.identity.partner_client_ids",
+        "{root_file}: the service's partner map must be the identity module's clients grouped by partner"
+    );
+    let outputs = parse("infra/outputs.tf");
+    let output = labelled(&outputs, "infra/outputs.tf", "output", "cognito_partners");
+    assert_eq!(
+        source(attr(&output.body, "output.cognito_partners", "value")),
+        "module.identity.partner_client_ids",
+        "infra/outputs.tf: cognito_partners (docs/deploy.md lists the partners with it)"
+    );
+    let identity = parse(IDENTITY_TF);
+    let clients = resources_of_type(&identity, "aws_cognito_user_pool_client");
+    assert_eq!(
+        source(attr(
+            &clients[0].body,
+            "aws_cognito_user_pool_client",
+            "for_each"
+        )),
+        "var.clients",
+        "{IDENTITY_TF}: one app client per entry of var.clients"
+    );
+
+    let vars = parse("infra/variables.tf");
+    let var = labelled(&vars, "infra/variables.tf", "variable", "cognito_clients");
+    let mut cases = vec![(
+        "infra/variables.tf (default)".to_owned(),
+        attr(&var.body, "cognito_clients", "default").clone(),
+    )];
+    for env in ENVS {
+        if let Some(clients) = tfvars(env).get("cognito_clients") {
+            cases.push((format!("infra/terraform.{env}.tfvars"), clients.clone()));
+        }
+    }
+    // docs/deploy.md section 7: a second client for the same partner while its secret
+    // rotates.
+    let rotation = hcl::from_str::<Body>(
+        r#"cognito_clients = {
+             acme     = { scopes = ["shows.write"] }
+             acme-new = { scopes = ["shows.write"], partner = "acme" }
+             app      = { scopes = ["shows.read"] }
+             platform = { scopes = ["shows.read", "shows.write", "shows.admin"] }
+           }"#,
+    )
+    .expect("the rotation sample parses");
+    cases.push((
+        "a secret rotation".to_owned(),
+        attr(&rotation, "sample", "cognito_clients").clone(),
+    ));
+
+    for (what, expr) in &cases {
+        let clients = typed_clients(expr, what);
+        let ids = sample_client_ids(&clients);
+        let text = rendered_partner_map(&clients, &ids);
+        let map = PartnerMap::parse(&text).unwrap_or_else(|e| {
+            panic!("{SERVICE_TF} ({what}): APP__AUTH__PARTNERS={text:?} does not parse: {e}")
+        });
+        let mut expected_partners = BTreeSet::new();
+        for (name, entry) in &clients {
+            let expected = expected_partner(name, entry);
+            let got = map
+                .partner_of(&ids[name])
+                .unwrap_or_else(|e| panic!("{what}: client {name}: {e}"));
+            assert_eq!(
+                got.as_str(),
+                expected,
+                "{SERVICE_TF} ({what}): APP__AUTH__PARTNERS={text:?} maps client {name} to {got}, its entry says {expected}"
+            );
+            expected_partners.insert(expected);
+        }
+        let named: BTreeSet<String> = map.partners().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            named, expected_partners,
+            "{SERVICE_TF} ({what}): APP__AUTH__PARTNERS={text:?} names other partners than cognito_clients"
+        );
+    }
+
+    // The rotation case really has two clients of one partner.
+    let clients = typed_clients(&cases.last().expect("the rotation case").1, "rotation");
+    let ids = sample_client_ids(&clients);
+    let map = PartnerMap::parse(&rendered_partner_map(&clients, &ids)).expect("parsed above");
+    assert_eq!(
+        map.partner_of(&ids["acme"]).expect("a partner"),
+        map.partner_of(&ids["acme-new"]).expect("a partner"),
+        "{SERVICE_TF}: both clients of a rotation must act for the same partner"
+    );
+}
+
+/// `^[CLASS]{1,N}$` as the variables' validations write a partner name: the characters
+/// of the class (ranges and single characters) and N.
+fn partner_regex(regex: &str, what: &str) -> (BTreeSet<char>, usize) {
+    let inner = regex
+        .strip_prefix("^[")
+        .and_then(|r| r.strip_suffix("}$"))
+        .unwrap_or_else(|| panic!("{what}: partner regex {regex:?} is not ^[…]{{1,N}}$"));
+    let (class, counts) = inner
+        .split_once("]{1,")
+        .unwrap_or_else(|| panic!("{what}: partner regex {regex:?} is not ^[…]{{1,N}}$"));
+    let max: usize = counts
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: partner regex {regex:?}: {counts:?} is not a count"));
+    let chars: Vec<char> = class.chars().collect();
+    let mut set = BTreeSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        // A `-` between two characters is a range; first or last, it is itself.
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            set.extend(chars[i]..=chars[i + 2]);
+            i += 3;
+        } else {
+            set.insert(chars[i]);
+            i += 1;
+        }
+    }
+    (set, max)
+}
+
+/// Terraform refuses, at plan time, exactly the partner names the service would refuse
+/// at start-up (`Partner::parse`), in the root variable and in the identity module; and
+/// the root variable admits exactly the scopes of `auth::Scope::ALL`.
+#[test]
+fn terraform_validates_partner_names_and_scopes_as_the_service_does() {
+    for (file, name) in [
+        ("infra/variables.tf", "cognito_clients"),
+        ("infra/modules/identity/variables.tf", "clients"),
+    ] {
+        let body = parse(file);
+        let var = labelled(&body, file, "variable", name);
+        let conditions: Vec<String> = nested(&var.body, "validation")
+            .iter()
+            .map(|v| source(attr(&v.body, "validation", "condition")))
+            .collect();
+        let partner_check = conditions
+            .iter()
+            .find(|c| c.contains("c.partner"))
+            .unwrap_or_else(|| {
+                panic!("{file}: variable {name} has no validation of partner names")
+            });
+        let regex = partner_check
+            .split("regex(\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| {
+                panic!("{file}: the partner validation has no regex(\"…\"): {partner_check}")
+            });
+        let (class, max) = partner_regex(regex, file);
+        assert_eq!(
+            max, MAX_PARTNER_LEN,
+            "{file}: partner names may be {max} long, the service's Partner::parse {MAX_PARTNER_LEN}"
+        );
+        for b in 0u8..=127 {
+            let c = char::from(b);
+            assert_eq!(
+                class.contains(&c),
+                Partner::parse(c.to_string()).is_ok(),
+                "{file}: the partner regex {regex:?} and Partner::parse disagree on {c:?}"
+            );
+        }
+        assert!(
+            partner_check.contains(&format!("coalesce(c.partner, {})", "name")),
+            "{file}: a client without a partner acts for its own name, which must be checked too: {partner_check}"
+        );
+
+        if name == "cognito_clients" {
+            let scope_check = conditions
+                .iter()
+                .find(|c| c.contains("c.scopes"))
+                .unwrap_or_else(|| panic!("{file}: variable {name} has no validation of scopes"));
+            let named: BTreeSet<&str> = scope_check
+                .split('"')
+                .filter(|s| s.starts_with("shows."))
+                .collect();
+            assert_eq!(
+                named,
+                scope_names(),
+                "{file}: the scopes cognito_clients admits differ from auth::Scope::ALL"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -485,7 +485,11 @@ mod tests {
         );
         assert_eq!(
             discovery["scopes_supported"],
-            serde_json::json!([format!("{RS}/shows.read"), format!("{RS}/shows.write")])
+            serde_json::json!([
+                format!("{RS}/shows.read"),
+                format!("{RS}/shows.write"),
+                format!("{RS}/shows.admin")
+            ])
         );
     }
 

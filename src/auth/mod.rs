@@ -1,9 +1,12 @@
 //! Authentication: who may call which route.
 //!
 //! Every API route requires an OAuth 2.0 access token carrying the route's [`Scope`]
-//! (`<resource-server>/shows.read` or `/shows.write`). [`Auth::authorize`] is the one
-//! entry point the HTTP layer calls; it answers with a [`Principal`] or an [`AuthError`]
-//! (401, 403, or 503 when the issuer's keys cannot be fetched).
+//! (`<resource-server>/shows.read`, `/shows.write` or `/shows.admin`). [`Auth::authorize`]
+//! is the one entry point the HTTP layer calls; it answers with a [`Principal`] or an
+//! [`AuthError`] (401, 403, or 503 when the issuer's keys cannot be fetched).
+//! [`Auth::actor`] says who a verified principal acts as: its client id, its partner (the
+//! partner map `APP__AUTH__PARTNERS` names, else the client id itself) and whether its
+//! token holds `shows.admin`; the store applies the ownership rule to that [`Actor`].
 //!
 //! Two modes (`APP__AUTH__MODE`), one verifier:
 //! - `jwt`: tokens come from an external issuer (Cognito); its JWKS is fetched over HTTP.
@@ -34,6 +37,7 @@ pub mod rate_limit;
 pub mod verifier;
 
 use crate::config::{AuthMode, Settings};
+use crate::domain::{Actor, PartnerMap};
 use anyhow::Context;
 use axum::http::HeaderValue;
 use claims::{ClaimRules, Verified};
@@ -92,6 +96,8 @@ pub struct Auth {
     verifier: Verifier,
     /// The local issuer, in local mode.
     issuer: Option<Arc<Issuer>>,
+    /// The partner of each client id.
+    partners: PartnerMap,
     /// [`VERIFICATIONS`] of accepted tokens, registered once (every authorized request
     /// counts one): `outcome="cached"`, a token verified before; `outcome="ok"`, verified now.
     accepted_cached: metrics::Counter,
@@ -135,6 +141,7 @@ impl Auth {
             resource_server: auth.resource_server.clone(),
             verifier: Verifier::new(Arc::new(keys), rules),
             issuer,
+            partners: auth.partners.clone(),
             accepted_cached: metrics::counter!(VERIFICATIONS, "outcome" => Outcome::Cached.label()),
             accepted_ok: metrics::counter!(VERIFICATIONS, "outcome" => Outcome::Ok.label()),
         }))
@@ -191,6 +198,27 @@ impl Auth {
         }
         accepted.increment(1);
         Ok(Principal(verified))
+    }
+
+    /// Who `principal` acts as: its client, that client's partner, and `admin` when its
+    /// token holds `shows.admin`. `Err` (a sentence for the client) when the client id
+    /// cannot be a partner (only an external issuer could sign such a token).
+    pub fn actor(&self, principal: &Principal) -> Result<Actor, String> {
+        let client = principal.client_id();
+        let partner = self
+            .partners
+            .partner_of(client)
+            .map_err(|_| "this client id cannot own shows; ask for another client".to_string())?;
+        Ok(Actor {
+            client: client.to_string(),
+            partner: Some(partner),
+            admin: principal.0.has_scope(self.full_scope(Scope::Admin)),
+        })
+    }
+
+    /// The partner map: which owners an admin may name.
+    pub fn partners(&self) -> &PartnerMap {
+        &self.partners
     }
 
     /// The local issuer, in local mode; the HTTP layer serves its routes.

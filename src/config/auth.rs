@@ -1,11 +1,12 @@
 //! How access tokens are obtained and verified: the mode, the external issuer (given
 //! directly or derived from the Go deployment's Cognito settings), the scopes' resource
-//! server, and the local issuer's clients and limits.
+//! server, the partner map (which partner each client id writes for), and the local
+//! issuer's clients and limits.
 
 use super::reader::{Reader, bad};
 use super::store::DynamoSettings;
 use super::{APP_ENV, AppEnv, ConfigError, SettingDoc, server::ServerSettings};
-use crate::domain::Scope;
+use crate::domain::{Partner, PartnerMap, Scope};
 use std::time::Duration;
 
 pub const COGNITO_USER_POOL_ID: SettingDoc = SettingDoc {
@@ -66,7 +67,7 @@ pub const RESOURCE_SERVER: SettingDoc = SettingDoc {
     key: "auth.resourceserver",
     env: "APP__AUTH__RESOURCESERVER",
     default: "https://show-service-{env}.api",
-    doc: "Scope prefix: scopes are `<this>/shows.read` and `<this>/shows.write`.",
+    doc: "Scope prefix: scopes are `<this>/shows.read`, `<this>/shows.write` and `<this>/shows.admin`.",
 };
 pub const LEEWAY_SECONDS: SettingDoc = SettingDoc {
     key: "auth.leewayseconds",
@@ -78,7 +79,13 @@ pub const CLIENTS: SettingDoc = SettingDoc {
     key: "auth.clients",
     env: "APP__AUTH__CLIENTS",
     default: "(none)",
-    doc: "Extra local-mode clients: `id:secret:scope scope,id2:secret2:scope`.",
+    doc: "Extra local-mode clients: `id:secret:scope scope,id2:secret2:scope` (scopes `shows.read`, `shows.write`, `shows.admin`; none listed: all).",
+};
+pub const PARTNERS: SettingDoc = SettingDoc {
+    key: "auth.partners",
+    env: "APP__AUTH__PARTNERS",
+    default: "(none: each client is its own partner)",
+    doc: "Which partner owns what each client id writes: `acme=<client id>\\|<client id>,globex=<client id>`.",
 };
 pub const PUBLIC_URL: SettingDoc = SettingDoc {
     key: "auth.publicurl",
@@ -138,6 +145,8 @@ pub struct AuthSettings {
     pub audience: Vec<String>,
     pub resource_server: String,
     pub leeway: Duration,
+    /// The partner of each client id (a client not in it is its own partner).
+    pub partners: PartnerMap,
     /// Local mode: the development client plus any configured ones.
     pub clients: Vec<LocalClient>,
     /// Local mode: sustained token requests per second per client.
@@ -171,6 +180,7 @@ pub(super) fn read(
     }
     let resource_server = resource_server(r, &cognito.valid_scopes)?;
     let leeway = Duration::from_secs(r.bounded(&LEEWAY_SECONDS, 30, 0, 60)?);
+    let partners = partners(r)?;
     let clients = match mode {
         AuthMode::Local => local_clients(r)?,
         AuthMode::Jwt => Vec::new(),
@@ -184,6 +194,7 @@ pub(super) fn read(
         audience,
         resource_server,
         leeway,
+        partners,
         clients,
         token_rate_per_second,
         token_burst,
@@ -302,7 +313,20 @@ fn resource_server(r: &Reader, valid_scopes: &[String]) -> Result<String, Config
     })
 }
 
-/// The development client, then the configured ones.
+/// The partner map; a malformed one stops start-up naming the variable.
+fn partners(r: &Reader) -> Result<PartnerMap, ConfigError> {
+    match r.get(&PARTNERS) {
+        None => Ok(PartnerMap::default()),
+        Some(set) => PartnerMap::parse(&set.value).map_err(|why| ConfigError {
+            source_name: set.source.clone(),
+            value: set.value.clone(),
+            message: format!("{why}; expected partner=client|client,partner=client"),
+        }),
+    }
+}
+
+/// The development client (every scope, `shows.admin` included: it is the developer's
+/// own), then the configured ones.
 fn local_clients(r: &Reader) -> Result<Vec<LocalClient>, ConfigError> {
     let mut clients = vec![LocalClient {
         id: "local-client".into(),
@@ -333,9 +357,11 @@ fn local_client(entry: &str) -> Result<LocalClient, String> {
         None => Some(Scope::ALL.to_vec()),
         Some(names) => names.split_whitespace().map(Scope::from_name).collect(),
     };
-    let (false, Some(scopes)) = (id.is_empty() || secret.len() < 8, scopes) else {
+    // A client id is also a partner (its own, when the map does not name it).
+    let (false, Some(scopes)) = (Partner::parse(id).is_err() || secret.len() < 8, scopes) else {
         return Err(format!(
-            "entries id:secret:scope scope with a secret of 8+ characters and scopes {}",
+            "entries id:secret:scope scope with an id of A-Z a-z 0-9 . _ + -, a secret of \
+             8+ characters and scopes {}",
             Scope::names()
         ));
     };
@@ -477,5 +503,36 @@ mod tests {
         );
         let err = load(&[("APP__AUTH__CLIENTS", "a:short")]).unwrap_err();
         assert!(err.message.contains("8+ characters"), "{err}");
+        let err = load(&[("APP__AUTH__CLIENTS", "a b:longsecret")]).unwrap_err();
+        assert!(err.message.contains("an id of"), "{err}");
+        let admin = format!("platform:platformsecret:{}", Scope::Admin.name());
+        let s = load(&[("APP__AUTH__CLIENTS", &admin)]).unwrap();
+        assert_eq!(s.auth.clients[1].scopes, [Scope::Admin]);
+    }
+
+    #[test]
+    fn the_partner_map_is_read_and_a_malformed_one_stops_start_up_naming_it() {
+        let s = load(&[("APP__AUTH__PARTNERS", "acme=a1|a2,globex=g1")]).unwrap();
+        assert_eq!(s.auth.partners.partner_of("a2").unwrap().as_str(), "acme");
+        assert_eq!(s.auth.partners.partner_of("g1").unwrap().as_str(), "globex");
+        assert_eq!(s.auth.partners.partner_of("z9").unwrap().as_str(), "z9");
+        assert!(load(&[]).unwrap().auth.partners.is_empty());
+        // Read in jwt mode too: the deployed service needs it most.
+        let s = load(&[
+            ("APP_ENV", "prod"),
+            ("APP__COGNITO__USERPOOLID", "ap-southeast-2_AbC123"),
+            ("APP__AUTH__PARTNERS", "acme=c1"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth.partners.partners().len(), 1);
+        for bad in ["acme", "acme=c1,globex=c1", "a b=c1", "acme=c1,acme=c2"] {
+            let err = load(&[("APP__AUTH__PARTNERS", bad)]).unwrap_err();
+            assert_eq!(err.source_name, "APP__AUTH__PARTNERS", "{bad}");
+            let line = err.to_string();
+            assert!(
+                line.contains("APP__AUTH__PARTNERS") && !line.contains('\n'),
+                "{line}"
+            );
+        }
     }
 }

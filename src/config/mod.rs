@@ -102,6 +102,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     auth::AUDIENCE,
     auth::RESOURCE_SERVER,
     auth::LEEWAY_SECONDS,
+    auth::PARTNERS,
     auth::CLIENTS,
     auth::PUBLIC_URL,
     auth::TOKEN_RATE_PER_SECOND,

@@ -1,7 +1,8 @@
 //! Extractors whose rejections are our own [`ApiError`]s:
 //! - [`Authorized<S>`] requires a token carrying scope `S` (401/403 before the body is read);
 //! - [`FeedBody`] requires `application/json`, a body within `server.bodylimitbytes`
-//!   (413 past it), and a valid feed.
+//!   (413 past it), and a valid feed; [`json_body`] is its first two checks, for the
+//!   other JSON bodies (the admin routes').
 
 use super::AppState;
 use crate::auth::{Principal, Scope};
@@ -23,12 +24,17 @@ pub trait RequiredScope: Send + Sync + 'static {
 pub struct Read;
 /// `shows.write`.
 pub struct Write;
+/// `shows.admin`.
+pub struct Admin;
 
 impl RequiredScope for Read {
     const SCOPE: Scope = Scope::Read;
 }
 impl RequiredScope for Write {
     const SCOPE: Scope = Scope::Write;
+}
+impl RequiredScope for Admin {
+    const SCOPE: Scope = Scope::Admin;
 }
 
 /// The caller, whose token verified and carries scope `S`.
@@ -64,6 +70,31 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     }
 }
 
+/// The bytes of a request body that says it is JSON (else 415), within
+/// `server.bodylimitbytes` (else 413).
+pub async fn json_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    if !is_json(&req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    // The body limit is applied here, where the bodies are read, rather than by a layer
+    // on every route (axum's `DefaultBodyLimit` adds a request extension to each
+    // request, a cached GET included).
+    let limit = state.settings.server.body_limit;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+        Err(_) => Err(ApiError::bad_request("could not read the request body")),
+    }
+}
+
 /// A valid feed from a JSON request body.
 pub struct FeedBody(pub Feed);
 
@@ -87,26 +118,7 @@ impl FromRequest<AppState> for FeedBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if !is_json(&req) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        // The body limit is applied here, where the only large body is read, rather than
-        // by a layer on every route (axum's `DefaultBodyLimit` adds a request extension to
-        // each request, a cached GET included).
-        let limit = state.settings.server.body_limit;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::PayloadTooLarge),
-            Err(_) => return Err(ApiError::bad_request("could not read the request body")),
-        };
+        let body = json_body(req, state).await?;
         // Parsing a large feed is CPU work: keep it off the async workers.
         let feed = if body.len() > 64 * 1024 {
             tokio::task::spawn_blocking(move || Feed::parse(&body))

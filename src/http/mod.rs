@@ -4,6 +4,7 @@
 //! - `health`: liveness and readiness.
 //! - `oauth`: the local issuer's token endpoint, JWKS and discovery routes (local mode).
 //! - `shows`: the catalogue, feeds, one show.
+//! - `admin`: `/v1/admin/` routes, for `shows.admin` tokens only (owner assignment).
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
 //! - `extract`: request extractors (scope checks, the JSON feed body).
@@ -13,6 +14,7 @@
 //! - `metrics`: the request metrics and the Prometheus exposition's listener.
 //! - `trace`: the trace id of a request, from its trace context headers.
 
+pub mod admin;
 pub mod conn;
 pub mod docs;
 pub mod extract;
@@ -72,6 +74,7 @@ pub const API_ROUTES: &[RouteSpec] = &[
     r("POST", "/shows", Some(Scope::Write)),
     r("GET", "/shows/{*slug}", Some(Scope::Read)),
     r("DELETE", "/shows/{*slug}", Some(Scope::Write)),
+    r("POST", "/v1/admin/owners", Some(Scope::Admin)),
 ];
 
 /// What every handler shares: one `Arc`, so the clones axum makes per request (one per
@@ -98,9 +101,10 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// The last store check, reused for a second by `/health/ready`.
     pub readiness: Arc<health::ReadinessCache>,
-    /// Writes in flight (feeds and deletes), one permit each (see `shows::spawn_write`): a
-    /// write outlives its request when the client goes away, shutdown waits for every
-    /// permit to return, and a write that finds none free is refused (503).
+    /// Writes in flight (feeds, deletes, owner assignments), one permit each (see
+    /// `shows::spawn_write`): a write outlives its request when the client goes away,
+    /// shutdown waits for every permit to return, and a write that finds none free is
+    /// refused (503).
     pub writes: Arc<Semaphore>,
     /// The settings the server started with.
     pub settings: Arc<Settings>,
@@ -133,6 +137,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(shows::router())
+        .merge(admin::router())
         .merge(openapi::router(
             state.settings.auth.mode == crate::config::AuthMode::Local,
             &state.settings.auth.resource_server,

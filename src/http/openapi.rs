@@ -7,7 +7,7 @@
 //! endpoint and the full scope names, so the `/docs` page can authorize.
 
 use super::AppState;
-use super::{health, shows};
+use super::{admin, health, shows};
 use crate::domain::{Image, NextEpisode, Problem, Season, Show};
 use crate::error::ErrorBody;
 use crate::store::ListItem;
@@ -25,14 +25,16 @@ use utoipa::{Modify, OpenApi};
     paths(
         health::live, health::ready,
         shows::list, shows::create, shows::get_one, shows::delete_one,
+        admin::assign_owners,
     ),
     components(schemas(
         Show, Image, NextEpisode, Season, Problem, ErrorBody, ListItem,
-        shows::ListResponse, shows::WriteResponse, shows::FeedRequest,
+        shows::ListResponse, shows::WriteResponse, shows::FeedRequest, shows::ShowResponse,
+        admin::OwnersRequest, admin::OwnersResponse,
         health::Message, health::Readiness,
     )),
     modifiers(&BearerAuth),
-    tags((name = "shows", description = "The catalogue and feeds"), (name = "health", description = "Probes")),
+    tags((name = "shows", description = "The catalogue and feeds"), (name = "admin", description = "Only for tokens with shows.admin"), (name = "health", description = "Probes")),
 )]
 pub struct ApiDoc;
 

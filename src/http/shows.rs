@@ -3,7 +3,7 @@
 use super::AppState;
 use super::extract::{Authorized, FeedBody, Read, Write};
 use crate::catalogue::Snapshot;
-use crate::domain::{Actor, Partner, Show, Slug};
+use crate::domain::{Actor, Partner, Problem, Show, Slug, Timestamp};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::cursor::Position;
 use crate::store::{DynStore, ListItem, PageRequest, StoreError};
@@ -45,6 +45,27 @@ pub struct WriteResponse {
     pub message: String,
     /// How many shows were written.
     pub written: usize,
+}
+
+/// `GET /v1/shows/{slug}` answer: the show, its owner, and who changed it when.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShowResponse {
+    #[serde(flatten)]
+    pub show: Show,
+    /// The partner that owns the show; `null` when it has none (written by the Go
+    /// service, or by `show-service import` without `--owner`: only an admin may change it).
+    #[schema(value_type = Option<String>, example = "acme")]
+    pub owner: Option<Partner>,
+    /// When the show was first written through this service; `null` when unknown.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-07T22:47:45.123Z")]
+    pub created_at: Option<Timestamp>,
+    /// When it was last written; `null` when unknown.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-07T22:47:45.123Z")]
+    pub updated_at: Option<Timestamp>,
+    /// The client id of its last write; `null` when unknown.
+    #[schema(example = "acme-feeds")]
+    pub updated_by: Option<String>,
 }
 
 /// Paging of the catalogue.
@@ -231,6 +252,8 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Upserts every show of a feed, all or nothing: any invalid item and nothing is written.
+/// A partner may create slugs nobody has and change shows it owns; a feed naming another
+/// partner's show (or an unowned one, without `shows.admin`) is refused whole.
 #[utoipa::path(
     post, path = "/v1/shows", tag = "shows",
     request_body(content = FeedRequest, content_type = "application/json"),
@@ -239,7 +262,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         (status = 201, description = "Every show was stored", body = WriteResponse),
         (status = 400, description = "Not JSON, or a rule broken (every problem listed in details); nothing written", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Token lacks shows.write", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.write; or the feed names shows that are not the client's partner's (another partner's, or unowned without shows.admin): one detail per such `payload[i].slug`, nothing written", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Store unavailable, too many writes in progress (nothing written), or only part written (details name the slugs not written)", body = ErrorBody),
@@ -253,7 +276,14 @@ pub async fn create(
     let feeds = |outcome: &'static str| metrics::counter!("feeds_total", "outcome" => outcome);
     let FeedBody(feed) = feed.inspect_err(|_| feeds("rejected").increment(1))?;
     let count = feed.shows.len();
-    let actor = actor_of(&auth.0)?;
+    let actor = actor_of(&state, &auth.0).inspect_err(|_| feeds("refused").increment(1))?;
+    let admin = actor.admin.then(|| actor.client.clone());
+    // In feed order: a refusal names each slug at its `payload[i].slug`.
+    let slugs: Vec<String> = feed
+        .shows
+        .iter()
+        .map(|s| s.slug.as_str().to_string())
+        .collect();
     let outcome = spawn_write(&state, move |store| async move {
         store.upsert(feed.shows, &actor).await
     })
@@ -261,6 +291,20 @@ pub async fn create(
     .inspect_err(|_| feeds("failed").increment(1))?;
     let written = match outcome {
         Ok(written) => written,
+        Err(StoreError::Forbidden {
+            slugs: refused,
+            written,
+        }) => {
+            metrics::counter!("shows_written_total").increment(written as u64);
+            feeds("refused").increment(1);
+            tracing::info!(
+                shows = count,
+                refused = refused.len(),
+                written,
+                "feed refused: shows of another partner"
+            );
+            return Err(refusal(&slugs, &refused, written));
+        }
         Err(e) => {
             if let StoreError::Partial { written, .. } = &e {
                 metrics::counter!("shows_written_total").increment(*written as u64);
@@ -273,7 +317,13 @@ pub async fn create(
     };
     metrics::counter!("shows_written_total").increment(written as u64);
     feeds("accepted").increment(1);
-    tracing::info!(shows = count, written, "feed stored");
+    match admin {
+        // An admin may change any show: what it changed is on the record.
+        Some(client) => {
+            tracing::info!(admin = %client, shows = count, written, slugs = ?slugs, "admin feed stored")
+        }
+        None => tracing::info!(shows = count, written, "feed stored"),
+    }
     Ok((
         StatusCode::CREATED,
         Json(WriteResponse {
@@ -283,13 +333,48 @@ pub async fn create(
     ))
 }
 
+/// The 403 of a feed naming shows the client may not change: one detail per refused slug
+/// at its `payload[i].slug`, never naming the owner.
+fn refusal(feed: &[String], refused: &[String], written: usize) -> ApiError {
+    let at: std::collections::HashMap<&str, usize> = feed
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let mut indexed: Vec<(Option<usize>, &str)> = refused
+        .iter()
+        .map(|s| (at.get(s.as_str()).copied(), s.as_str()))
+        .collect();
+    indexed.sort();
+    let details = indexed
+        .into_iter()
+        .map(|(i, slug)| {
+            let path = i.map_or_else(|| slug.to_string(), |i| format!("payload[{i}].slug"));
+            Problem::new(path, format!("{slug} is not yours to change: another partner's, or unowned (only an admin may change it)"))
+        })
+        .collect();
+    let message = if written == 0 {
+        format!(
+            "{} shows of the feed are not yours to change; nothing was written",
+            refused.len()
+        )
+    } else {
+        format!(
+            "{} shows of the feed were taken by another partner while it was written; \
+             {written} of its other shows were stored",
+            refused.len()
+        )
+    };
+    ApiError::NotYours { message, details }
+}
+
 /// Runs a store write in a task of its own, holding one of `state.writes`' permits, which
 /// shutdown waits for; the snapshot is invalidated when it ends. When the client hangs up
 /// (or the request times out) the handler is dropped where it stands; a write made of
 /// several store calls (DynamoDB: the change record's bump, the batches of 25 or the
 /// delete, the bump after them) would stop half-way. The task finishes it instead.
 /// No permit free: 503 + Retry-After, and nothing is written.
-async fn spawn_write<T, F>(
+pub(super) async fn spawn_write<T, F>(
     state: &AppState,
     write: impl FnOnce(DynStore) -> F,
 ) -> Result<Result<T, StoreError>, ApiError>
@@ -319,17 +404,18 @@ where
 /// `Retry-After` when every write permit is taken.
 const WRITES_BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Who acts: the token's client and its partner.
-fn actor_of(principal: &crate::auth::Principal) -> Result<Actor, ApiError> {
-    let client = principal.client_id();
-    Ok(Actor {
-        client: client.to_string(),
-        partner: Some(
-            Partner::parse(client)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("client id {client:?} {e}")))?,
-        ),
-        admin: false,
-    })
+/// Who acts: the token's client, its partner, and whether it holds `shows.admin`.
+pub(super) fn actor_of(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+) -> Result<Actor, ApiError> {
+    state
+        .auth
+        .actor(principal)
+        .map_err(|message| ApiError::NotYours {
+            message,
+            details: Vec::new(),
+        })
 }
 
 fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
@@ -337,14 +423,14 @@ fn slug_from_path(raw: &str) -> Result<Slug, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("no show {raw:?}")))
 }
 
-/// One stored show, whole.
+/// One stored show, whole, with its owner and who changed it when.
 #[utoipa::path(
     get, path = "/v1/shows/{slug}", tag = "shows",
     params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste (its `/` is not escaped)",
             example = "show/thetaste", pattern = "^show/[a-z0-9][a-z0-9-]{0,194}$")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The show", body = Show),
+        (status = 200, description = "The show, its owner and who changed it when (each `null` when unknown)", body = ShowResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Token lacks shows.read", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
@@ -355,15 +441,21 @@ pub async fn get_one(
     _auth: Authorized<Read>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<Show>, ApiError> {
+) -> Result<Json<ShowResponse>, ApiError> {
     let slug = slug_from_path(&raw)?;
     match state.store.get(&slug).await? {
-        Some(stored) => Ok(Json(stored.show)),
+        Some(stored) => Ok(Json(ShowResponse {
+            show: stored.show,
+            owner: stored.provenance.owner,
+            created_at: stored.provenance.created_at,
+            updated_at: stored.provenance.updated_at,
+            updated_by: stored.provenance.updated_by,
+        })),
         None => Err(ApiError::NotFound(format!("no show {}", slug.as_str()))),
     }
 }
 
-/// Removes one show.
+/// Removes one show: the client partner's own, or with `shows.admin` any.
 #[utoipa::path(
     delete, path = "/v1/shows/{slug}", tag = "shows",
     params(("slug" = String, Path, description = "The show's slug, e.g. show/thetaste",
@@ -372,7 +464,7 @@ pub async fn get_one(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Token lacks shows.write", body = ErrorBody),
+        (status = 403, description = "Token lacks shows.write; or the show is not the client's partner's (another partner's, or unowned without shows.admin); nothing deleted", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
         (status = 503, description = "Store unavailable, or too many writes in progress; nothing deleted", body = ErrorBody),
     )
@@ -384,15 +476,29 @@ pub async fn delete_one(
 ) -> Result<StatusCode, ApiError> {
     let slug = slug_from_path(&raw)?;
     let target = slug.clone();
-    let actor = actor_of(&auth.0)?;
+    let actor = actor_of(&state, &auth.0)?;
+    let admin = actor.admin.then(|| actor.client.clone());
     let deleted = spawn_write(&state, move |store| async move {
         store.delete(&target, &actor).await
     })
     .await?;
-    if deleted? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no show {}", slug.as_str())))
+    match deleted {
+        Ok(true) => {
+            if let Some(client) = admin {
+                tracing::info!(admin = %client, slug = slug.as_str(), "admin deleted a show");
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::NotFound(format!("no show {}", slug.as_str()))),
+        Err(StoreError::Forbidden { .. }) => Err(ApiError::NotYours {
+            message: format!(
+                "{} is not yours to delete: another partner's, or unowned (only an admin \
+                 may delete it); nothing was deleted",
+                slug.as_str()
+            ),
+            details: Vec::new(),
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -96,7 +96,7 @@ pub const METRICS: &[MetricDoc] = &[
         Counter,
         &["outcome"],
         Some(&["outcome"]),
-        "Feeds posted, by outcome: `accepted`, `rejected` (invalid, nothing written), `partial` (some shows written), `failed` (nothing written).",
+        "Feeds posted, by outcome: `accepted`, `rejected` (invalid, nothing written), `refused` (names shows of another partner, or unowned ones without `shows.admin`; nothing written), `partial` (some shows written), `failed` (nothing written).",
     ),
     m(
         "shows_written_total",

@@ -112,8 +112,19 @@ async fn one_show_by_its_slashed_slug_and_delete() {
     assert_eq!(app.post_feed(&sample_feed()).await.status(), 201);
     let res = app.get("/v1/shows/show/sample-000003").await;
     assert_eq!(res.status(), 200);
-    let v: Value = res.json().await.unwrap();
+    let mut v: Value = res.json().await.unwrap();
+    // The show as posted, plus who owns it and who changed it when.
+    let provenance = ["owner", "createdAt", "updatedAt", "updatedBy"]
+        .map(|k| v.as_object_mut().unwrap().remove(k).unwrap_or_default());
     assert_eq!(v, sample_feed()["payload"][3]);
+    let [owner, created, updated, by] = provenance;
+    assert_eq!(owner, "local-client");
+    assert_eq!(by, "local-client");
+    assert!(
+        created.as_str().is_some_and(|t| t.ends_with('Z')),
+        "{created}"
+    );
+    assert_eq!(created, updated);
     assert_eq!(app.get("/shows/show/sample-000003").await.status(), 200);
 
     assert_envelope(app.get("/v1/shows/show/absent").await, 404).await;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
+mod authz;
 mod catalogue;
 mod connections;
 mod faults;

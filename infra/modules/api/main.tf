@@ -2,12 +2,16 @@ locals {
   # Route key => short scope name the route requires. Every route that reaches the
   # service is listed here and needs a token carrying its scope; there is no catch-all
   # route. tests/infra_consistency.rs checks these against the service's router.
+  # The authorizer checks scopes only: which shows a partner may change (its own) is
+  # decided by the service, per show. Admin routes live under /v1/admin/ and require
+  # shows.admin, which only the platform's client holds.
   protected_routes = {
     "GET /shows"                = "shows.read"
     "GET /v1/shows"             = "shows.read"
     "POST /v1/shows"            = "shows.write"
     "GET /v1/shows/{proxy+}"    = "shows.read"
     "DELETE /v1/shows/{proxy+}" = "shows.write"
+    "POST /v1/admin/owners"     = "shows.admin"
   }
 
   # Routes to the service without a token: liveness, and the OpenAPI document the

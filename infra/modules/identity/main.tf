@@ -5,8 +5,12 @@ locals {
   # tests/infra_consistency.rs.
   scopes = {
     "shows.read"  = "Read the show catalogue"
-    "shows.write" = "Upload and delete shows"
+    "shows.write" = "Upload shows and delete the partner's own"
+    "shows.admin" = "Write and delete any show, assign owners (/v1/admin/)"
   }
+  # The partner each client acts for: the one its entry names, else the client's name.
+  # Two clients of one partner (a secret rotation) own the same shows.
+  partner_of = { for name, client in var.clients : name => coalesce(client.partner, name) }
   # A distinct identifier per environment: a dev token is never valid in prod.
   resource_server_identifier = "https://${var.name}.api"
 }
@@ -60,7 +64,8 @@ resource "aws_cognito_resource_server" "this" {
 
 # One client per consumer, each allowed only the scopes it needs (var.clients): a
 # read-only app cannot write because another consumer may. The API's JWT audiences and
-# the service's allowed client ids are this map's ids (see the root module).
+# the service's allowed client ids are this map's ids, and its partner map
+# (APP__AUTH__PARTNERS) groups them by partner (see the root module).
 resource "aws_cognito_user_pool_client" "this" {
   for_each = var.clients
 
@@ -70,7 +75,7 @@ resource "aws_cognito_user_pool_client" "this" {
   generate_secret                      = true
   allowed_oauth_flows_user_pool_client = true
   allowed_oauth_flows                  = ["client_credentials"]
-  allowed_oauth_scopes                 = [for s in sort(each.value) : "${aws_cognito_resource_server.this.identifier}/${s}"]
+  allowed_oauth_scopes                 = [for s in sort(each.value.scopes) : "${aws_cognito_resource_server.this.identifier}/${s}"]
   supported_identity_providers         = ["COGNITO"]
   explicit_auth_flows                  = ["ALLOW_REFRESH_TOKEN_AUTH"]
   prevent_user_existence_errors        = "ENABLED"
@@ -85,7 +90,7 @@ resource "aws_cognito_user_pool_client" "this" {
 
   lifecycle {
     precondition {
-      condition     = length(each.value) > 0 && length(setsubtract(each.value, keys(local.scopes))) == 0
+      condition     = length(each.value.scopes) > 0 && length(setsubtract(each.value.scopes, keys(local.scopes))) == 0
       error_message = "Client ${each.key}: needs at least one scope, each one of ${join(", ", keys(local.scopes))}."
     }
   }

@@ -13,6 +13,11 @@ output "client_ids" {
   value       = { for name, client in aws_cognito_user_pool_client.this : name => client.id }
 }
 
+output "partner_client_ids" {
+  description = "App client ids of each partner (partner => ids, in client-name order): the service's partner map, APP__AUTH__PARTNERS."
+  value       = { for name, client in aws_cognito_user_pool_client.this : local.partner_of[name] => client.id... }
+}
+
 output "client_secrets" {
   description = "App client secret of each client (name => secret)."
   value       = { for name, client in aws_cognito_user_pool_client.this : name => client.client_secret }
@@ -40,12 +45,12 @@ output "token_endpoint" {
 }
 
 output "resource_server_identifier" {
-  description = "Resource server identifier; scopes are <identifier>/shows.read and <identifier>/shows.write."
+  description = "Resource server identifier; scopes are <identifier>/shows.read, <identifier>/shows.write and <identifier>/shows.admin."
   value       = aws_cognito_resource_server.this.identifier
 }
 
 output "scope_names" {
-  description = "Short scope names (shows.read, shows.write)."
+  description = "Short scope names (shows.read, shows.write, shows.admin)."
   value       = keys(local.scopes)
 }
 

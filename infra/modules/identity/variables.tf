@@ -14,8 +14,11 @@ variable "domain_prefix" {
 }
 
 variable "clients" {
-  description = "Client-credentials app clients: name => the short scopes it may request (shows.read, shows.write). One client per consumer, e.g. { partner = [\"shows.write\"], app = [\"shows.read\"] }."
-  type        = map(list(string))
+  description = "Client-credentials app clients: name => { scopes, partner }. scopes: the short scopes it may request (shows.read, shows.write, shows.admin); partner: who owns what it creates, the client's name when null. One client per consumer, e.g. { partner = { scopes = [\"shows.write\"] }, app = { scopes = [\"shows.read\"] } }."
+  type = map(object({
+    scopes  = list(string)
+    partner = optional(string)
+  }))
 
   validation {
     condition     = length(var.clients) > 0
@@ -25,6 +28,11 @@ variable "clients" {
   validation {
     condition     = alltrue([for name in keys(var.clients) : can(regex("^[a-z0-9][a-z0-9-]{0,40}$", name))])
     error_message = "Client names are lower-case letters, digits and hyphens (at most 41 characters)."
+  }
+
+  validation {
+    condition     = alltrue([for name, c in var.clients : can(regex("^[A-Za-z0-9._+-]{1,128}$", coalesce(c.partner, name)))])
+    error_message = "A partner name is 1 to 128 of A-Z a-z 0-9 . _ + -."
   }
 }
 

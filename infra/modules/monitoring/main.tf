@@ -12,9 +12,10 @@ locals {
   service_namespace = "ShowService"
   service_dims      = { Environment = var.env }
 
-  # The DynamoDB data-plane calls the service makes (the task role's table actions
-  # without DescribeTable; tests/infra_consistency.rs compares the two).
-  table_operations = ["BatchWriteItem", "DeleteItem", "GetItem", "Query"]
+  # The DynamoDB data-plane calls the service's store makes, as the SystemErrors
+  # metric's Operation names them (tests/infra_consistency.rs reads them from the
+  # store's code). A metric math alarm holds at most 10 metrics.
+  table_operations = ["BatchGetItem", "BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]
 
   api_dims = { ApiId = var.api.id, Stage = var.api.stage }
   alb_dims = { LoadBalancer = var.load_balancer.arn_suffix }

@@ -31,7 +31,10 @@ locals {
     APP__COGNITO__CLIENTID    = join(",", var.app_environment.client_ids)
     APP__AUTH__MODE           = "jwt"
     APP__AUTH__RESOURCESERVER = var.app_environment.resource_server_identifier
-    APP__LOG__FORMAT          = "json"
+    # Which partner each client id acts for (show_service::domain::PartnerMap's
+    # `partner=id|id,partner2=id`): every client of a partner owns the same shows.
+    APP__AUTH__PARTNERS = join(",", [for partner, ids in var.app_environment.partner_client_ids : "${partner}=${join("|", ids)}"])
+    APP__LOG__FORMAT    = "json"
     # Prometheus text on its own listener, reachable from inside the VPC only (the
     # tasks' security group); CloudWatch gets the same metrics as EMF on stdout.
     APP__METRICS__HOST               = "0.0.0.0"
@@ -166,13 +169,18 @@ resource "aws_iam_role_policy" "execution" {
 data "aws_iam_policy_document" "task" {
   statement {
     sid = "ShowsTable"
-    # Exactly the calls the DynamoDB store makes.
+    # Exactly the actions the DynamoDB store's calls need (a transaction needs those of
+    # the items it holds: Put -> PutItem, Update -> UpdateItem, ConditionCheck ->
+    # ConditionCheckItem); tests/infra_consistency.rs reads the calls from the code.
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
+      "dynamodb:PutItem",
       "dynamodb:Query",
+      "dynamodb:UpdateItem",
     ]
     resources = [var.table_arn, "${var.table_arn}/index/*"]
   }

@@ -70,6 +70,7 @@ variable "app_environment" {
     gsi_name                   = string
     user_pool_id               = string
     client_ids                 = list(string)
+    partner_client_ids         = map(list(string))
     resource_server_identifier = string
   })
 }

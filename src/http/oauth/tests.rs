@@ -78,9 +78,11 @@ async fn basic_and_form_authentication_both_issue_cognito_shaped_tokens() {
     )
     .await
     .unwrap();
+    // No scope asked for: every scope the client may have (the development client's
+    // are all three, `shows.admin` included).
     assert_eq!(
         by_basic["scope"],
-        format!("{RS}/shows.read {RS}/shows.write")
+        format!("{RS}/shows.read {RS}/shows.write {RS}/shows.admin")
     );
     assert_eq!(by_form["scope"], format!("{RS}/shows.read"));
     for claims in [&by_basic, &by_form] {

@@ -15,7 +15,7 @@ locals {
   # The DynamoDB data-plane calls the service's store makes, as the SystemErrors
   # metric's Operation names them (tests/infra_consistency.rs reads them from the
   # store's code). A metric math alarm holds at most 10 metrics.
-  table_operations = ["BatchGetItem", "BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]
+  table_operations = ["BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "TransactWriteItems", "UpdateItem"]
 
   api_dims = { ApiId = var.api.id, Stage = var.api.stage }
   alb_dims = { LoadBalancer = var.load_balancer.arn_suffix }

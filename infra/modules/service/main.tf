@@ -174,7 +174,6 @@ data "aws_iam_policy_document" "task" {
     # ConditionCheckItem); tests/infra_consistency.rs reads the calls from the code.
     actions = [
       "dynamodb:BatchGetItem",
-      "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",

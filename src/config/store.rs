@@ -48,7 +48,7 @@ pub const WRITE_CONCURRENCY: SettingDoc = SettingDoc {
     key: "dynamodb.writeconcurrency",
     env: "APP__DYNAMODB__WRITECONCURRENCY",
     default: "4",
-    doc: "BatchWriteItem calls in flight at once for one feed.",
+    doc: "TransactWriteItems calls in flight at once for one feed.",
 };
 pub const WRITE_DEADLINE_MS: SettingDoc = SettingDoc {
     key: "dynamodb.writedeadlinems",

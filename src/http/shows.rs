@@ -353,16 +353,16 @@ fn refusal(feed: &[String], refused: &[String], written: usize) -> ApiError {
             Problem::new(path, format!("{slug} is not yours to change: another partner's, or unowned (only an admin may change it)"))
         })
         .collect();
+    let (shows, are, were) = match refused.len() {
+        1 => ("1 show".to_string(), "is", "was"),
+        n => (format!("{n} shows"), "are", "were"),
+    };
     let message = if written == 0 {
-        format!(
-            "{} shows of the feed are not yours to change; nothing was written",
-            refused.len()
-        )
+        format!("{shows} of the feed {are} not yours to change; nothing was written")
     } else {
         format!(
-            "{} shows of the feed were taken by another partner while it was written; \
-             {written} of its other shows were stored",
-            refused.len()
+            "{shows} of the feed {were} taken by another partner while it was written; \
+             {written} of its other shows were stored"
         )
     };
     ApiError::NotYours { message, details }
@@ -371,8 +371,8 @@ fn refusal(feed: &[String], refused: &[String], written: usize) -> ApiError {
 /// Runs a store write in a task of its own, holding one of `state.writes`' permits, which
 /// shutdown waits for; the snapshot is invalidated when it ends. When the client hangs up
 /// (or the request times out) the handler is dropped where it stands; a write made of
-/// several store calls (DynamoDB: the change record's bump, the batches of 25 or the
-/// delete, the bump after them) would stop half-way. The task finishes it instead.
+/// several store calls (DynamoDB: the owners' read, the change record's bump, the
+/// transactions of 100 or the delete, the bump after them) would stop half-way. The task finishes it instead.
 /// No permit free: 503 + Retry-After, and nothing is written.
 pub(super) async fn spawn_write<T, F>(
     state: &AppState,

@@ -190,6 +190,9 @@ def task_environment(env_name, port, metrics_port_default):
         "var.app_environment.gsi_name": "gsi_drm_episode",
         "var.app_environment.user_pool_id": "ap-southeast-2_Example",
         'join(",", var.app_environment.client_ids)': "exampleclientid",
+        # The partner map as Terraform renders it (tests/infra_consistency.rs evaluates
+        # the expression itself); the client id is the one above.
+        'join(",", [for partner, ids in var.app_environment.partner_client_ids : "${partner}=${join("|", ids)}"])': "partner=exampleclientid",
         "var.app_environment.resource_server_identifier": f"https://show-service-{env_name}.api",
     }
     env = {}

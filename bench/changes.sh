@@ -64,13 +64,19 @@ for store in $stores; do
     env "${extra[@]}" APP__STORE__PATH="$work/$store/shows.db" "$bin" import "$work/feed.json" \
         >>"$work/import.log" 2>&1
 
-    mport=$(free_port)
-    env "${extra[@]}" APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT=0 APP__METRICS__PORT="$mport" \
+    port=$(free_port) mport=$(free_port)
+    env "${extra[@]}" APP__SERVER__HOST=127.0.0.1 APP__SERVER__PORT="$port" APP__METRICS__PORT="$mport" \
         APP__STORE__PATH="$work/$store/shows.db" "$bin" serve >"$work/$store.log" 2>&1 &
     pid=$!
     pids+=("$pid")
-    base=http://$(wait_for_addr "$work/$store.log" "$pid")
-    token=$(local_token "$base")
+    base=http://127.0.0.1:$port
+    for _ in $(seq 1 300); do
+        curl -sf -o /dev/null "$base/health/ready" && break
+        kill -0 "$pid" 2>/dev/null || { cat "$work/$store.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    # After the start: the first start makes the issuer's key beside the store.
+    token=$(env "${extra[@]}" APP__STORE__PATH="$work/$store/shows.db" "$bin" token --scope shows.read,shows.write)
     auth=(-H "Authorization: Bearer $token")
     # fetch NAME URL [curl args…]: the answer in $work/$store-NAME.{headers,body}; prints
     # "status bytes" (headers + body as received).
@@ -114,7 +120,7 @@ EOF
     stop_pids "$pid"
 
     python3 - "$work" "$store" "$n" "$list_bytes" "$changes_bytes" "$changes_gz" "$relist_bytes" \
-        "$relist_gz" "$idle_bytes" "$u0" "$u1" "$u2" <<'EOF'
+        "$relist_gz" "$idle_bytes" "$u0" "$u1" "$u2" <<'EOF' | tee -a "$work/results.jsonl"
 import gzip, json, sys
 work, store, n, listed, ch, ch_gz, re, re_gz, idle, u0, u1, u2 = sys.argv[1:13]
 one = json.load(open(f"{work}/{store}-one.json"))["payload"][0]

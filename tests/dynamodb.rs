@@ -837,6 +837,7 @@ async fn a_bump_keeps_a_later_window_and_a_writer_ends_its_own() {
             ChangeRecord::Version {
                 version,
                 unsettled_until,
+                ..
             } => (version, unsettled_until),
             other => panic!("{other:?}"),
         }

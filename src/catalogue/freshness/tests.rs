@@ -34,6 +34,7 @@ fn v(version: u64) -> Option<ChangeRecord> {
     Some(ChangeRecord::Version {
         version,
         unsettled_until: None,
+        log: Some(7),
     })
 }
 
@@ -60,6 +61,7 @@ impl Fake {
         *self.record.lock().unwrap() = Some(ChangeRecord::Version {
             version,
             unsettled_until: until,
+            log: Some(7),
         });
     }
     fn write(&self, items: Vec<ListItem>, bump: bool) {
@@ -113,6 +115,14 @@ impl ShowStore for Fake {
     }
     async fn get(&self, _: &Slug) -> Result<Option<StoredShow>, StoreError> {
         Ok(None)
+    }
+    async fn catalogue_items(&self, slugs: &[String]) -> Result<Vec<ListItem>, StoreError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .iter()
+            .filter(|i| slugs.contains(&i.slug))
+            .cloned()
+            .collect())
     }
     async fn delete(&self, _: &Slug, _: &Actor) -> Result<bool, StoreError> {
         Ok(false)
@@ -230,6 +240,7 @@ async fn a_cold_fill_from_a_record_settled_in_the_past_reads_the_index_once() {
     let record = Some(ChangeRecord::Version {
         version: 3,
         unsettled_until: Some(clock.now() - Duration::from_secs(5)),
+        log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
     cache.current(&store).await.unwrap();
@@ -248,6 +259,7 @@ async fn writes_still_landing_are_read_once_after_their_time_even_at_the_same_ve
     let record = Some(ChangeRecord::Version {
         version: 5,
         unsettled_until: Some(clock.now() + Duration::from_secs(300)),
+        log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
     cache.current(&store).await.unwrap();
@@ -580,6 +592,7 @@ async fn a_read_of_the_index_after_a_pending_settles_time_pays_it_and_a_delta_do
         let record = Some(ChangeRecord::Version {
             version: 1,
             unsettled_until: Some(clock.now() + Duration::from_secs(100)),
+            log: Some(7),
         });
         let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
         cache.current(&store).await.unwrap();

@@ -10,7 +10,8 @@
 # otherwise), on BENCH_CHANGES_SHOWS (100000) shows (tools/gen-feed.py: 400-byte
 # descriptions, half eligible, as bench/readcost.sh):
 #   1. the client lists (`GET /v1/shows`) and keeps `Changes-Cursor`;
-#   2. one listed show changes (its title, through `POST /v1/shows`);
+#   2. one listed show changes (its title, through `POST /v1/shows`; the import made the
+#      shows unowned, so the writer has `shows.admin`);
 #   3. the client catches up with `GET /v1/shows/changes?since=…` — checked: exactly one
 #      `put` of that show with the new title — against listing again; each with and
 #      without `Accept-Encoding: gzip`, bytes = headers + body as received;
@@ -76,7 +77,7 @@ for store in $stores; do
         sleep 0.1
     done
     # After the start: the first start makes the issuer's key beside the store.
-    token=$(env "${extra[@]}" APP__STORE__PATH="$work/$store/shows.db" "$bin" token --scope shows.read,shows.write)
+    token=$(env "${extra[@]}" APP__STORE__PATH="$work/$store/shows.db" "$bin" token --scope shows.read,shows.write,shows.admin)
     auth=(-H "Authorization: Bearer $token")
     # fetch NAME URL [curl args…]: the answer in $work/$store-NAME.{headers,body}; prints
     # "status bytes" (headers + body as received).

@@ -23,7 +23,8 @@
 //! it gets `limit`), at a gap in the log (410 unless a write may still be putting its
 //! entry: then the answer ends before it), and before a write still landing (DynamoDB: an
 //! announcement entry whose window has not passed and which no later entry closes): its
-//! shows are served once it has landed. Nothing new: `next` is `since`, for one read of
+//! shows are served once it has landed, at the announcement (the entry after the write
+//! repeats them for the caches; the feed skips it). Nothing new: `next` is `since`, for one read of
 //! the change record.
 
 use crate::catalogue::CLOCK_MARGIN;
@@ -182,14 +183,19 @@ async fn walk(
             LogRead::Entries(_) => break,
             // A writer may still be putting the entry of a version it bumped to.
             LogRead::Gap { .. } if unsettled => break,
-            LogRead::Gap { .. } => return Err(FeedError::Expired),
+            LogRead::Gap { .. } | LogRead::Expired { .. } => return Err(FeedError::Expired),
         };
         closed.extend(entries.iter().filter_map(|e| e.closes));
         for entry in &entries {
             if landing(store, entry, &mut closed, top, now).await? {
                 break 'walk;
             }
-            let skip = if entry.version == next.version + 1 {
+            // The entry after a write repeats its announcement's slugs (for caches that
+            // filled while it ran); the feed served them at the announcement, which it
+            // serves only once the write has landed.
+            let skip = if entry.closes.is_some() {
+                entry.slugs.len()
+            } else if entry.version == next.version + 1 {
                 next.offset as usize
             } else {
                 0

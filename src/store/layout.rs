@@ -29,6 +29,10 @@ pub const CHANGE_LOG_PREFIX: &str = "meta/catalogue-change/";
 /// [`CHANGE_LOG_MAX_SLUGS`] in the entry, the rest in parts `{entry key}/{i}` (i = 1 ..
 /// `parts`). (Entries written before every write was logged whole may lack it: a gap.)
 pub const CHANGE_LOG_SLUGS: &str = "slugs";
+/// How many slugs an entry's write named (N). An entry without it comes from before
+/// every write was logged whole and may have left its slugs out: it cannot say what
+/// changed.
+pub const CHANGE_LOG_COUNT: &str = "count";
 /// How many items an entry's slugs fill (N), when more than one.
 pub const CHANGE_LOG_PARTS: &str = "parts";
 /// On a write's announcement entry: until when its shows may still be landing (N,

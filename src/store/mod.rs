@@ -197,9 +197,12 @@ pub struct LogEntry {
 pub enum LogRead {
     /// Every version's entry, in order.
     Entries(Vec<LogEntry>),
-    /// This version's entry is not held: trimmed, past the retention, or never written
-    /// (a writer died between its bump and its entry, or a writer without a log).
+    /// This version's entry is not held: trimmed, or never written (a writer died
+    /// between its bump and its entry, a writer without a log), or not written yet.
     Gap { missing: u64 },
+    /// This version's entry is past the retention (held or not): what changed then is
+    /// no longer known.
+    Expired { version: u64 },
 }
 
 /// The storage seam. Implementations must be safe to share across requests.

@@ -23,10 +23,10 @@ use super::errors::{self, CallContext};
 use super::item::{self, Item};
 use super::units;
 use crate::store::layout::{
-    CHANGE_LOG_CLOSES, CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_OPEN_UNTIL,
-    CHANGE_LOG_PARTS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS, CHANGE_RECORD_ATTRIBUTE,
-    CHANGE_RECORD_KEY, CHANGE_RECORD_LOG_ID, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY, GSI_RANGE_KEY,
-    SHOW_CREATED_AT, SHOW_OWNER, TABLE_HASH_KEY,
+    CHANGE_LOG_CLOSES, CHANGE_LOG_COUNT, CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS,
+    CHANGE_LOG_OPEN_UNTIL, CHANGE_LOG_PARTS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_LOG_ID, CHANGE_RECORD_UNSETTLED,
+    GSI_HASH_KEY, GSI_RANGE_KEY, SHOW_CREATED_AT, SHOW_OWNER, TABLE_HASH_KEY,
 };
 use crate::store::usage::{self, Call};
 use crate::store::{Changes, ListItem, LogEntry, LogRead, StoreError};
@@ -99,6 +99,7 @@ pub async fn put(
         .map(<[String]>::to_vec)
         .collect();
     let parts = chunks.len().max(1);
+    let count = slugs.len();
     let mut chunks = chunks.into_iter();
     let first = chunks.next().unwrap_or_default();
     for (i, chunk) in chunks.enumerate() {
@@ -129,6 +130,10 @@ pub async fn put(
     if !first.is_empty() {
         entry.insert(CHANGE_LOG_SLUGS.to_string(), AttributeValue::Ss(first));
     }
+    entry.insert(
+        CHANGE_LOG_COUNT.into(),
+        AttributeValue::N(count.to_string()),
+    );
     if parts > 1 {
         entry.insert(
             CHANGE_LOG_PARTS.into(),
@@ -340,18 +345,21 @@ pub async fn entries(
     let mut out = Vec::with_capacity(found.len());
     let mut more: Vec<(usize, String)> = Vec::new();
     for version in since + 1..=upto {
-        let entry = found.get(&entry_key(version));
-        let live = entry.filter(|e| number(e.get(CHANGE_LOG_EXPIRES)).is_some_and(|t| t >= now));
-        let Some(entry) = live else {
+        let Some(entry) = found.get(&entry_key(version)) else {
             return Ok(LogRead::Gap { missing: version });
         };
+        if number(entry.get(CHANGE_LOG_EXPIRES)).is_none_or(|t| t < now) {
+            return Ok(LogRead::Expired { version });
+        }
         let slugs = entry
             .get(CHANGE_LOG_SLUGS)
             .and_then(|a| a.as_ss().ok())
             .cloned()
             .unwrap_or_default();
-        // An entry of a write that named shows but logged none (written before every
-        // write was logged whole) cannot say what changed.
+        // An entry from before every write was logged whole may lack its slugs.
+        if entry.get(CHANGE_LOG_COUNT).is_none() && slugs.is_empty() {
+            return Ok(LogRead::Gap { missing: version });
+        }
         let parts = number(entry.get(CHANGE_LOG_PARTS)).unwrap_or(1) as usize;
         more.extend((1..parts).map(|i| (out.len(), part_key(version, i))));
         out.push(LogEntry {
@@ -440,7 +448,8 @@ pub(super) async fn batch_get(
         .expression_attribute_names("#slug", TABLE_HASH_KEY);
     let request = match projection {
         Projection::Entry => request
-            .projection_expression("#slug, #slugs, #exp, #parts, #open, #closes")
+            .projection_expression("#slug, #slugs, #exp, #parts, #open, #closes, #count")
+            .expression_attribute_names("#count", CHANGE_LOG_COUNT)
             .expression_attribute_names("#slugs", CHANGE_LOG_SLUGS)
             .expression_attribute_names("#exp", CHANGE_LOG_EXPIRES)
             .expression_attribute_names("#parts", CHANGE_LOG_PARTS)

@@ -103,9 +103,11 @@ pub(super) fn entries(
     for (version, slugs, at) in rows {
         let version = u64::try_from(version).unwrap_or(0);
         let named = slugs.and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
-        let (true, Some(mut named), Some(_)) =
-            (version == expected, named, at.filter(|at| *at >= oldest))
-        else {
+        if version == expected && at.is_some_and(|at| at < oldest) {
+            return Ok(LogRead::Expired { version });
+        }
+        let (true, Some(mut named), Some(_)) = (version == expected, named, at) else {
+            // Trimmed by age (entries are dropped oldest first) or never written.
             return Ok(LogRead::Gap { missing: expected });
         };
         named.sort_unstable();

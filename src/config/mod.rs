@@ -293,6 +293,8 @@ pub(crate) mod tests {
             ("APP__AUTH__CLIENTS", "nosecret"),
             ("APP__AUTH__TOKENBURST", "0"),
             ("APP__AUTH__LEEWAYSECONDS", "61"),
+            ("APP__CHANGES__RETENTIONHOURS", "0"),
+            ("APP__CHANGES__RETENTIONHOURS", "a week"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

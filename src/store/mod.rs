@@ -25,7 +25,7 @@
 //! [`cursor`] is the paging position both stores and the cached catalogue share.
 //!
 //! The same log serves clients that follow the catalogue (`GET /v1/shows/changes`, see
-//! [`crate::catalogue::changes`]): [`ShowStore::log_entries`] returns the entries with
+//! the catalogue's `changes` module): [`ShowStore::log_entries`] returns the entries with
 //! their versions, and [`ShowStore::catalogue_items`] the changed shows as they are now.
 //! For that, every write logs all its slugs (never "too many"), each entry is kept at
 //! least the retention (`APP__CHANGES__RETENTIONHOURS`, by age, not by count) and an

@@ -16,10 +16,12 @@ Checks, each failing with a message naming what the page did:
   whose image URL is broken and becomes a placeholder, across pages of 2;
 - /docs/catalogue follows changes: a show posted through the API after the page loaded
   appears, and a show deleted disappears, without a reload and without reading the list
-  again (only GET /v1/shows/changes calls after the load);
+  again (only GET /v1/shows/changes calls after the load); given a position of another
+  change log (410), it lists again and follows on;
 - both pages answer with the security headers.
 """
 
+import base64
 import copy
 import json
 import pathlib
@@ -242,6 +244,20 @@ def check_catalogue(driver, base, artefacts, shows, images):
     assert not errors, f"/docs/catalogue logged console errors: {errors}"
 
 
+def other_log(cursor):
+    """The same position in another change log: the cursor format of
+    src/catalogue/changes.rs (a format byte, log, version, offset, FNV-1a checksum)."""
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert len(raw) == 25, f"a cursor of {len(raw)} bytes: {cursor!r}"
+    log = (int.from_bytes(raw[1:9], "big") + 1) % 2**64
+    raw[1:9] = log.to_bytes(8, "big")
+    h = 0x811C9DC5
+    for b in raw[:21]:
+        h = ((h ^ b) * 0x01000193) % 2**32
+    raw[21:25] = h.to_bytes(4, "big")
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
 # The page's requests to the API since it loaded: (lists, changes calls).
 API_CALLS = """
 const names = performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname);
@@ -284,9 +300,27 @@ def check_follow(driver, base, token, shows, images, artefacts):
     assert changes > 0, "no GET /v1/shows/changes call"
     remaining = {c.get_attribute("data-slug") for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card")}
     assert remaining == ({s for s, _ in shows} - {gone}) | {slug}, f"cards {sorted(remaining)}"
+
+    # A position of another change log (410 Gone): the page lists again, then follows on.
+    forged = other_log(driver.execute_script("return state.since"))
+    driver.execute_script("state.since = arguments[0]", forged)
+    wait(driver, lambda d: d.execute_script(API_CALLS)[0] > lists_after, "the list read again after 410")
+    wait(driver, lambda d: "on this page" in d.find_element(By.ID, "status").text, "the list again")
+    since = driver.execute_script("return state.since")
+    assert since and since != forged, f"the page kept the gone position: {since!r}"
+    status, _, _ = http("DELETE", base + "/v1/shows/" + slug, token)
+    assert status == 204, f"DELETE /v1/shows/{slug} answered {status}"
+    wait(
+        driver,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, selector),
+        f"the deleted show {slug} to disappear after the list was read again",
+    )
+    assert driver.execute_script("return window.notReloaded === true"), "the page reloaded"
+    # The only network errors allowed: the images, and the one 410 asked for.
     errors = [
         e for e in severe(driver)
         if not (e["source"] == "network" and e["message"].split(" ")[0] in images)
+        and not (e["source"] == "network" and "/v1/shows/changes" in e["message"] and " 410 " in e["message"])
     ]
     assert not errors, f"/docs/catalogue logged console errors while following: {errors}"
 

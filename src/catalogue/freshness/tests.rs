@@ -243,7 +243,9 @@ async fn a_cold_fill_from_a_record_settled_in_the_past_reads_the_index_once() {
         log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
-    cache.current(&store).await.unwrap();
+    let snapshot = cache.current(&store).await.unwrap();
+    // Settled: a changes cursor at the version it was filled from.
+    assert_eq!(cache.position_of(&snapshot), Some((7, 3)));
     for n in 2..5 {
         expire(&cache).await;
         cache.current(&store).await.unwrap();
@@ -262,7 +264,9 @@ async fn writes_still_landing_are_read_once_after_their_time_even_at_the_same_ve
         log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
-    cache.current(&store).await.unwrap();
+    let snapshot = cache.current(&store).await.unwrap();
+    // Its writes may still land: a changes cursor before every change, not at 5.
+    assert_eq!(cache.position_of(&snapshot), Some((7, 0)));
     // A batch lands after the fill read the index.
     fake.write(vec![item(1, "show/a"), item(2, "show/b")], false);
     // Before the deadline (and the clock margin) passes: checks only.
@@ -273,8 +277,15 @@ async fn writes_still_landing_are_read_once_after_their_time_even_at_the_same_ve
     }
     // Past it: one settle reads the index (a cold fill knows no settled version)...
     expire(&cache).await;
-    assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+    let settled = cache.current(&store).await.unwrap();
+    assert_eq!(settled.len(), 2);
     assert_eq!(fake.counts(), (6, 2));
+    assert_eq!(cache.position_of(&settled), Some((7, 5)));
+    assert_eq!(
+        cache.position_of(&snapshot),
+        None,
+        "not the one held any more"
+    );
     // ...and only one.
     for n in 7..10 {
         expire(&cache).await;

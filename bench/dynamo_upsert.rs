@@ -198,9 +198,19 @@ async fn write_as_before(
         .collect();
     let until = std::time::SystemTime::now() + Duration::from_secs(10);
     let bumped = changes::bump(client, table, until, None).await.unwrap();
-    changes::put(client, table, bumped.version.unwrap(), slugs.clone())
-        .await
-        .unwrap();
+    let retention = show_service::config::ChangesSettings::default().retention;
+    let announced = bumped.version;
+    let open = changes::EntryKind::Open { until };
+    changes::put(
+        client,
+        table,
+        bumped.version.unwrap(),
+        slugs.clone(),
+        open,
+        retention,
+    )
+    .await
+    .unwrap();
     let (mut calls, mut units) = (0, 0.0);
     for chunk in items.chunks(25) {
         let requests: Vec<WriteRequest> = chunk
@@ -235,9 +245,17 @@ async fn write_as_before(
     let bumped = changes::bump(client, table, closing, bumped.until)
         .await
         .unwrap();
-    changes::put(client, table, bumped.version.unwrap(), slugs)
-        .await
-        .unwrap();
+    let close = changes::EntryKind::Close { announced };
+    changes::put(
+        client,
+        table,
+        bumped.version.unwrap(),
+        slugs,
+        close,
+        retention,
+    )
+    .await
+    .unwrap();
     (calls, units)
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The /docs pages in headless Chromium (tests/browser/pages.py, selenium over WebDriver):
 # the API reference lists every operation, authorizes and tries GET /v1/shows; the
-# catalogue preview shows the fixture feed's eligible shows, feed text as text. A step of
+# catalogue preview shows the fixture feed's eligible shows, feed text as text, and follows
+# the change feed (a show posted after the load appears, a deleted one goes). A step of
 # scripts/test.sh; runs alone too.
 #
 #   scripts/browser-test.sh

@@ -62,6 +62,10 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 410: what the request points at is no longer held (a changes cursor past the
+    /// change log's retention, or another store's): the message says what to do instead.
+    #[error("{0}")]
+    Gone(String),
     /// 413: the body is larger than the limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::NotYours { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -222,7 +227,7 @@ impl IntoResponse for ApiError {
                 Vec::new(),
             ),
             ApiError::NotYours { message, details } => (message, details),
-            ApiError::NotFound(m) => (m, Vec::new()),
+            ApiError::NotFound(m) | ApiError::Gone(m) => (m, Vec::new()),
             ApiError::PayloadTooLarge => ("request body too large".into(), Vec::new()),
             ApiError::UnsupportedMediaType => {
                 ("Content-Type must be application/json".into(), Vec::new())

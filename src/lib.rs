@@ -12,7 +12,7 @@
 //! cli        the subcommands (serve, import, table create, token, healthcheck)
 //! http       the axum router, one module per resource, middleware, OpenAPI, HTTP metrics
 //! error      the one API error type and its JSON envelope
-//! catalogue  the catalogue GET /v1/shows serves, kept in memory and fresh
+//! catalogue  the catalogue GET /v1/shows serves, kept in memory and fresh; its change feed
 //! auth       token verification and the local client-credentials issuer
 //! store      the ShowStore trait, sqlite and dynamodb, the change record and log
 //! telemetry  tracing, the metrics table and its two exporters
@@ -26,7 +26,8 @@
 //! - [`error`]: the one API error type and its JSON envelope.
 //! - [`catalogue`]: the catalogue `GET /v1/shows` serves, kept in memory (bytes in page
 //!   order, gzip, ETag) and kept fresh against the store's change record (when to ask,
-//!   what to re-read, what to serve while a refill runs). Imports `store` and `domain`.
+//!   what to re-read, what to serve while a refill runs), and the change feed clients
+//!   follow from a list's position (`GET /v1/shows/changes`). Imports `store` and `domain`.
 //! - [`auth`]: token verification (JWKS, claims, scopes) and the local client-credentials
 //!   issuer's decisions (clients, secrets, limits, minting), as plain types.
 //! - [`store`]: the `ShowStore` trait and its implementations (`sqlite`, `dynamodb`).

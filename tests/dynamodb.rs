@@ -837,6 +837,7 @@ async fn a_bump_keeps_a_later_window_and_a_writer_ends_its_own() {
             ChangeRecord::Version {
                 version,
                 unsettled_until,
+                ..
             } => (version, unsettled_until),
             other => panic!("{other:?}"),
         }
@@ -876,4 +877,123 @@ async fn a_bump_keeps_a_later_window_and_a_writer_ends_its_own() {
             && until <= after + INDEX_LAG_MARGIN,
         "{until:?}"
     );
+}
+
+/// The change feed never moves `next` past a write still landing: an announcement whose
+/// window is open and that no entry closes holds the feed before it (a write after it
+/// included), and once an entry closes it, its shows are served; an announcement whose
+/// window has passed (its writer died) is served as it stands.
+#[tokio::test]
+async fn the_change_feed_waits_for_an_announced_write_to_land() {
+    use show_service::catalogue::changes::{Change, Cursor, changes_since};
+    use show_service::store::ChangeRecord;
+    use show_service::store::dynamodb::changes::{EntryKind, bump, put};
+    use std::time::SystemTime;
+    let store = fresh_store(Dynalite::shared(), "inflight").await;
+    let actor = show_service::domain::Actor::operator("test");
+    let listed = |s: &str| show(json!({"slug": s, "title": s, "drm": true, "episodeCount": 1}));
+    store
+        .upsert(vec![listed("show/first")], &actor)
+        .await
+        .unwrap();
+    let top = || async {
+        match store.change_record().await.unwrap() {
+            ChangeRecord::Version {
+                version,
+                log: Some(log),
+                ..
+            } => Cursor {
+                log,
+                version,
+                offset: 0,
+            },
+            other => panic!("{other:?}"),
+        }
+    };
+    let since = top().await;
+    let (client, table) = (store.client(), store.table());
+    let retention = Duration::from_secs(3600);
+    let slugs = |s: &str| vec![s.to_string()];
+    // A writer announces show/landing, and has not written it yet.
+    let until = SystemTime::now() + Duration::from_secs(60);
+    let announced = bump(client, table, until, None).await.unwrap().version;
+    let open = EntryKind::Open { until };
+    put(
+        client,
+        table,
+        announced.unwrap(),
+        slugs("show/landing"),
+        open,
+        retention,
+    )
+    .await
+    .unwrap();
+    // Another write after it lands whole.
+    store
+        .upsert(vec![listed("show/later")], &actor)
+        .await
+        .unwrap();
+    let feed = changes_since(&store, since, 100, SystemTime::now())
+        .await
+        .unwrap();
+    assert!(feed.changes.is_empty(), "{:?}", feed.changes);
+    assert_eq!(
+        feed.next, since,
+        "next stays before the write still landing"
+    );
+    // It lands, and its writer bumps again.
+    store
+        .upsert(vec![listed("show/landing")], &actor)
+        .await
+        .unwrap();
+    let closing = bump(client, table, SystemTime::now(), Some(until))
+        .await
+        .unwrap();
+    let close = EntryKind::Close { announced };
+    put(
+        client,
+        table,
+        closing.version.unwrap(),
+        slugs("show/landing"),
+        close,
+        retention,
+    )
+    .await
+    .unwrap();
+    let feed = changes_since(&store, since, 100, SystemTime::now())
+        .await
+        .unwrap();
+    let slugs_served: Vec<&str> = feed
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Put(i) => i.slug.as_str(),
+            Change::Remove(s) => s.as_str(),
+        })
+        .collect();
+    assert_eq!(slugs_served, ["show/later", "show/landing"]);
+    assert_eq!(feed.next, top().await);
+    // A writer that died: its window passed, nothing closes it; served as it stands.
+    let since = top().await;
+    let gone = SystemTime::now() - Duration::from_secs(5);
+    let v = bump(client, table, gone, None)
+        .await
+        .unwrap()
+        .version
+        .unwrap();
+    put(
+        client,
+        table,
+        v,
+        slugs("show/never"),
+        EntryKind::Open { until: gone },
+        retention,
+    )
+    .await
+    .unwrap();
+    let feed = changes_since(&store, since, 100, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(feed.changes, [Change::Remove("show/never".into())]);
+    assert_eq!(feed.next.version, v);
 }

@@ -256,6 +256,91 @@ fn scope_names() -> BTreeSet<&'static str> {
     Scope::ALL.iter().map(|s| s.name()).collect()
 }
 
+/// The protected route API Gateway selects for `method path` (a service route's template
+/// or a concrete path), as an HTTP API selects: the same path first, else the greedy
+/// `{proxy+}` route with the longest prefix of it (`GET /v1/shows/{proxy+}` serves
+/// `GET /v1/shows/changes`: a path that is not a show's still goes through it).
+fn gateway_route<'a>(
+    protected: &'a [(String, String)],
+    method: &str,
+    path: &str,
+) -> Option<&'a (String, String)> {
+    let same = protected.iter().find(|(key, _)| {
+        let (m, p) = split_route_key(key);
+        m == method && normalise(p) == normalise(path)
+    });
+    same.or_else(|| {
+        protected
+            .iter()
+            .filter_map(|route| {
+                let (m, p) = split_route_key(&route.0);
+                let prefix = p.strip_suffix("{proxy+}")?;
+                let rest = path.strip_prefix(prefix)?;
+                (m == method && !rest.is_empty()).then_some((prefix.len(), route))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, route)| route)
+    })
+}
+
+fn protected_routes(api: &Body) -> Vec<(String, String)> {
+    object(
+        local(&locals_of(api), API_TF, "protected_routes"),
+        "local.protected_routes",
+    )
+    .into_iter()
+    .map(|(k, v)| {
+        let scope = string(v, &k);
+        (k, scope)
+    })
+    .collect()
+}
+
+/// The change feed has no route of its own at API Gateway: `GET /v1/shows/{proxy+}`
+/// forwards it, with the scope the service requires (`shows.read`). A route of its own
+/// with another scope, or the greedy route's scope changed, fails here.
+#[test]
+fn the_change_feed_is_forwarded_by_api_gateway_with_the_read_scope() {
+    let changes = API_ROUTES
+        .iter()
+        .find(|r| r.method == "GET" && r.path == "/v1/shows/changes")
+        .expect("http::API_ROUTES has GET /v1/shows/changes");
+    assert_eq!(
+        changes.scope,
+        Some(Scope::Read),
+        "http::API_ROUTES: GET /v1/shows/changes"
+    );
+    let protected = protected_routes(&parse(API_TF));
+    let (key, scope) = gateway_route(&protected, "GET", "/v1/shows/changes")
+        .unwrap_or_else(|| panic!("{API_TF}: no route forwards GET /v1/shows/changes"));
+    assert_eq!(
+        scope,
+        Scope::Read.name(),
+        "{API_TF}: `{key}` forwards GET /v1/shows/changes with scope {scope}"
+    );
+    // The selection itself: the same path wins over the greedy route, the longest prefix
+    // over a shorter one, and a greedy route needs at least one segment after its prefix.
+    let routes = |keys: &[(&str, &str)]| -> Vec<(String, String)> {
+        keys.iter()
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+            .collect()
+    };
+    let table = routes(&[
+        ("GET /v1/{proxy+}", "a"),
+        ("GET /v1/shows/{proxy+}", "b"),
+        ("GET /v1/shows/changes", "c"),
+        ("DELETE /v1/shows/{proxy+}", "d"),
+    ]);
+    let pick = |m: &str, p: &str| gateway_route(&table, m, p).map(|(_, s)| s.as_str());
+    assert_eq!(pick("GET", "/v1/shows/changes"), Some("c"));
+    assert_eq!(pick("GET", "/v1/shows/show/x"), Some("b"));
+    assert_eq!(pick("GET", "/v1/shows/{*slug}"), Some("b"));
+    assert_eq!(pick("GET", "/v1/other"), Some("a"));
+    assert_eq!(pick("DELETE", "/v1/shows/changes"), Some("d"));
+    assert_eq!(pick("GET", "/v2/shows"), None);
+    assert_eq!(pick("DELETE", "/v1/shows/"), None);
+}
+
 #[test]
 fn every_route_api_gateway_forwards_exists_in_the_router_with_the_same_scope() {
     let api = parse(API_TF);
@@ -353,24 +438,8 @@ fn every_route_api_gateway_forwards_exists_in_the_router_with_the_same_scope() {
 /// functions on their own paths, never a flag on a partner route).
 #[test]
 fn every_scoped_route_of_the_service_is_behind_api_gateway_and_admin_routes_need_the_admin_scope() {
-    let api = parse(API_TF);
-    let locals = locals_of(&api);
-    let protected: Vec<(String, String)> = object(
-        local(&locals, API_TF, "protected_routes"),
-        "local.protected_routes",
-    )
-    .into_iter()
-    .map(|(k, v)| {
-        let scope = string(v, &k);
-        (k, scope)
-    })
-    .collect();
-    let at_gateway = |method: &str, path: &str| {
-        protected.iter().find(|(key, _)| {
-            let (m, p) = split_route_key(key);
-            m == method && normalise(p) == normalise(path)
-        })
-    };
+    let protected = protected_routes(&parse(API_TF));
+    let at_gateway = |method: &str, path: &str| gateway_route(&protected, method, path);
 
     for route in API_ROUTES
         .iter()

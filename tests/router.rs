@@ -245,6 +245,7 @@ async fn cors_answers_only_the_configured_origins() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("x-request-id"), "{exposed}");
+    assert!(exposed.contains("changes-cursor"), "{exposed}");
 
     // So do the answers the layers give themselves (here 431), not only the routes'.
     let res = app

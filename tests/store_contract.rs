@@ -140,7 +140,7 @@ pub async fn walk(store: &DynStore, limit: u32) -> Vec<ListItem> {
 
 #[macro_export]
 macro_rules! contract_tests {
-    ($make:expr) => {
+    ($make:expr, $retained:expr) => {
         use $crate::*;
         use serde_json::json;
         use show_service::domain::Slug;
@@ -149,6 +149,11 @@ macro_rules! contract_tests {
 
         async fn fixture() -> Fixture {
             $make.await
+        }
+
+        /// A fixture whose change log keeps entries `retention`.
+        async fn fixture_retained(retention: std::time::Duration) -> Fixture {
+            ($retained)(retention).await
         }
 
         #[tokio::test]
@@ -431,6 +436,7 @@ macro_rules! contract_tests {
         }
 
         $crate::ownership_tests!();
+        $crate::changes_tests!();
     };
 }
 
@@ -438,18 +444,26 @@ macro_rules! contract_tests {
 #[path = "store_contract/ownership.rs"]
 mod ownership;
 
+/// The change feed's cases of the contract (paging, expiry, the list-plus-changes property).
+#[path = "store_contract/changes.rs"]
+mod changes;
+
 mod sqlite {
     use show_service::store::sqlite::SqliteStore;
     use std::sync::Arc;
 
-    contract_tests!(async {
+    async fn make(retention: std::time::Duration) -> crate::Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("shows.db")).expect("open");
-        Fixture {
+        let store = SqliteStore::open(&dir.path().join("shows.db"))
+            .expect("open")
+            .with_retention(retention);
+        crate::Fixture {
             store: Arc::new(store),
             _guard: Box::new(dir),
         }
-    });
+    }
+
+    contract_tests!(make(std::time::Duration::from_secs(3600)), make);
 }
 
 /// The same suite on DynamoDB: dynalite (one per test binary), a new table per test; or
@@ -459,11 +473,15 @@ mod dynamodb {
     use crate::support;
     use std::sync::Arc;
 
-    contract_tests!(async {
-        let store = support::fresh_store_on(&support::emulator_endpoint(), "contract").await;
-        Fixture {
+    async fn make(retention: std::time::Duration) -> crate::Fixture {
+        let store = support::fresh_store_on(&support::emulator_endpoint(), "contract")
+            .await
+            .with_retention(retention);
+        crate::Fixture {
             store: Arc::new(store),
             _guard: Box::new(()),
         }
-    });
+    }
+
+    contract_tests!(make(std::time::Duration::from_secs(3600)), make);
 }

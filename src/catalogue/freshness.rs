@@ -172,6 +172,8 @@ pub struct ListCache {
     /// `catalogue_cache_hits_total`, registered once: it counts nearly every GET.
     hits: metrics::Counter,
     clock: WallClock,
+    /// The change log's id, as the change record last said.
+    log: Mutex<Option<u64>>,
 }
 
 impl ListCache {
@@ -187,6 +189,7 @@ impl ListCache {
             warned: AtomicBool::new(false),
             hits: metrics::counter!("catalogue_cache_hits_total"),
             clock: WallClock::default(),
+            log: Mutex::new(None),
         }
     }
 
@@ -221,6 +224,23 @@ impl ListCache {
         self.valid()
             .filter(|(_, age)| *age < self.policy.ttl)
             .map(|(s, _)| s)
+    }
+
+    /// Where `snapshot` stands in the change log, when it is the one held: the log's id
+    /// and the last version whose every write it reflects (`settled`: 0 when none is
+    /// known, a position every change is after). `None`: not the held snapshot, or the
+    /// log's id unknown.
+    pub fn position_of(&self, snapshot: &Arc<Snapshot>) -> Option<(u64, u64)> {
+        let log = (*self.log.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let guard = self.read_held();
+        let held = guard.as_ref()?;
+        Arc::ptr_eq(&held.snapshot, snapshot).then(|| (log, held.settled.unwrap_or(0)))
+    }
+
+    /// The last change record read: the log's id and the version a change feed may
+    /// answer up to at once (`None` before any record was read).
+    pub fn log_id(&self) -> Option<u64> {
+        *self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Marks every snapshot filled before now as stale. Call when a write through this
@@ -455,8 +475,10 @@ impl ListCache {
             ChangeRecord::Version {
                 version,
                 unsettled_until,
+                log,
             } => {
                 self.warned.store(false, Ordering::Relaxed);
+                *self.log.lock().unwrap_or_else(|e| e.into_inner()) = log;
                 (Some(version), unsettled_until, outcome)
             }
             ChangeRecord::Missing | ChangeRecord::Invalid => {

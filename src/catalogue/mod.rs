@@ -1,6 +1,7 @@
 //! The catalogue (`GET /v1/shows`, whole or paged), kept in memory and kept fresh: the
-//! bytes ([`snapshot`]: JSON in page order, gzip, ETag, pages cut from it) and the rules
-//! that decide when the store is asked again and what is read ([`ListCache`]).
+//! bytes ([`snapshot`]: JSON in page order, gzip, ETag, pages cut from it), the rules
+//! that decide when the store is asked again and what is read ([`ListCache`]), and the
+//! change feed a client follows from a list's position ([`changes`]).
 //!
 //! Why a module of its own: the catalogue is read far more often than it changes, and
 //! re-reading it from the store costs what the catalogue holds (at 10,000 shows, thousands
@@ -68,6 +69,7 @@
 //! While a write runs, the snapshot from before it is still a right answer: the write
 //! has not returned.
 
+pub mod changes;
 mod freshness;
 pub mod snapshot;
 

@@ -13,7 +13,7 @@
 //! (or the file key) and what was expected.
 //!
 //! Each setting is written once: a [`SettingDoc`] constant in the file of its concern
-//! (`server`, `store`, `auth`, `log`, `metrics`, `web`, `cache`) holds its key, variable,
+//! (`server`, `store`, `auth`, `log`, `metrics`, `web`, `cache`, `changes`) holds its key, variable,
 //! default and meaning; [`SETTINGS`] (the README's table) lists those constants, and the
 //! code reads a value only through its constant (`reader`), so a key cannot be misspelt
 //! where it is read (a test checks that the keys read are exactly the documented ones).
@@ -24,6 +24,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod changes;
 pub mod log;
 pub mod metrics;
 mod reader;
@@ -34,6 +35,7 @@ pub mod web;
 
 pub use auth::{AuthMode, AuthSettings, LocalClient};
 pub use cache::CacheSettings;
+pub use changes::ChangesSettings;
 pub use log::{LogFormat, LogSettings};
 pub use metrics::MetricsSettings;
 pub use server::{DEFAULT_PORT, ServerSettings};
@@ -117,6 +119,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     cache::TTL_MS,
     cache::SAFETY_NET_SECONDS,
     cache::STALE_IF_ERROR_SECONDS,
+    changes::RETENTION_HOURS,
 ];
 
 /// Every canonical environment variable the service reads (besides the compatibility
@@ -180,6 +183,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
     pub cache: CacheSettings,
+    pub changes: ChangesSettings,
     pub docs: DocsSettings,
 }
 
@@ -237,6 +241,7 @@ fn build(r: &Reader) -> Result<Settings, ConfigError> {
         metrics: metrics::read(r)?,
         cors: web::read_cors(r)?,
         cache: cache::read(r)?,
+        changes: changes::read(r)?,
         docs: web::read_docs(r)?,
         server,
         store,
@@ -288,6 +293,8 @@ pub(crate) mod tests {
             ("APP__AUTH__CLIENTS", "nosecret"),
             ("APP__AUTH__TOKENBURST", "0"),
             ("APP__AUTH__LEEWAYSECONDS", "61"),
+            ("APP__CHANGES__RETENTIONHOURS", "0"),
+            ("APP__CHANGES__RETENTIONHOURS", "a week"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

@@ -5,8 +5,10 @@
 //!   token endpoint (in local mode prefilled with the development client).
 //! - `/docs/catalogue`: the catalogue preview for content operators, a paged grid of the
 //!   DRM-ready shows read through the public API with the user's token (in local mode one
-//!   from the development client, see `/docs/config.json`). Feed text reaches the page
-//!   only through `textContent` and attribute setters, never as markup.
+//!   from the development client, see `/docs/config.json`), kept current by following
+//!   `GET /v1/shows/changes` from the list's `Changes-Cursor` (a `410` lists again).
+//!   Feed text reaches the page only through `textContent` and attribute setters, never
+//!   as markup.
 //!
 //! The pages are separate routes with their own header layer, so API requests pay nothing
 //! for them. Every answer carries a Content-Security-Policy that allows scripts only from

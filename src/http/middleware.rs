@@ -279,7 +279,12 @@ pub fn cors(app: Router, origins: &[String]) -> Router {
                 header::CONTENT_TYPE,
                 X_REQUEST_ID.clone(),
             ])
-            .expose_headers([X_REQUEST_ID.clone(), header::ETAG])
+            // A browser client on another origin reads a list's position too.
+            .expose_headers([
+                X_REQUEST_ID.clone(),
+                header::ETAG,
+                header::HeaderName::from_static(super::changes::CHANGES_CURSOR),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -4,6 +4,7 @@
 //! - `health`: liveness and readiness.
 //! - `oauth`: the local issuer's token endpoint, JWKS and discovery routes (local mode).
 //! - `shows`: the catalogue, feeds, one show.
+//! - `changes`: the catalogue's changes since a position (`/v1/shows/changes`).
 //! - `admin`: `/v1/admin/` routes, for `shows.admin` tokens only (owner assignment).
 //! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `docs`: the `/docs` pages (API reference, catalogue preview), static files.
@@ -15,6 +16,7 @@
 //! - `trace`: the trace id of a request, from its trace context headers.
 
 pub mod admin;
+pub mod changes;
 pub mod conn;
 pub mod docs;
 pub mod extract;
@@ -67,6 +69,7 @@ pub const API_ROUTES: &[RouteSpec] = &[
     r("GET", READINESS_PATH, None),
     r("GET", "/openapi.json", None),
     r("GET", "/v1/shows", Some(Scope::Read)),
+    r("GET", "/v1/shows/changes", Some(Scope::Read)),
     r("POST", "/v1/shows", Some(Scope::Write)),
     r("GET", "/v1/shows/{*slug}", Some(Scope::Read)),
     r("DELETE", "/v1/shows/{*slug}", Some(Scope::Write)),
@@ -137,6 +140,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(shows::router())
+        .merge(changes::router())
         .merge(admin::router())
         .merge(openapi::router(
             state.settings.auth.mode == crate::config::AuthMode::Local,

@@ -7,7 +7,7 @@
 //! endpoint and the full scope names, so the `/docs` page can authorize.
 
 use super::AppState;
-use super::{admin, health, shows};
+use super::{admin, changes, health, shows};
 use crate::domain::{Image, NextEpisode, Problem, Season, Show};
 use crate::error::ErrorBody;
 use crate::store::ListItem;
@@ -25,11 +25,13 @@ use utoipa::{Modify, OpenApi};
     paths(
         health::live, health::ready,
         shows::list, shows::create, shows::get_one, shows::delete_one,
+        changes::changes_since,
         admin::assign_owners,
     ),
     components(schemas(
         Show, Image, NextEpisode, Season, Problem, ErrorBody, ListItem,
         shows::ListResponse, shows::WriteResponse, shows::FeedRequest, shows::ShowResponse,
+        changes::ChangesResponse, changes::ChangeBody,
         admin::OwnersRequest, admin::OwnersResponse,
         health::Message, health::Readiness,
     )),

@@ -1,12 +1,13 @@
 //! `/v1/shows` (and the seed's `/shows` aliases): the catalogue, feed ingest, one show.
 
 use super::AppState;
+use super::changes::{CHANGES_CURSOR, cursor_header};
 use super::extract::{Authorized, FeedBody, Read, Write};
-use crate::catalogue::Snapshot;
+use crate::catalogue::{CLOCK_MARGIN, Snapshot};
 use crate::domain::{Actor, Partner, Problem, Show, Slug, Timestamp};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::cursor::Position;
-use crate::store::{DynStore, ListItem, PageRequest, StoreError};
+use crate::store::{ChangeRecord, DynStore, ListItem, PageRequest, StoreError};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -105,7 +106,8 @@ pub struct FeedRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The catalogue (all of it, or one page)", body = ListResponse,
-         headers(("etag" = String, description = "Strong validator of the whole catalogue"))),
+         headers(("etag" = String, description = "Strong validator of the whole catalogue"),
+                 ("changes-cursor" = String, description = "On the whole list and a first page: the list's position in the change log; follow changes after it with `GET /v1/shows/changes?since=`"))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
@@ -136,34 +138,76 @@ pub async fn list(
     };
     let cursor = params.cursor.filter(|c| !c.is_empty());
     let paged = limit.is_some() || cursor.is_some();
-    if !paged || !state.cache.ttl().is_zero() {
-        // The cursor is checked before the store is asked anything.
-        let after = cursor.as_deref().map(Position::decode).transpose()?;
+    // The cursor is checked before the store is asked anything.
+    let after = cursor.as_deref().map(Position::decode).transpose()?;
+    // A whole list or a first page says where it stands in the change log. Without a
+    // cache (TTL 0) that is the change record read before the list.
+    let uncached = state.cache.ttl().is_zero();
+    let before = match after.is_none() && uncached {
+        true => record_position(&state).await?,
+        false => None,
+    };
+    if !paged || !uncached {
         let snapshot = state.cache.current(&state.store).await?;
-        if !paged {
-            return Ok(cached_response(&snapshot, &conditions));
-        }
-        let limit = limit.map_or(usize::MAX, |n| n.get() as usize);
-        let body = snapshot.page(after.as_ref(), limit);
-        return Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response());
+        let position = match after {
+            Some(_) => None,
+            None if uncached => before,
+            None => (state.cache.position_of(&snapshot))
+                .or_else(|| state.cache.log_id().map(|log| (log, 0))),
+        };
+        let mut res = if paged {
+            let limit = limit.map_or(usize::MAX, |n| n.get() as usize);
+            let body = snapshot.page(after.as_ref(), limit);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response()
+        } else {
+            cached_response(&snapshot, &conditions)
+        };
+        with_position(&mut res, position);
+        return Ok(res);
     }
     // No cache (TTL 0): the page straight from the store.
     let page = state
         .store
         .list_eligible(PageRequest { limit, cursor })
         .await?;
-    Ok(Json(ListResponse {
+    let mut res = Json(ListResponse {
         response: page.items,
         next: page.next,
     })
-    .into_response())
+    .into_response();
+    with_position(&mut res, before);
+    Ok(res)
+}
+
+/// The change record's position, read before an uncached list: its version when every
+/// write it counts has landed, else 0 (a position every change is after).
+async fn record_position(state: &AppState) -> Result<Option<(u64, u64)>, ApiError> {
+    Ok(match state.store.change_record().await? {
+        ChangeRecord::Version {
+            version,
+            unsettled_until,
+            log: Some(log),
+        } => {
+            let landing =
+                unsettled_until.is_some_and(|t| t + CLOCK_MARGIN > std::time::SystemTime::now());
+            Some((log, if landing { 0 } else { version }))
+        }
+        _ => None,
+    })
+}
+
+/// Adds the `Changes-Cursor` header of `position` (the change log's id, the version).
+fn with_position(res: &mut Response, position: Option<(u64, u64)>) {
+    if let Some(value) = position.and_then(|(log, version)| cursor_header(log, version)) {
+        res.headers_mut().insert(CHANGES_CURSOR, value);
+    }
 }
 
 /// What the catalogue's answer depends on in the request headers, read from them in

@@ -25,12 +25,28 @@ pub const CHANGE_RECORD_UNSETTLED: &str = "unsettledUntil";
 /// the slugs the write of that version named. Outside the `show/…` key space and without
 /// the index's attributes, like the change record.
 pub const CHANGE_LOG_PREFIX: &str = "meta/catalogue-change/";
-/// A change-log entry's slugs (SS); absent when the write named more than
-/// [`CHANGE_LOG_MAX_SLUGS`] (readers then read the whole index).
+/// A change-log entry's slugs (SS): every slug its write named, the first
+/// [`CHANGE_LOG_MAX_SLUGS`] in the entry, the rest in parts `{entry key}/{i}` (i = 1 ..
+/// `parts`). (Entries written before every write was logged whole may lack it: a gap.)
 pub const CHANGE_LOG_SLUGS: &str = "slugs";
+/// How many slugs an entry's write named (N). An entry without it comes from before
+/// every write was logged whole and may have left its slugs out: it cannot say what
+/// changed.
+pub const CHANGE_LOG_COUNT: &str = "count";
+/// How many items an entry's slugs fill (N), when more than one.
+pub const CHANGE_LOG_PARTS: &str = "parts";
+/// On a write's announcement entry: until when its shows may still be landing (N,
+/// milliseconds since the epoch), unless a later entry closes it.
+pub const CHANGE_LOG_OPEN_UNTIL: &str = "openUntil";
+/// On the entry after a write: the version of its announcement (N).
+pub const CHANGE_LOG_CLOSES: &str = "closes";
+/// The change record's log id (N, random, set once with `if_not_exists`): a changes
+/// cursor carries it so one from another table is told apart.
+pub const CHANGE_RECORD_LOG_ID: &str = "logId";
 /// The table's TTL attribute (N, epoch seconds): DynamoDB deletes an entry after it.
 pub const CHANGE_LOG_EXPIRES: &str = "expiresAt";
-/// At most this many slugs per entry (200 characters each: well inside an item's 400 KB).
+/// At most this many slugs per entry item (200 characters each: about 200 KB, inside an
+/// item's 400 KB; a feed's 1000 fit one item).
 pub const CHANGE_LOG_MAX_SLUGS: usize = 1000;
 
 /// A show's owner (S, a partner name), on the items this service writes: absent on an

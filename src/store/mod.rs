@@ -24,6 +24,13 @@
 //! everything would cost) the answer is [`Changes::Unknown`] and the task reads the index.
 //! [`cursor`] is the paging position both stores and the cached catalogue share.
 //!
+//! The same log serves clients that follow the catalogue (`GET /v1/shows/changes`, see
+//! the catalogue's `changes` module): [`ShowStore::log_entries`] returns the entries with
+//! their versions, and [`ShowStore::catalogue_items`] the changed shows as they are now.
+//! For that, every write logs all its slugs (never "too many"), each entry is kept at
+//! least the retention (`APP__CHANGES__RETENTIONHOURS`, by age, not by count) and an
+//! entry past it reads as missing even before it is deleted.
+//!
 //! Who may write a show is decided here too, in the same step as the write (one
 //! transaction on SQLite, conditional writes on DynamoDB), so no race between two
 //! partners hands a show to the wrong one: every write names its [`Actor`], and the rule
@@ -148,6 +155,10 @@ pub enum ChangeRecord {
     Version {
         version: u64,
         unsettled_until: Option<std::time::SystemTime>,
+        /// The change log's id: a random number made once with the record (or the
+        /// store), so a changes cursor from another table or store is told apart.
+        /// `None`: a record written before the log had one (the next bump sets it).
+        log: Option<u64>,
     },
     /// No record: nothing was written through this service yet (or it was removed).
     Missing,
@@ -166,6 +177,32 @@ pub enum Changes {
     },
     /// The log cannot tell: the catalogue must be read again.
     Unknown,
+}
+
+/// One change-log entry, as the change feed reads it ([`ShowStore::log_entries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub version: u64,
+    /// Every show its write named, distinct and sorted.
+    pub slugs: Vec<String>,
+    /// A write's announcement (DynamoDB): its shows may still be landing until this time
+    /// (plus the clock margin), unless a later entry [`closes`](LogEntry::closes) it.
+    pub open_until: Option<std::time::SystemTime>,
+    /// The version of the announcement whose write this entry's bump followed.
+    pub closes: Option<u64>,
+}
+
+/// What the change log holds of a range of versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRead {
+    /// Every version's entry, in order.
+    Entries(Vec<LogEntry>),
+    /// This version's entry is not held: trimmed, or never written (a writer died
+    /// between its bump and its entry, a writer without a log), or not written yet.
+    Gap { missing: u64 },
+    /// This version's entry is past the retention (held or not): what changed then is
+    /// no longer known.
+    Expired { version: u64 },
 }
 
 /// The storage seam. Implementations must be safe to share across requests.
@@ -224,7 +261,24 @@ pub trait ShowStore: Send + Sync + 'static {
         let _ = (since, upto, max_shows);
         Ok(Changes::Unknown)
     }
+
+    /// The change log's entries of versions `since + 1 ..= upto` (at most
+    /// [`MAX_LOG_READ`] of them), entries past the retention counting as missing. A store
+    /// without a log has a gap at every version.
+    async fn log_entries(&self, since: u64, upto: u64) -> Result<LogRead, StoreError> {
+        let _ = upto;
+        Ok(LogRead::Gap { missing: since + 1 })
+    }
+
+    /// Of `slugs` (distinct, at most 1000), the shows in the catalogue now, as it lists
+    /// them, read as one consistent read (SQLite: one transaction; DynamoDB: strongly
+    /// consistent `BatchGetItem`s).
+    async fn catalogue_items(&self, slugs: &[String]) -> Result<Vec<ListItem>, StoreError>;
 }
+
+/// At most this many versions in one [`ShowStore::log_entries`] answer (DynamoDB: one
+/// `BatchGetItem` of 100 keys).
+pub const MAX_LOG_READ: u64 = 100;
 
 /// A shared store handle.
 pub type DynStore = Arc<dyn ShowStore>;
@@ -232,11 +286,14 @@ pub type DynStore = Arc<dyn ShowStore>;
 /// Opens the store the settings name.
 pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<DynStore> {
     match settings.store.kind {
-        crate::config::StoreKind::Sqlite => {
-            Ok(Arc::new(sqlite::SqliteStore::open(&settings.store.path)?))
-        }
+        crate::config::StoreKind::Sqlite => Ok(Arc::new(
+            sqlite::SqliteStore::open(&settings.store.path)?
+                .with_retention(settings.changes.retention),
+        )),
         crate::config::StoreKind::Dynamodb => Ok(Arc::new(
-            dynamodb::DynamoStore::connect(&settings.dynamodb).await?,
+            dynamodb::DynamoStore::connect(&settings.dynamodb)
+                .await?
+                .with_retention(settings.changes.retention),
         )),
     }
 }

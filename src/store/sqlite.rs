@@ -13,9 +13,10 @@
 //! Table `catalogue_version` holds the change record (one row, `id = 1`): a feed or a
 //! delete bumps it in the same transaction as its rows, so a reader never sees one
 //! without the other, and a process that dies half-way leaves neither: the record has no
-//! window in which its writes may still land (`unsettled_until` is always `None`). Table `catalogue_changes(version, slugs)` is the change log: the
-//! same transaction stores the slugs the write named (a JSON array) under the version it
-//! bumped to, and drops entries more than [`KEEP_VERSIONS`] behind. A feed is written in one transaction (all or nothing). One
+//! window in which its writes may still land (`unsettled_until` is always `None`). Table
+//! `catalogue_changes` is the change log ([`log`]): the same transaction stores every
+//! slug the write named under the version it bumped to, and drops entries past the
+//! retention. A feed is written in one transaction (all or nothing). One
 //! connection writes; a few read, concurrently with it (WAL). Calls run on the blocking
 //! pool.
 //!
@@ -27,13 +28,13 @@
 //! price: no other process can open the file while the service runs; `show-service
 //! import` or a second server says so and exits ([`Held`]).
 
+mod log;
 mod owners;
 
 use super::cursor::Position;
-use super::layout::CHANGE_LOG_MAX_SLUGS;
 use super::usage::{self, Call};
 use super::{
-    Assignment, ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError,
+    Assignment, ChangeRecord, Changes, ListItem, LogRead, Page, PageRequest, ShowStore, StoreError,
     StoredShow,
 };
 use crate::domain::{Actor, Partner, Provenance, Show, Slug, Timestamp};
@@ -89,7 +90,7 @@ CREATE TABLE IF NOT EXISTS catalogue_changes (
 );
 ";
 
-/// Change-log entries kept (and the most versions one answer spans).
+/// The most versions one [`ShowStore::changes_since`] answer spans.
 const KEEP_VERSIONS: i64 = 1000;
 
 /// Bumps the change record, returning the new version.
@@ -98,32 +99,18 @@ INSERT INTO catalogue_version (id, version) VALUES (1, 1)
 ON CONFLICT (id) DO UPDATE SET version = version + 1
 RETURNING version";
 
-/// One show of the catalogue by slug (the change log's reader).
-const LIST_ONE: &str = "
-SELECT slug, json_extract(doc, '$.title'), coalesce(json_extract(doc, '$.image.showImage'), ''),
-       episode_count
-FROM shows
-WHERE slug = ?1 AND drm_key = 1 AND episode_count > 0";
-
-/// Bumps the change record and logs `slugs` under the new version (none when more than
-/// an entry holds: readers then read the index); runs in the transaction of the write.
-fn record_change(tx: &rusqlite::Transaction<'_>, slugs: &[&str]) -> Result<(), StoreError> {
+/// Bumps the change record and logs every one of `slugs` under the new version; runs in
+/// the transaction of the write.
+fn record_change(
+    tx: &rusqlite::Transaction<'_>,
+    slugs: &[&str],
+    retention: Duration,
+) -> Result<(), StoreError> {
     let version: rusqlite::types::Value = tx.query_row(BUMP, [], |r| r.get(0)).map_err(map_err)?;
     let rusqlite::types::Value::Integer(version) = version else {
         return Ok(()); // a record of another type: readers fall back to the index anyway
     };
-    let named = (slugs.len() <= CHANGE_LOG_MAX_SLUGS)
-        .then(|| serde_json::to_string(slugs))
-        .transpose()
-        .map_err(|e| StoreError::Internal(e.into()))?;
-    tx.prepare_cached("INSERT OR REPLACE INTO catalogue_changes (version, slugs) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![version, named]))
-        .and_then(|_| {
-            tx.prepare_cached("DELETE FROM catalogue_changes WHERE version <= ?1")?
-                .execute([version - KEEP_VERSIONS])
-        })
-        .map_err(map_err)?;
-    Ok(())
+    log::append(tx, version, slugs, retention)
 }
 
 const LIST: &str = "
@@ -144,6 +131,8 @@ pub struct SqliteStore {
     /// by the next write that succeeds: while set, [`ShowStore::ping`] checks that a write
     /// gets through, so readiness reports the fault.
     write_fault: Arc<AtomicBool>,
+    /// How long the change log keeps an entry.
+    retention: Duration,
 }
 
 fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -235,12 +224,20 @@ impl SqliteStore {
             .execute_batch(SCHEMA)
             .context("cannot create the schema")?;
         owners::migrate(&writer).context("cannot add the ownership columns")?;
+        log::migrate(&writer).context("cannot add the change log's columns")?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::with_capacity(READERS))),
             write_fault: Arc::new(AtomicBool::new(false)),
+            retention: crate::config::ChangesSettings::default().retention,
         })
+    }
+
+    /// The same store, its change log kept `retention` (`APP__CHANGES__RETENTIONHOURS`).
+    pub fn with_retention(mut self, retention: Duration) -> SqliteStore {
+        self.retention = retention;
+        self
     }
 
     /// Runs `f` on the writing connection, on the blocking pool.
@@ -338,6 +335,7 @@ impl ShowStore for SqliteStore {
         .await
         .map_err(|e| StoreError::Internal(e.into()))?
         .map_err(|e| StoreError::Internal(e.into()))?;
+        let retention = self.retention;
         self.write("upsert", move |conn| {
             let tx = conn.transaction().map_err(map_err)?;
             let refused = owners::refused(&tx, rows.iter().map(|r| r.0.as_str()), &actor)?;
@@ -366,7 +364,7 @@ impl ShowStore for SqliteStore {
                 }
             }
             let slugs: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-            record_change(&tx, &slugs)?;
+            record_change(&tx, &slugs, retention)?;
             tx.commit().map_err(map_err)?;
             Ok(rows.len())
         })
@@ -449,6 +447,7 @@ impl ShowStore for SqliteStore {
     async fn delete(&self, slug: &Slug, actor: &Actor) -> Result<bool, StoreError> {
         let slug = slug.to_string();
         let actor = actor.clone();
+        let retention = self.retention;
         self.write("delete", move |conn| {
             let tx = conn.transaction().map_err(map_err)?;
             let refused = owners::refused(&tx, [slug.as_str()], &actor)?;
@@ -463,7 +462,7 @@ impl ShowStore for SqliteStore {
                 .map_err(map_err)?
                 > 0;
             if deleted {
-                record_change(&tx, &[slug.as_str()])?;
+                record_change(&tx, &[slug.as_str()], retention)?;
             }
             tx.commit().map_err(map_err)?;
             Ok(deleted)
@@ -495,6 +494,7 @@ impl ShowStore for SqliteStore {
                 .prepare_cached("SELECT version FROM catalogue_version WHERE id = 1")
                 .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
                 .map_err(map_err)?;
+            let log = log::id(conn)?;
             Ok(match value {
                 None => ChangeRecord::Missing,
                 Some(rusqlite::types::Value::Integer(n)) => {
@@ -502,6 +502,7 @@ impl ShowStore for SqliteStore {
                         ChangeRecord::Version {
                             version,
                             unsettled_until: None,
+                            log,
                         }
                     })
                 }
@@ -549,27 +550,31 @@ impl ShowStore for SqliteStore {
                     return Ok(Changes::Unknown);
                 }
             }
-            let mut stmt = tx.prepare_cached(LIST_ONE).map_err(map_err)?;
-            let mut items = Vec::new();
-            for slug in &slugs {
-                let found = stmt
-                    .query_row([slug], |row| {
-                        Ok(ListItem {
-                            slug: row.get(0)?,
-                            title: row.get(1)?,
-                            image: row.get(2)?,
-                            episode_count: row.get(3)?,
-                        })
-                    })
-                    .optional()
-                    .map_err(map_err)?;
-                items.extend(found);
-            }
+            let items = log::catalogue_items(&tx, &slugs)?;
             usage::consumed("changes", 0.0, 0.0, items.len());
             Ok(Changes::Shows {
                 slugs: slugs.into_iter().collect(),
                 items,
             })
+        })
+        .await
+    }
+
+    async fn log_entries(&self, since: u64, upto: u64) -> Result<LogRead, StoreError> {
+        let retention = self.retention;
+        self.read("log_entries", move |conn| {
+            log::entries(conn, since, upto, retention)
+        })
+        .await
+    }
+
+    async fn catalogue_items(&self, slugs: &[String]) -> Result<Vec<ListItem>, StoreError> {
+        let slugs = slugs.to_vec();
+        self.read("catalogue_items", move |conn| {
+            let tx = conn.unchecked_transaction().map_err(map_err)?;
+            let items = log::catalogue_items(&tx, &slugs)?;
+            usage::consumed("catalogue_items", 0.0, 0.0, items.len());
+            Ok(items)
         })
         .await
     }

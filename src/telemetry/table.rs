@@ -183,6 +183,20 @@ pub const METRICS: &[MetricDoc] = &[
         "Catalogue reads answered from the cache.",
     ),
     m(
+        "changes_served_total",
+        Counter,
+        &["op"],
+        Some(&[]),
+        "Changes served by `GET /v1/shows/changes`, by op: `put` (in the catalogue now) or `remove`.",
+    ),
+    m(
+        "changes_cursors_expired_total",
+        Counter,
+        &[],
+        None,
+        "`GET /v1/shows/changes` answered 410 Gone: the cursor is older than the change log's retention, or another store's.",
+    ),
+    m(
         "catalogue_not_modified_total",
         Counter,
         &[],

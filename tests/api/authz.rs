@@ -109,6 +109,12 @@ const MATRIX: &[(&str, &str, Role, [u16; 4])] = &[
     ("GET",    "/v1/shows",         PartnerA, [200, 200, 200, 200]),
     ("GET",    "/v1/shows",         PartnerB, [200, 200, 200, 200]),
     ("GET",    "/v1/shows",         Admin,    [200, 200, 200, 200]),
+    // Without `since` the route answers its own 400: the scope check passed.
+    ("GET",    "/v1/shows/changes", NoToken,  [401, 401, 401, 401]),
+    ("GET",    "/v1/shows/changes", Reader,   [400, 400, 400, 400]),
+    ("GET",    "/v1/shows/changes", PartnerA, [400, 400, 400, 400]),
+    ("GET",    "/v1/shows/changes", PartnerB, [400, 400, 400, 400]),
+    ("GET",    "/v1/shows/changes", Admin,    [400, 400, 400, 400]),
     ("POST",   "/v1/shows",         NoToken,  [401, 401, 401, 401]),
     ("POST",   "/v1/shows",         Reader,   [403, 403, 403, 403]),
     ("POST",   "/v1/shows",         PartnerA, [201, 403, 403, 201]),
@@ -401,6 +407,13 @@ async fn the_authorization_matrix_holds_for_every_role_route_and_object() {
             }
             match (*method, *route, status) {
                 (_, _, 401 | 403 | 404) => {}
+                ("GET", "/v1/shows/changes", 400) => {
+                    let v = answer.unwrap();
+                    assert!(
+                        v["error"].as_str().unwrap().contains("since"),
+                        "{cell}: {v}"
+                    );
+                }
                 ("GET", r, 200) if r.contains("{slug}") => {
                     let v = answer.unwrap();
                     assert_eq!(v["slug"], slug, "{cell}");

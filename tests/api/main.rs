@@ -5,6 +5,7 @@
 
 mod authz;
 mod catalogue;
+mod changes;
 mod connections;
 mod faults;
 mod helpers;

@@ -14,9 +14,14 @@ Checks, each failing with a message naming what the page did:
 - /docs/catalogue shows one card per eligible show of tests/fixtures/feed-12.json (as
   feed-12.expected.json lists them) plus a show whose title is markup, shown as text,
   whose image URL is broken and becomes a placeholder, across pages of 2;
+- /docs/catalogue follows changes: a show posted through the API after the page loaded
+  appears, and a show deleted disappears, without a reload and without reading the list
+  again (only GET /v1/shows/changes calls after the load); given a position of another
+  change log (410), it lists again and follows on;
 - both pages answer with the security headers.
 """
 
+import base64
 import copy
 import json
 import pathlib
@@ -65,6 +70,18 @@ def post_feed(base, token):
     shows = [(e["slug"], e["title"]) for e in expected] + [(hostile["slug"], HOSTILE)]
     images = {e["image"] for e in expected if e["image"]} | {hostile["image"]["showImage"]}
     return shows, images
+
+
+def eligible_show(slug, title):
+    """An eligible show of the fixture feed, renamed."""
+    feed = json.loads((FIXTURES / "feed-12.json").read_text())
+    expected = json.loads((FIXTURES / "feed-12.expected.json").read_text())["response"]
+    eligible = {e["slug"] for e in expected}
+    show = copy.deepcopy(next(p for p in feed["payload"] if p["slug"] in eligible))
+    show["slug"] = slug
+    show["title"] = title
+    show.pop("image", None)
+    return show
 
 
 def check_headers(base, path):
@@ -227,6 +244,87 @@ def check_catalogue(driver, base, artefacts, shows, images):
     assert not errors, f"/docs/catalogue logged console errors: {errors}"
 
 
+def other_log(cursor):
+    """The same position in another change log: the cursor format of
+    src/catalogue/changes.rs (a format byte, log, version, offset, FNV-1a checksum)."""
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert len(raw) == 25, f"a cursor of {len(raw)} bytes: {cursor!r}"
+    log = (int.from_bytes(raw[1:9], "big") + 1) % 2**64
+    raw[1:9] = log.to_bytes(8, "big")
+    h = 0x811C9DC5
+    for b in raw[:21]:
+        h = ((h ^ b) * 0x01000193) % 2**32
+    raw[21:25] = h.to_bytes(4, "big")
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
+# The page's requests to the API since it loaded: (lists, changes calls).
+API_CALLS = """
+const names = performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname);
+return [names.filter((p) => p === "/v1/shows").length,
+        names.filter((p) => p === "/v1/shows/changes").length];
+"""
+
+
+def check_follow(driver, base, token, shows, images, artefacts):
+    driver.get(base + "/docs/catalogue")
+    wait(driver, lambda d: "on this page" in d.find_element(By.ID, "status").text, "the first page")
+    cards = driver.find_elements(By.CSS_SELECTOR, "#grid .card")
+    assert len(cards) == len(shows), f"{len(cards)} cards, expected all {len(shows)} on one page"
+    # A reload would lose this mark.
+    driver.execute_script("window.notReloaded = true")
+    lists_before, _ = driver.execute_script(API_CALLS)
+
+    slug, title = "show/posted-after-load", "Posted after the page loaded"
+    feed = {"payload": [eligible_show(slug, title)], "skip": 0, "take": 1, "totalRecords": 1}
+    status, _, _ = http("POST", base + "/v1/shows", token, json.dumps(feed).encode())
+    assert status in (200, 201), f"POST /v1/shows answered {status}"
+    selector = f'#grid .card[data-slug="{slug}"]'
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), f"the posted show {slug}")
+    added = driver.find_element(By.CSS_SELECTOR, selector)
+    assert added.find_element(By.CSS_SELECTOR, ".title").text == title
+    assert "added" in added.get_attribute("class"), "the new card is not marked as added"
+    driver.save_screenshot(str(artefacts / "catalogue-followed.png"))
+
+    gone = shows[0][0]
+    status, _, _ = http("DELETE", base + "/v1/shows/" + gone, token)
+    assert status == 204, f"DELETE /v1/shows/{gone} answered {status}"
+    wait(
+        driver,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, f'#grid .card[data-slug="{gone}"]'),
+        f"the deleted show {gone} to disappear",
+    )
+    assert driver.execute_script("return window.notReloaded === true"), "the page reloaded"
+    lists_after, changes = driver.execute_script(API_CALLS)
+    assert lists_after == lists_before, f"the page read the list again ({lists_before} → {lists_after})"
+    assert changes > 0, "no GET /v1/shows/changes call"
+    remaining = {c.get_attribute("data-slug") for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card")}
+    assert remaining == ({s for s, _ in shows} - {gone}) | {slug}, f"cards {sorted(remaining)}"
+
+    # A position of another change log (410 Gone): the page lists again, then follows on.
+    forged = other_log(driver.execute_script("return state.since"))
+    driver.execute_script("state.since = arguments[0]", forged)
+    wait(driver, lambda d: d.execute_script(API_CALLS)[0] > lists_after, "the list read again after 410")
+    wait(driver, lambda d: "on this page" in d.find_element(By.ID, "status").text, "the list again")
+    since = driver.execute_script("return state.since")
+    assert since and since != forged, f"the page kept the gone position: {since!r}"
+    status, _, _ = http("DELETE", base + "/v1/shows/" + slug, token)
+    assert status == 204, f"DELETE /v1/shows/{slug} answered {status}"
+    wait(
+        driver,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, selector),
+        f"the deleted show {slug} to disappear after the list was read again",
+    )
+    assert driver.execute_script("return window.notReloaded === true"), "the page reloaded"
+    # The only network errors allowed: the images, and the one 410 asked for.
+    errors = [
+        e for e in severe(driver)
+        if not (e["source"] == "network" and e["message"].split(" ")[0] in images)
+        and not (e["source"] == "network" and "/v1/shows/changes" in e["message"] and " 410 " in e["message"])
+    ]
+    assert not errors, f"/docs/catalogue logged console errors while following: {errors}"
+
+
 def main():
     base, token, artefacts = sys.argv[1].rstrip("/"), sys.argv[2], pathlib.Path(sys.argv[3])
     artefacts.mkdir(parents=True, exist_ok=True)
@@ -240,6 +338,8 @@ def main():
             print("ok: /docs lists every documented operation; authorize + try it out: 200")
             check_catalogue(driver, base, artefacts, shows, images)
             print(f"ok: /docs/catalogue shows the {len(shows)} eligible shows, the hostile title as text")
+            check_follow(driver, base, token, shows, images, artefacts)
+            print("ok: /docs/catalogue follows changes: a posted show appears, a deleted one goes, no reload")
         finally:
             driver.quit()
     print(f"screenshots in {artefacts}")

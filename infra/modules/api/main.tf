@@ -4,7 +4,9 @@ locals {
   # route. tests/infra_consistency.rs checks these against the service's router.
   # The authorizer checks scopes only: which shows a partner may change (its own) is
   # decided by the service, per show. Admin routes live under /v1/admin/ and require
-  # shows.admin, which only the platform's client holds.
+  # shows.admin, which only the platform's client holds. The change feed
+  # (GET /v1/shows/changes, shows.read) goes through "GET /v1/shows/{proxy+}", which
+  # has the scope it needs; the consistency tests check that it does.
   protected_routes = {
     "GET /shows"                = "shows.read"
     "GET /v1/shows"             = "shows.read"

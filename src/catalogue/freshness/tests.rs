@@ -34,6 +34,7 @@ fn v(version: u64) -> Option<ChangeRecord> {
     Some(ChangeRecord::Version {
         version,
         unsettled_until: None,
+        log: Some(7),
     })
 }
 
@@ -60,6 +61,7 @@ impl Fake {
         *self.record.lock().unwrap() = Some(ChangeRecord::Version {
             version,
             unsettled_until: until,
+            log: Some(7),
         });
     }
     fn write(&self, items: Vec<ListItem>, bump: bool) {
@@ -113,6 +115,14 @@ impl ShowStore for Fake {
     }
     async fn get(&self, _: &Slug) -> Result<Option<StoredShow>, StoreError> {
         Ok(None)
+    }
+    async fn catalogue_items(&self, slugs: &[String]) -> Result<Vec<ListItem>, StoreError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .iter()
+            .filter(|i| slugs.contains(&i.slug))
+            .cloned()
+            .collect())
     }
     async fn delete(&self, _: &Slug, _: &Actor) -> Result<bool, StoreError> {
         Ok(false)
@@ -230,9 +240,12 @@ async fn a_cold_fill_from_a_record_settled_in_the_past_reads_the_index_once() {
     let record = Some(ChangeRecord::Version {
         version: 3,
         unsettled_until: Some(clock.now() - Duration::from_secs(5)),
+        log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
-    cache.current(&store).await.unwrap();
+    let snapshot = cache.current(&store).await.unwrap();
+    // Settled: a changes cursor at the version it was filled from.
+    assert_eq!(cache.position_of(&snapshot), Some((7, 3)));
     for n in 2..5 {
         expire(&cache).await;
         cache.current(&store).await.unwrap();
@@ -248,9 +261,12 @@ async fn writes_still_landing_are_read_once_after_their_time_even_at_the_same_ve
     let record = Some(ChangeRecord::Version {
         version: 5,
         unsettled_until: Some(clock.now() + Duration::from_secs(300)),
+        log: Some(7),
     });
     let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
-    cache.current(&store).await.unwrap();
+    let snapshot = cache.current(&store).await.unwrap();
+    // Its writes may still land: a changes cursor before every change, not at 5.
+    assert_eq!(cache.position_of(&snapshot), Some((7, 0)));
     // A batch lands after the fill read the index.
     fake.write(vec![item(1, "show/a"), item(2, "show/b")], false);
     // Before the deadline (and the clock margin) passes: checks only.
@@ -261,8 +277,15 @@ async fn writes_still_landing_are_read_once_after_their_time_even_at_the_same_ve
     }
     // Past it: one settle reads the index (a cold fill knows no settled version)...
     expire(&cache).await;
-    assert_eq!(cache.current(&store).await.unwrap().len(), 2);
+    let settled = cache.current(&store).await.unwrap();
+    assert_eq!(settled.len(), 2);
     assert_eq!(fake.counts(), (6, 2));
+    assert_eq!(cache.position_of(&settled), Some((7, 5)));
+    assert_eq!(
+        cache.position_of(&snapshot),
+        None,
+        "not the one held any more"
+    );
     // ...and only one.
     for n in 7..10 {
         expire(&cache).await;
@@ -580,6 +603,7 @@ async fn a_read_of_the_index_after_a_pending_settles_time_pays_it_and_a_delta_do
         let record = Some(ChangeRecord::Version {
             version: 1,
             unsettled_until: Some(clock.now() + Duration::from_secs(100)),
+            log: Some(7),
         });
         let (fake, store, cache) = setup(vec![item(1, "show/a")], record, policy());
         cache.current(&store).await.unwrap();

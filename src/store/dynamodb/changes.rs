@@ -8,9 +8,12 @@
 //! concurrent writes of a show won, the table says). A changed show costs a task one
 //! read unit (up to 4 KB); re-reading the index costs what the catalogue holds.
 //!
-//! Entries carry `expiresAt` (epoch seconds, [`KEEP`] after the write) for the table's
-//! TTL (enabled by `infra/modules/data`); a task that held its catalogue longer than
-//! that reads the index. An entry is put just after the bump that numbered it, so a
+//! Entries carry `expiresAt` (epoch seconds, the retention after the write,
+//! `APP__CHANGES__RETENTIONHOURS`) for the table's TTL (enabled by `infra/modules/data`);
+//! readers treat an entry past it as missing, whether or not TTL has deleted it yet. An
+//! entry holds every slug its write named (a feed's 1000 fit one item; more go to parts),
+//! and says whether it is a write's announcement (`openUntil`) or the bump after it
+//! (`closes`): the change feed serves an announced write only once it has landed. An entry is put just after the bump that numbered it, so a
 //! reader can see a version a few milliseconds before its entry: a missing entry is
 //! asked for once more after [`MISSING_RETRY`] before the answer is
 //! [`Changes::Unknown`]. A writer that fails between the two (or never writes entries:
@@ -20,12 +23,13 @@ use super::errors::{self, CallContext};
 use super::item::{self, Item};
 use super::units;
 use crate::store::layout::{
-    CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS,
-    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
-    GSI_RANGE_KEY, SHOW_CREATED_AT, SHOW_OWNER, TABLE_HASH_KEY,
+    CHANGE_LOG_CLOSES, CHANGE_LOG_COUNT, CHANGE_LOG_EXPIRES, CHANGE_LOG_MAX_SLUGS,
+    CHANGE_LOG_OPEN_UNTIL, CHANGE_LOG_PARTS, CHANGE_LOG_PREFIX, CHANGE_LOG_SLUGS,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_LOG_ID, CHANGE_RECORD_UNSETTLED,
+    GSI_HASH_KEY, GSI_RANGE_KEY, SHOW_CREATED_AT, SHOW_OWNER, TABLE_HASH_KEY,
 };
 use crate::store::usage::{self, Call};
-use crate::store::{Changes, StoreError};
+use crate::store::{Changes, ListItem, LogEntry, LogRead, StoreError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
@@ -43,11 +47,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// more re-read of the logged shows, later.
 pub const INDEX_LAG_MARGIN: Duration = Duration::from_secs(2);
 
-/// How long an entry is kept (the table's TTL deletes it within a day or two after).
-pub const KEEP: Duration = Duration::from_secs(3600);
 /// At most this many versions in one answer: one `BatchGetItem` (DynamoDB's limit: 100
 /// keys per call).
-pub const MAX_VERSIONS: u64 = 100;
+pub const MAX_VERSIONS: u64 = crate::store::MAX_LOG_READ;
 /// How long a reader waits before asking again for an entry not written yet.
 const MISSING_RETRY: Duration = Duration::from_millis(100);
 /// `BatchGetItem` calls for one answer's shows in flight at once.
@@ -60,19 +62,60 @@ pub fn entry_key(version: u64) -> String {
     format!("{CHANGE_LOG_PREFIX}{version}")
 }
 
-/// Puts the entry of `version`: the slugs its write named, or none when they are more
-/// than an entry holds (readers then read the index).
+/// The key of part `i` (1 ..) of the entry of `version`.
+fn part_key(version: u64, i: usize) -> String {
+    format!("{CHANGE_LOG_PREFIX}{version}/{i}")
+}
+
+/// What kind of bump an entry follows.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryKind {
+    /// A write's announcement: its shows may land until this time.
+    Open { until: SystemTime },
+    /// The bump after a write (the version of its announcement, when known).
+    Close { announced: Option<u64> },
+}
+
+/// Puts the entry of `version`: every slug its write named (in parts of
+/// [`CHANGE_LOG_MAX_SLUGS`]: the parts first, so an entry read has all of them), kept
+/// `retention` (its `expiresAt`).
 pub async fn put(
     client: &Client,
     table: &str,
     version: u64,
-    slugs: Vec<String>,
+    mut slugs: Vec<String>,
+    kind: EntryKind,
+    retention: Duration,
 ) -> Result<(), StoreError> {
     let expires = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .saturating_add(KEEP)
+        .saturating_add(retention)
         .as_secs();
+    slugs.sort_unstable();
+    slugs.dedup();
+    let chunks: Vec<Vec<String>> = slugs
+        .chunks(CHANGE_LOG_MAX_SLUGS)
+        .map(<[String]>::to_vec)
+        .collect();
+    let parts = chunks.len().max(1);
+    let count = slugs.len();
+    let mut chunks = chunks.into_iter();
+    let first = chunks.next().unwrap_or_default();
+    for (i, chunk) in chunks.enumerate() {
+        let part = HashMap::from([
+            (
+                TABLE_HASH_KEY.to_string(),
+                AttributeValue::S(part_key(version, i + 1)),
+            ),
+            (
+                CHANGE_LOG_EXPIRES.to_string(),
+                AttributeValue::N(expires.to_string()),
+            ),
+            (CHANGE_LOG_SLUGS.to_string(), AttributeValue::Ss(chunk)),
+        ]);
+        put_item(client, table, part).await?;
+    }
     let mut entry = HashMap::from([
         (
             TABLE_HASH_KEY.to_string(),
@@ -83,15 +126,42 @@ pub async fn put(
             AttributeValue::N(expires.to_string()),
         ),
     ]);
-    // A string set cannot be empty; no set reads as "unknown".
-    if !slugs.is_empty() && slugs.len() <= CHANGE_LOG_MAX_SLUGS {
-        entry.insert(CHANGE_LOG_SLUGS.to_string(), AttributeValue::Ss(slugs));
+    // A string set cannot be empty: a write naming nothing logs no set (an empty entry).
+    if !first.is_empty() {
+        entry.insert(CHANGE_LOG_SLUGS.to_string(), AttributeValue::Ss(first));
     }
+    entry.insert(
+        CHANGE_LOG_COUNT.into(),
+        AttributeValue::N(count.to_string()),
+    );
+    if parts > 1 {
+        entry.insert(
+            CHANGE_LOG_PARTS.into(),
+            AttributeValue::N(parts.to_string()),
+        );
+    }
+    match kind {
+        EntryKind::Open { until } => {
+            entry.insert(CHANGE_LOG_OPEN_UNTIL.into(), millis(until));
+        }
+        EntryKind::Close { announced: Some(v) } => {
+            entry.insert(CHANGE_LOG_CLOSES.into(), AttributeValue::N(v.to_string()));
+        }
+        EntryKind::Close { announced: None } => {}
+    }
+    put_item(client, table, entry).await
+}
+
+async fn put_item(
+    client: &Client,
+    table: &str,
+    item: HashMap<String, AttributeValue>,
+) -> Result<(), StoreError> {
     let call = Call::start("dynamodb", "PutItem");
     let res = client
         .put_item()
         .table_name(table)
-        .set_item(Some(entry))
+        .set_item(Some(item))
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .send()
         .await
@@ -100,6 +170,15 @@ pub async fn put(
     let out = res?;
     usage::consumed("PutItem", 0.0, units(out.consumed_capacity()), 1);
     Ok(())
+}
+
+fn millis(t: SystemTime) -> AttributeValue {
+    AttributeValue::N(
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            .to_string(),
+    )
 }
 
 /// The change record after a [`bump`].
@@ -124,14 +203,8 @@ pub async fn bump(
     until: SystemTime,
     replaces: Option<SystemTime>,
 ) -> Result<Bumped, StoreError> {
-    let millis = |t: SystemTime| {
-        AttributeValue::N(
-            t.duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis()
-                .to_string(),
-        )
-    };
+    // The log's id, set by the first bump and kept (63 bits, not 0).
+    let log_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1).max(1);
     for conditional in [true, false] {
         let call = Call::start("dynamodb", "UpdateItem");
         let request = client
@@ -140,13 +213,15 @@ pub async fn bump(
             .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
             .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_names("#l", CHANGE_RECORD_LOG_ID)
+            .expression_attribute_values(":log", AttributeValue::N(log_id.to_string()))
             .return_values(ReturnValue::UpdatedNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match (conditional, replaces) {
-            (false, _) => request.update_expression("ADD #v :one"),
+            (false, _) => request.update_expression("ADD #v :one SET #l = if_not_exists(#l, :log)"),
             (true, mine) => {
                 let request = request
-                    .update_expression("ADD #v :one SET #u = :until")
+                    .update_expression("ADD #v :one SET #u = :until, #l = if_not_exists(#l, :log)")
                     .expression_attribute_names("#u", CHANGE_RECORD_UNSETTLED)
                     .expression_attribute_values(":until", millis(until));
                 match mine {
@@ -195,6 +270,11 @@ pub fn unsettled_until(value: Option<&AttributeValue>) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
+/// A whole number attribute.
+fn number(value: Option<&AttributeValue>) -> Option<u64> {
+    value?.as_n().ok()?.parse().ok()
+}
+
 fn cx<'a>(table: &'a str, operation: &'static str) -> CallContext<'a> {
     CallContext {
         operation,
@@ -214,33 +294,112 @@ pub async fn since(
     if upto <= since || upto - since > MAX_VERSIONS {
         return Ok(Changes::Unknown);
     }
-    let mut wanted: Vec<String> = (since + 1..=upto).map(entry_key).collect();
-    let mut entries = Vec::with_capacity(wanted.len());
-    for attempt in 0..2 {
-        let found = batch_get(client, table, wanted.clone(), Projection::Entry).await?;
-        let keys: BTreeSet<&str> = found.iter().filter_map(item::slug_of).collect();
-        wanted.retain(|k| !keys.contains(k.as_str()));
-        entries.extend(found);
-        if wanted.is_empty() {
-            break;
-        }
-        if attempt == 0 {
-            tokio::time::sleep(MISSING_RETRY).await;
-        } else {
-            return Ok(Changes::Unknown);
-        }
-    }
+    let LogRead::Entries(entries) = entries(client, table, since, upto).await? else {
+        return Ok(Changes::Unknown);
+    };
     let mut slugs = BTreeSet::new();
-    for entry in &entries {
-        let Some(named) = entry.get(CHANGE_LOG_SLUGS).and_then(|a| a.as_ss().ok()) else {
-            return Ok(Changes::Unknown);
-        };
-        slugs.extend(named.iter().cloned());
+    for entry in entries {
+        slugs.extend(entry.slugs);
         if slugs.len() > max_shows {
             return Ok(Changes::Unknown);
         }
     }
     let slugs: Vec<String> = slugs.into_iter().collect();
+    let items = catalogue_items(client, table, &slugs).await?;
+    Ok(Changes::Shows { slugs, items })
+}
+
+/// The entries of versions `since + 1 ..= upto` (at most [`MAX_VERSIONS`]), strongly
+/// consistent; one past its `expiresAt` reads as missing (TTL deletes it days later). A
+/// missing entry is asked for once more after [`MISSING_RETRY`] (its writer puts it
+/// just after the bump that numbered it).
+pub async fn entries(
+    client: &Client,
+    table: &str,
+    since: u64,
+    upto: u64,
+) -> Result<LogRead, StoreError> {
+    let upto = upto.min(since.saturating_add(MAX_VERSIONS));
+    if upto <= since {
+        return Ok(LogRead::Entries(Vec::new()));
+    }
+    let mut wanted: Vec<String> = (since + 1..=upto).map(entry_key).collect();
+    let mut found: HashMap<String, Item> = HashMap::with_capacity(wanted.len());
+    for attempt in 0..2 {
+        let got = batch_get(client, table, wanted.clone(), Projection::Entry).await?;
+        for it in got {
+            if let Some(key) = item::slug_of(&it) {
+                found.insert(key.to_string(), it);
+            }
+        }
+        wanted.retain(|k| !found.contains_key(k));
+        if wanted.is_empty() || attempt == 1 {
+            break;
+        }
+        tokio::time::sleep(MISSING_RETRY).await;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut out = Vec::with_capacity(found.len());
+    let mut more: Vec<(usize, String)> = Vec::new();
+    for version in since + 1..=upto {
+        let Some(entry) = found.get(&entry_key(version)) else {
+            return Ok(LogRead::Gap { missing: version });
+        };
+        if number(entry.get(CHANGE_LOG_EXPIRES)).is_none_or(|t| t < now) {
+            return Ok(LogRead::Expired { version });
+        }
+        let slugs = entry
+            .get(CHANGE_LOG_SLUGS)
+            .and_then(|a| a.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        // An entry from before every write was logged whole may lack its slugs.
+        if entry.get(CHANGE_LOG_COUNT).is_none() && slugs.is_empty() {
+            return Ok(LogRead::Gap { missing: version });
+        }
+        let parts = number(entry.get(CHANGE_LOG_PARTS)).unwrap_or(1) as usize;
+        more.extend((1..parts).map(|i| (out.len(), part_key(version, i))));
+        out.push(LogEntry {
+            version,
+            slugs,
+            open_until: unsettled_until(entry.get(CHANGE_LOG_OPEN_UNTIL)),
+            closes: number(entry.get(CHANGE_LOG_CLOSES)),
+        });
+    }
+    for chunk in more.chunks(100) {
+        let keys = chunk.iter().map(|(_, k)| k.clone()).collect();
+        let got = batch_get(client, table, keys, Projection::Entry).await?;
+        let by_key: HashMap<&str, &Item> = got
+            .iter()
+            .filter_map(|it| Some((item::slug_of(it)?, it)))
+            .collect();
+        for (at, key) in chunk {
+            let Some(part) = by_key.get(key.as_str()) else {
+                return Ok(LogRead::Gap {
+                    missing: out[*at].version,
+                });
+            };
+            let named = part.get(CHANGE_LOG_SLUGS).and_then(|a| a.as_ss().ok());
+            out[*at].slugs.extend(named.into_iter().flatten().cloned());
+        }
+    }
+    for entry in &mut out {
+        entry.slugs.sort_unstable();
+        entry.slugs.dedup();
+    }
+    Ok(LogRead::Entries(out))
+}
+
+/// Of `slugs`, the shows in the catalogue now (`drmKey = 1 AND episodeCount > 0`, what
+/// the index query keeps), by strongly consistent `BatchGetItem`s of 100.
+pub async fn catalogue_items(
+    client: &Client,
+    table: &str,
+    slugs: &[String],
+) -> Result<Vec<ListItem>, StoreError> {
     let chunks: Vec<Vec<String>> = slugs.chunks(100).map(<[String]>::to_vec).collect();
     let shows: Vec<Vec<Item>> = futures::stream::iter(
         chunks
@@ -250,17 +409,15 @@ pub async fn since(
     .buffer_unordered(CONCURRENCY)
     .try_collect()
     .await?;
-    // In the catalogue: what the index query keeps, `drmKey = 1 AND episodeCount > 0`.
     let drm =
         |it: &&Item| (it.get(GSI_HASH_KEY).and_then(|a| a.as_n().ok())).is_some_and(|v| v == "1");
-    let items = shows
+    Ok(shows
         .iter()
         .flatten()
         .filter(drm)
         .filter_map(item::to_list_item)
         .filter(|li| li.episode_count > 0)
-        .collect();
-    Ok(Changes::Shows { slugs, items })
+        .collect())
 }
 
 /// What [`batch_get`] reads of each item.
@@ -291,8 +448,13 @@ pub(super) async fn batch_get(
         .expression_attribute_names("#slug", TABLE_HASH_KEY);
     let request = match projection {
         Projection::Entry => request
-            .projection_expression("#slug, #slugs")
-            .expression_attribute_names("#slugs", CHANGE_LOG_SLUGS),
+            .projection_expression("#slug, #slugs, #exp, #parts, #open, #closes, #count")
+            .expression_attribute_names("#count", CHANGE_LOG_COUNT)
+            .expression_attribute_names("#slugs", CHANGE_LOG_SLUGS)
+            .expression_attribute_names("#exp", CHANGE_LOG_EXPIRES)
+            .expression_attribute_names("#parts", CHANGE_LOG_PARTS)
+            .expression_attribute_names("#open", CHANGE_LOG_OPEN_UNTIL)
+            .expression_attribute_names("#closes", CHANGE_LOG_CLOSES),
         Projection::Show => request
             .projection_expression("#slug, #title, #image.#showImage, #episodeCount, #drmKey")
             .expression_attribute_names("#title", "title")

@@ -53,14 +53,14 @@ mod tests;
 
 use super::usage::{self, Call};
 use super::{
-    Assignment, ChangeRecord, Changes, ListItem, Page, PageRequest, ShowStore, StoreError,
+    Assignment, ChangeRecord, Changes, ListItem, LogRead, Page, PageRequest, ShowStore, StoreError,
     StoredShow,
 };
 use crate::config::DynamoSettings;
 use crate::domain::{Actor, Partner, Show, Slug, Timestamp};
 use crate::store::layout::{
-    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_UNSETTLED, GSI_HASH_KEY,
-    GSI_RANGE_KEY, TABLE_HASH_KEY,
+    CHANGE_RECORD_ATTRIBUTE, CHANGE_RECORD_KEY, CHANGE_RECORD_LOG_ID, CHANGE_RECORD_UNSETTLED,
+    GSI_HASH_KEY, GSI_RANGE_KEY, TABLE_HASH_KEY,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -96,6 +96,17 @@ pub struct DynamoStore {
     /// `Limit` of each catalogue page when the caller gave none (`None`: DynamoDB's 1 MB
     /// pages). Tests lower it to prove that every page is followed.
     page_limit: Option<i32>,
+    /// How long the change log keeps an entry (its `expiresAt`).
+    retention: Duration,
+}
+
+/// A write's announcement, for the bump after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Announced {
+    /// The `unsettledUntil` it set (`None`: a later one was kept).
+    until: Option<SystemTime>,
+    /// The version it bumped to.
+    version: Option<u64>,
 }
 
 impl DynamoStore {
@@ -121,7 +132,14 @@ impl DynamoStore {
                 backoff_cap: Duration::from_secs(2),
             },
             page_limit: None,
+            retention: crate::config::ChangesSettings::default().retention,
         }
+    }
+
+    /// The same store, its change log kept `retention` (`APP__CHANGES__RETENTIONHOURS`).
+    pub fn with_retention(mut self, retention: Duration) -> DynamoStore {
+        self.retention = retention;
+        self
     }
 
     /// Sets the backoff of `UnprocessedItems` retries (first pause, largest pause).
@@ -169,12 +187,17 @@ impl DynamoStore {
         what: &str,
         slugs: &[String],
         deadline: Duration,
-    ) -> Result<Option<SystemTime>, StoreError> {
+    ) -> Result<Announced, StoreError> {
         let until = SystemTime::now() + deadline + changes::INDEX_LAG_MARGIN;
         match changes::bump(&self.client, &self.table, until, None).await {
             Ok(bumped) => {
-                self.log_change(what, bumped.version, slugs.to_vec()).await;
-                Ok(bumped.until)
+                let kind = changes::EntryKind::Open { until };
+                self.log_change(what, bumped.version, slugs.to_vec(), kind)
+                    .await;
+                Ok(Announced {
+                    until: bumped.until,
+                    version: bumped.version,
+                })
             }
             Err(e) => {
                 tracing::warn!(
@@ -200,12 +223,15 @@ impl DynamoStore {
         &self,
         what: &str,
         slugs: Vec<String>,
-        announced: Option<SystemTime>,
+        announced: Announced,
     ) -> Result<(), StoreError> {
         let until = SystemTime::now() + changes::INDEX_LAG_MARGIN;
-        match changes::bump(&self.client, &self.table, until, announced).await {
+        match changes::bump(&self.client, &self.table, until, announced.until).await {
             Ok(bumped) => {
-                self.log_change(what, bumped.version, slugs).await;
+                let kind = changes::EntryKind::Close {
+                    announced: announced.version,
+                };
+                self.log_change(what, bumped.version, slugs, kind).await;
                 Ok(())
             }
             Err(e) => {
@@ -224,12 +250,20 @@ impl DynamoStore {
         }
     }
 
-    /// Logs `slugs` under `version` (the change log); a failure is a WARN line.
-    async fn log_change(&self, what: &str, version: Option<u64>, slugs: Vec<String>) {
+    /// Logs `slugs` under `version` (the change log); a failure is a WARN line (a gap:
+    /// caches read the index, change cursors before it get 410).
+    async fn log_change(
+        &self,
+        what: &str,
+        version: Option<u64>,
+        slugs: Vec<String>,
+        kind: changes::EntryKind,
+    ) {
         let Some(version) = version else {
             return;
         };
-        if let Err(e) = changes::put(&self.client, &self.table, version, slugs).await {
+        let (client, table) = (&self.client, &self.table);
+        if let Err(e) = changes::put(client, table, version, slugs, kind, self.retention).await {
             tracing::warn!(
                 table = %self.table,
                 version,
@@ -537,9 +571,10 @@ impl ShowStore for DynamoStore {
             .get_item()
             .table_name(&self.table)
             .key(TABLE_HASH_KEY, AttributeValue::S(CHANGE_RECORD_KEY.into()))
-            .projection_expression("#v, #u")
+            .projection_expression("#v, #u, #l")
             .expression_attribute_names("#v", CHANGE_RECORD_ATTRIBUTE)
             .expression_attribute_names("#u", CHANGE_RECORD_UNSETTLED)
+            .expression_attribute_names("#l", CHANGE_RECORD_LOG_ID)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -556,6 +591,10 @@ impl ShowStore for DynamoStore {
             return Ok(ChangeRecord::Missing);
         };
         let unsettled_until = changes::unsettled_until(record.get(CHANGE_RECORD_UNSETTLED));
+        let log = record
+            .get(CHANGE_RECORD_LOG_ID)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok());
         Ok(record
             .get(CHANGE_RECORD_ATTRIBUTE)
             .and_then(|v| v.as_n().ok())
@@ -563,6 +602,7 @@ impl ShowStore for DynamoStore {
             .map_or(ChangeRecord::Invalid, |version| ChangeRecord::Version {
                 version,
                 unsettled_until,
+                log,
             }))
     }
 
@@ -573,5 +613,13 @@ impl ShowStore for DynamoStore {
         max_shows: usize,
     ) -> Result<Changes, StoreError> {
         changes::since(&self.client, &self.table, since, upto, max_shows).await
+    }
+
+    async fn log_entries(&self, since: u64, upto: u64) -> Result<LogRead, StoreError> {
+        changes::entries(&self.client, &self.table, since, upto).await
+    }
+
+    async fn catalogue_items(&self, slugs: &[String]) -> Result<Vec<ListItem>, StoreError> {
+        changes::catalogue_items(&self.client, &self.table, slugs).await
     }
 }

@@ -64,6 +64,7 @@ use crate::store::layout::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, TableStatus,
 };
@@ -167,6 +168,36 @@ impl DynamoStore {
     /// Creates the table and index when missing (see [`table::ensure`]).
     pub async fn ensure_table(&self, wait: Duration) -> anyhow::Result<table::Outcome> {
         table::ensure(&self.client, &self.table, &self.gsi, wait).await
+    }
+
+    /// One item by slug, strongly consistent (`project` narrows what is read): the show's
+    /// read and the ownership read before a delete. An empty item counts as absent.
+    async fn get_consistent(
+        &self,
+        slug: &Slug,
+        project: impl FnOnce(GetItemFluentBuilder) -> GetItemFluentBuilder,
+    ) -> Result<Option<item::Item>, StoreError> {
+        let call = Call::start("dynamodb", "GetItem");
+        let request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let res = project(request)
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")));
+        call.finish(&res);
+        let out = res?;
+        usage::consumed(
+            "GetItem",
+            units(out.consumed_capacity()),
+            0.0,
+            usize::from(out.item.is_some()),
+        );
+        Ok(out.item.filter(|i| !i.is_empty()))
     }
 
     fn cx(&self, operation: &'static str) -> CallContext<'_> {
@@ -519,26 +550,7 @@ impl ShowStore for DynamoStore {
     }
 
     async fn get(&self, slug: &Slug) -> Result<Option<StoredShow>, StoreError> {
-        let call = Call::start("dynamodb", "GetItem");
-        let res = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk(e, self.cx("GetItem")));
-        call.finish(&res);
-        let out = res?;
-        usage::consumed(
-            "GetItem",
-            units(out.consumed_capacity()),
-            0.0,
-            usize::from(out.item.is_some()),
-        );
-        match out.item {
+        match self.get_consistent(slug, |request| request).await? {
             None => Ok(None),
             Some(it) => item::from_item(&it)
                 .map(|show| {

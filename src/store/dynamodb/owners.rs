@@ -23,7 +23,7 @@
 //!   owner, each conditioned on the show existing.
 
 use super::changes::{self, Projection};
-use super::errors::{self, CallContext};
+use super::errors;
 use super::item::{Item, slug_of};
 use super::{DynamoStore, units};
 use crate::domain::{Actor, Partner, Provenance, Slug, Timestamp};
@@ -277,41 +277,19 @@ pub fn forbidden(slugs: Vec<String>, written: usize) -> StoreError {
     StoreError::Forbidden { slugs, written }
 }
 
-fn cx<'a>(table: &'a str, operation: &'static str) -> CallContext<'a> {
-    CallContext {
-        operation,
-        table,
-        index: None,
-    }
-}
-
 impl DynamoStore {
     /// One show's ownership: a strongly consistent `GetItem` projecting it.
     async fn held_one(&self, slug: &Slug) -> Result<Option<Held>, StoreError> {
-        let call = Call::start("dynamodb", "GetItem");
-        let res = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(TABLE_HASH_KEY, AttributeValue::S(slug.to_string()))
-            .consistent_read(true)
-            .projection_expression("#slug, #owner, #createdAt")
-            .expression_attribute_names("#slug", TABLE_HASH_KEY)
-            .expression_attribute_names("#owner", SHOW_OWNER)
-            .expression_attribute_names("#createdAt", SHOW_CREATED_AT)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk(e, cx(&self.table, "GetItem")));
-        call.finish(&res);
-        let out = res?;
-        usage::consumed(
-            "GetItem",
-            units(out.consumed_capacity()),
-            0.0,
-            usize::from(out.item.is_some()),
-        );
-        Ok(out.item.filter(|i| !i.is_empty()).map(|i| Held::of(&i)))
+        let held = self
+            .get_consistent(slug, |request| {
+                request
+                    .projection_expression("#slug, #owner, #createdAt")
+                    .expression_attribute_names("#slug", TABLE_HASH_KEY)
+                    .expression_attribute_names("#owner", SHOW_OWNER)
+                    .expression_attribute_names("#createdAt", SHOW_CREATED_AT)
+            })
+            .await?;
+        Ok(held.map(|i| Held::of(&i)))
     }
 
     /// Deletes `slug` for `actor` (see the module doc): refused (no call after the read,
@@ -386,7 +364,7 @@ impl DynamoStore {
                 call.finish(&Err::<(), _>(forbidden(Vec::new(), 0)));
                 return Ok(false);
             }
-            Ok(res) => res.map_err(|e| errors::from_sdk(e, cx(&self.table, "DeleteItem"))),
+            Ok(res) => res.map_err(|e| errors::from_sdk(e, self.cx("DeleteItem"))),
             Err(_) => Err(StoreError::Unavailable {
                 reason: "DynamoDB DeleteItem did not end within the write deadline".into(),
                 retry_after: errors::RETRY_AFTER_OUTAGE,
@@ -545,7 +523,7 @@ impl DynamoStore {
                         tokio::time::sleep(pause).await;
                     }
                     None => {
-                        let res = Err(errors::from_sdk(e, cx(&self.table, "TransactWriteItems")));
+                        let res = Err(errors::from_sdk(e, self.cx("TransactWriteItems")));
                         call.finish(&res);
                         return res;
                     }
